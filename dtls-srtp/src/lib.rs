@@ -1,0 +1,172 @@
+//! # cryptic-dtls-srtp: the packets of a call and their protection
+//!
+//! ```text
+//!  Opus frame -> [ RTP packet ] -> [ SRTP protect ] -> ICE socket -> peer
+//!  peer -> ICE socket -> [ SRTP unprotect ] -> [ RTP packet ] -> jitter buffer
+//!                 RTCP reports travel the same way through SRTCP
+//! ```
+//!
+//! This crate holds:
+//!
+//! * [`rtp`]: zero-copy RTP packets (RFC 3550) with RFC 8285 header
+//!   extensions and padding;
+//! * [`rtcp`]: RTCP compound packets: SR, RR, SDES, BYE, and unknown types
+//!   skipped safely;
+//! * [`srtp`]: SRTP and SRTCP with AEAD (RFC 7714): `AEAD_AES_128_GCM` and
+//!   Cryptic's own ChaCha20-Poly1305 profile, rollover counter estimation and
+//!   replay windows, sealing into caller-provided buffers with no allocation
+//!   per packet;
+//! * [`crypto`]: the AEAD backend behind a small provider trait.
+//!
+//! The DTLS handshake that yields the SRTP master keys (RFC 5764) lands here
+//! with a later issue. Everything here is sans-IO: no sockets, no clock.
+//!
+//! ```
+//! use cryptic_dtls_srtp::rtp::RtpHeader;
+//! use cryptic_dtls_srtp::srtp::{Config, MasterKey, Profile, SrtpContext, SRTP_OVERHEAD};
+//!
+//! let key = MasterKey::new(Profile::AeadAes128Gcm, &[7; 16], &[9; 12]).unwrap();
+//! let mut alice = SrtpContext::new(&key, Config::default()).unwrap();
+//! let mut bob = SrtpContext::new(&key, Config::default()).unwrap();
+//!
+//! let mut rtp = [0u8; 200];
+//! let len = RtpHeader::new(111, 1, 960, 0xC0FFEE).write_packet(&[0x55; 80], 0, &mut rtp).unwrap();
+//! let mut wire = [0u8; 200 + SRTP_OVERHEAD];
+//! let sent = alice.protect_rtp(&rtp[..len], &mut wire).unwrap();
+//! let mut plain = [0u8; 256];
+//! let got = bob.unprotect_rtp(&wire[..sent], &mut plain).unwrap();
+//! assert_eq!(&plain[..got], &rtp[..len]);
+//! // The same packet again is a replay.
+//! assert!(bob.unprotect_rtp(&wire[..sent], &mut plain).is_err());
+//! ```
+
+pub mod crypto;
+mod error;
+mod kdf;
+pub mod replay;
+pub mod rtcp;
+pub mod rtp;
+pub mod srtp;
+
+pub use error::Error;
+pub use kdf::CHACHA_KDF_INFO;
+
+/// Entry points for the cargo-fuzz targets in `fuzz/`. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::srtp::{Config, MasterKey, Profile, SrtpContext};
+
+    /// Parses `data` as an RTP packet and walks every accessor.
+    pub fn rtp_parse(data: &[u8]) {
+        if let Ok(p) = crate::rtp::RtpPacket::parse(data) {
+            let _ = (p.marker(), p.payload_type(), p.sequence_number(), p.timestamp(), p.ssrc());
+            let _ = p.csrcs().count();
+            assert!(p.header().len() + p.payload().len() + p.padding_len() == data.len());
+            if let Some(ext) = p.extension() {
+                for e in ext.elements() {
+                    let _ = e.expect("parse checked every element");
+                }
+            }
+        }
+    }
+
+    /// Parses `data` as an RTCP compound and walks every packet.
+    pub fn rtcp_parse(data: &[u8]) {
+        use crate::rtcp::RtcpPacket;
+        if let Ok(c) = crate::rtcp::Compound::parse(data) {
+            for p in c.packets() {
+                match p {
+                    RtcpPacket::SenderReport(sr) => {
+                        let _ = sr.reports().count();
+                    }
+                    RtcpPacket::ReceiverReport(rr) => {
+                        let _ = rr.reports().count();
+                    }
+                    RtcpPacket::SourceDescription(sdes) => {
+                        for chunk in sdes.chunks() {
+                            let chunk = chunk.expect("parse checked every chunk");
+                            for item in chunk.items() {
+                                let _ = item.expect("parse checked every item");
+                            }
+                        }
+                    }
+                    RtcpPacket::Goodbye(bye) => {
+                        let _ = bye.ssrcs().count();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn context(chacha: bool) -> SrtpContext {
+        let key = if chacha {
+            MasterKey::new(Profile::CrypticChaCha20Poly1305, &[3; 32], &[4; 12])
+        } else {
+            MasterKey::new(Profile::AeadAes128Gcm, &[1; 16], &[2; 12])
+        };
+        SrtpContext::new(&key.expect("fixed lengths match"), Config::default().with_max_streams(2))
+            .expect("fixed configuration is valid")
+    }
+
+    /// Feeds `data`, split into datagrams, to an SRTP receiving context,
+    /// interleaved with genuine packets so that the fuzzer reaches the
+    /// states after authentication too.
+    pub fn srtp_unprotect(data: &[u8]) {
+        drive(data, false);
+    }
+
+    /// As [`srtp_unprotect`], for SRTCP.
+    pub fn srtcp_unprotect(data: &[u8]) {
+        drive(data, true);
+    }
+
+    fn drive(data: &[u8], rtcp: bool) {
+        let Some((&mode, mut rest)) = data.split_first() else {
+            return;
+        };
+        let mut tx = context(mode & 1 != 0);
+        let mut rx = context(mode & 1 != 0);
+        let mut buf = [0u8; 2048];
+        let mut out = [0u8; 2048];
+        while let Some((&op, tail)) = rest.split_first() {
+            let n = usize::from(op & 0x3f).min(tail.len());
+            let (chunk, tail) = tail.split_at(n);
+            rest = tail;
+            if op & 0x80 != 0 {
+                // Protect a genuine packet built from the chunk, maybe
+                // flip one bit of it, and unprotect it.
+                let mut plain = [0u8; 80];
+                plain[0] = 0x80;
+                plain[1] = if rtcp { 201 } else { 111 };
+                plain[2..2 + chunk.len().min(10)].copy_from_slice(&chunk[..chunk.len().min(10)]);
+                if rtcp {
+                    plain[2] = 0;
+                    plain[3] = 1;
+                }
+                let len = if rtcp { 8 } else { 12 + chunk.len().min(60) };
+                let sealed = if rtcp {
+                    tx.protect_rtcp(&plain[..len], &mut buf)
+                } else {
+                    tx.protect_rtp(&plain[..len], &mut buf)
+                };
+                if let Ok(m) = sealed {
+                    if op & 0x40 != 0 && m > 0 {
+                        buf[usize::from(op) % m] ^= 1;
+                    }
+                    let _ = if rtcp {
+                        rx.unprotect_rtcp(&buf[..m], &mut out)
+                    } else {
+                        rx.unprotect_rtp(&buf[..m], &mut out)
+                    };
+                }
+            } else {
+                let _ = if rtcp {
+                    rx.unprotect_rtcp(chunk, &mut out)
+                } else {
+                    rx.unprotect_rtp(chunk, &mut out)
+                };
+            }
+        }
+    }
+}
