@@ -287,9 +287,9 @@ impl<'a> Elements<'a> {
     }
 }
 
-/// An RTP header to serialise with [`RtpHeader::write`].
+/// An RTP header to serialise with [`RtpHeader::write`]. Its fields are the
+/// whole RFC 3550 header, so the struct is exhaustive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub struct RtpHeader<'a> {
     /// The marker bit.
     pub marker: bool,

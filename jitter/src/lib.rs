@@ -1,9 +1,42 @@
 //! # cryptic-jitter: smoothing network delay before the decoder
 //!
 //! ```text
-//!  SRTP unprotect -> [ jitter buffer ] -> Opus decode / PLC / FEC -> ringbuf -> speaker
+//!  ICE socket -> SRTP unprotect -> [ JitterBuffer ] -> Opus decode / PLC / FEC
+//!                                                          |
+//!                              speaker <- cpal callback <- [ PcmConsumer ] <- [ PcmProducer ]
 //! ```
 //!
-//! **Not implemented yet.** This crate is a placeholder laid down with the
-//! workspace; the adaptive jitter buffer is the subject of a later issue. It
-//! exports nothing.
+//! Two halves live here:
+//!
+//! - [`JitterBuffer`], a sans-IO state machine that never reads the clock.
+//!   RTP packets go in with their arrival time ([`JitterBuffer::handle_packet`]);
+//!   once per frame period [`JitterBuffer::poll`] hands back exactly one
+//!   [`Playout`]: the next frame's payload, a concealment decision (with the
+//!   following packet's payload when Opus in-band FEC can rebuild the missing
+//!   frame), or silence. Its target delay follows the measured delay variation
+//!   (a high quantile of recent transit times plus a margin), grows at once
+//!   when packets arrive too late, and shrinks slowly, by dropping or
+//!   inserting frames in silence or by asking the audio side to time-stretch.
+//! - [`pcm_channel`], the lock-free hand-off of decoded PCM to the audio
+//!   callback over a `ringbuf` single-producer single-consumer queue. The
+//!   callback side never locks, allocates or blocks; an underrun plays
+//!   silence and is counted.
+//!
+//! [`reference::FixedDelay`] is the classic fixed-delay buffer we measure
+//! ourselves against, in the simulation tests and the benchmarks.
+
+mod buffer;
+mod config;
+mod error;
+mod estimate;
+mod handoff;
+pub mod reference;
+mod seq;
+
+pub use buffer::{Arrival, Conceal, Frame, JitterBuffer, Packet, Playout, Silence, Stats, Stretch};
+pub use config::Config;
+pub use error::Error;
+pub use handoff::{pcm_channel, HandoffStats, PcmConsumer, PcmProducer};
+
+#[doc(hidden)]
+pub mod fuzzing;

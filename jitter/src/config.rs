@@ -1,0 +1,126 @@
+//! Tuning knobs of the jitter buffer.
+
+use core::time::Duration;
+
+use crate::Error;
+
+/// How a [`JitterBuffer`](crate::JitterBuffer) behaves.
+///
+/// Start from [`Config::default`] (48 kHz Opus in 20 ms frames) and change
+/// the fields you need:
+///
+/// ```
+/// # use cryptic_jitter::Config;
+/// # use std::time::Duration;
+/// let mut config = Config::default();
+/// config.frame_samples = 480; // 10 ms frames
+/// config.max_delay = Duration::from_millis(400);
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// RTP clock rate in Hz (48 000 for Opus, RFC 7587).
+    pub clock_rate: u32,
+    /// Samples per frame at `clock_rate`: one frame is played per poll
+    /// (960 = 20 ms, 480 = 10 ms at 48 kHz).
+    pub frame_samples: u32,
+    /// The target delay never goes below this.
+    pub min_delay: Duration,
+    /// The target delay never goes above this; also bounds how long the
+    /// buffer waits for a stalled stream and sizes its slots.
+    pub max_delay: Duration,
+    /// Target delay used until enough packets have been seen to measure
+    /// the network (the first second or so of a call).
+    pub start_delay: Duration,
+    /// Added to the measured delay quantile; also absorbs small jitter of
+    /// the caller's poll instants.
+    pub margin: Duration,
+    /// Fraction of recent packets the target delay should cover, in
+    /// `(0.5, 1.0]`; `0.99` aims at about 1% of packets arriving too late
+    /// before the late-arrival reaction kicks in.
+    pub quantile: f64,
+    /// How many recent packets the delay quantile is measured over
+    /// (500 = 10 s of 20 ms packets).
+    pub history: usize,
+    /// How long the delay of a late packet keeps the target up before it
+    /// starts to decay (the "grow fast, shrink slowly" memory).
+    pub late_hold: Duration,
+    /// How long the buffer must stay deeper than needed before it starts to
+    /// shrink during speech.
+    pub shrink_after: Duration,
+    /// Dead band above the target (beyond one frame) inside which the
+    /// buffer does not shrink; keeps it from hunting.
+    pub hysteresis: Duration,
+    /// `true` when the audio side honours [`Stretch`](crate::Stretch)
+    /// requests (shortens or lengthens a frame slightly). When `false`, the
+    /// buffer shrinks during speech only as a fallback, by dropping a frame.
+    pub time_stretch: bool,
+    /// Largest payload accepted, in bytes: the size of each preallocated slot.
+    pub max_payload: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            clock_rate: 48_000,
+            frame_samples: 960,
+            min_delay: Duration::ZERO,
+            max_delay: Duration::from_millis(1_000),
+            start_delay: Duration::from_millis(40),
+            margin: Duration::from_millis(5),
+            quantile: 0.99,
+            history: 500,
+            late_hold: Duration::from_secs(10),
+            shrink_after: Duration::from_millis(200),
+            hysteresis: Duration::from_millis(5),
+            time_stretch: false,
+            max_payload: 1_500,
+        }
+    }
+}
+
+impl Config {
+    /// Duration of one frame.
+    pub fn frame_duration(&self) -> Duration {
+        Duration::from_micros(
+            u64::from(self.frame_samples) * 1_000_000 / u64::from(self.clock_rate.max(1)),
+        )
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if self.clock_rate == 0 {
+            return Err(Error::InvalidConfig("clock_rate must be positive"));
+        }
+        if self.frame_samples == 0 || self.frame_samples > self.clock_rate {
+            return Err(Error::InvalidConfig(
+                "frame_samples must be between 1 and one second",
+            ));
+        }
+        if self.max_delay < self.min_delay || self.max_delay > Duration::from_secs(10) {
+            return Err(Error::InvalidConfig(
+                "max_delay must be at least min_delay and at most 10 s",
+            ));
+        }
+        if !(self.quantile > 0.5 && self.quantile <= 1.0) {
+            return Err(Error::InvalidConfig("quantile must be in (0.5, 1.0]"));
+        }
+        if self.history == 0 || self.history > 1 << 16 {
+            return Err(Error::InvalidConfig("history must be between 1 and 65536"));
+        }
+        if self.max_payload == 0 || self.max_payload > 1 << 16 {
+            return Err(Error::InvalidConfig(
+                "max_payload must be between 1 and 65536",
+            ));
+        }
+        let long = Duration::from_secs(3_600);
+        if self.start_delay > long
+            || self.margin > long
+            || self.late_hold > long
+            || self.shrink_after > long
+            || self.hysteresis > long
+        {
+            return Err(Error::InvalidConfig("durations must be at most one hour"));
+        }
+        Ok(())
+    }
+}
