@@ -114,14 +114,20 @@ impl fmt::Display for Error {
             }
             Error::TooManyStreams => f.write_str("too many SSRC streams for this context"),
             Error::BufferTooSmall { needed, got } => {
-                write!(f, "output buffer too small: needed {needed} bytes, got {got}")
+                write!(
+                    f,
+                    "output buffer too small: needed {needed} bytes, got {got}"
+                )
             }
             Error::BadKeyLength { expected, got } => {
                 write!(f, "wrong key length: expected {expected} bytes, got {got}")
             }
             Error::BadConfig(what) => write!(f, "invalid configuration: {what}"),
             Error::IndexReused { index } => {
-                write!(f, "refusing to protect index {index} twice (AEAD nonce reuse)")
+                write!(
+                    f,
+                    "refusing to protect index {index} twice (AEAD nonce reuse)"
+                )
             }
             Error::KeyExhausted => f.write_str("packet index space exhausted: re-key required"),
             Error::Crypto => f.write_str("cryptographic backend failure"),

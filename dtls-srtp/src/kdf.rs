@@ -26,7 +26,12 @@ pub const CHACHA_KDF_INFO: &[u8] = b"cryptic srtp chacha20-poly1305 v1";
 /// the 96-bit salt of the AEAD profiles, RFC 7714 section 11) with the
 /// label XORed into its eighth octet (the key_id `label || r` with `r = 0`,
 /// right-aligned in 112 bits).
-pub(crate) fn aes_cm_prf(master_key: &[u8], master_salt: &[u8], label: u8, out: &mut [u8]) -> Result<(), Error> {
+pub(crate) fn aes_cm_prf(
+    master_key: &[u8],
+    master_salt: &[u8],
+    label: u8,
+    out: &mut [u8],
+) -> Result<(), Error> {
     if master_salt.len() > 14 {
         return Err(Error::BadKeyLength {
             expected: 14,
@@ -66,7 +71,12 @@ fn fill_ctr(encrypt: impl Fn(&mut aes::Block), iv: &mut [u8; 16], out: &mut [u8]
 /// The ChaCha20-Poly1305 profile's derivation: `HKDF-SHA256` with the
 /// master salt as HKDF salt, the master key as input keying material, and
 /// `info = CHACHA_KDF_INFO || label`, expanded to `out.len()` bytes.
-pub(crate) fn hkdf_sha256(master_key: &[u8], master_salt: &[u8], label: u8, out: &mut [u8]) -> Result<(), Error> {
+pub(crate) fn hkdf_sha256(
+    master_key: &[u8],
+    master_salt: &[u8],
+    label: u8,
+    out: &mut [u8],
+) -> Result<(), Error> {
     struct Len(usize);
     impl ring::hkdf::KeyType for Len {
         fn len(&self) -> usize {
@@ -108,9 +118,11 @@ mod tests {
         aes_cm_prf(&key, &salt, 0x01, &mut out).unwrap();
         assert_eq!(
             out[..],
-            hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA48F0A0ACF3C34E2359E6CDBCE
+            hex(
+                "CEBE321F6FF7716B6FD4AB49AF256A156D38BAA48F0A0ACF3C34E2359E6CDBCE
                  E049646C43D9327AD175578EF72270986371C10C9A369AC2F94A8C5FBCDDDC25
-                 6D6E919A48B610EF17C2041E474035766B68642C59BBFC2F34DB60DBDFB2")[..]
+                 6D6E919A48B610EF17C2041E474035766B68642C59BBFC2F34DB60DBDFB2"
+            )[..]
         );
     }
 

@@ -59,7 +59,13 @@ pub mod fuzzing {
     /// Parses `data` as an RTP packet and walks every accessor.
     pub fn rtp_parse(data: &[u8]) {
         if let Ok(p) = crate::rtp::RtpPacket::parse(data) {
-            let _ = (p.marker(), p.payload_type(), p.sequence_number(), p.timestamp(), p.ssrc());
+            let _ = (
+                p.marker(),
+                p.payload_type(),
+                p.sequence_number(),
+                p.timestamp(),
+                p.ssrc(),
+            );
             let _ = p.csrcs().count();
             assert!(p.header().len() + p.payload().len() + p.padding_len() == data.len());
             if let Some(ext) = p.extension() {
@@ -105,8 +111,11 @@ pub mod fuzzing {
         } else {
             MasterKey::new(Profile::AeadAes128Gcm, &[1; 16], &[2; 12])
         };
-        SrtpContext::new(&key.expect("fixed lengths match"), Config::default().with_max_streams(2))
-            .expect("fixed configuration is valid")
+        SrtpContext::new(
+            &key.expect("fixed lengths match"),
+            Config::default().with_max_streams(2),
+        )
+        .expect("fixed configuration is valid")
     }
 
     /// Feeds `data`, split into datagrams, to an SRTP receiving context,

@@ -286,7 +286,9 @@ impl ReportBlock {
 }
 
 fn report_blocks(bytes: &[u8]) -> impl ExactSizeIterator<Item = ReportBlock> + '_ {
-    bytes.chunks_exact(REPORT_BLOCK_LEN).map(ReportBlock::decode)
+    bytes
+        .chunks_exact(REPORT_BLOCK_LEN)
+        .map(ReportBlock::decode)
 }
 
 /// A sender report.
@@ -583,8 +585,8 @@ mod tests {
             packet_count: 10,
             octet_count: 11,
         };
-        let mut n = write_sender_report(&mut buf, &info, &[sample_block(1), sample_block(2)])
-            .unwrap();
+        let mut n =
+            write_sender_report(&mut buf, &info, &[sample_block(1), sample_block(2)]).unwrap();
         n += write_receiver_report(&mut buf[n..], 8, &[sample_block(3)]).unwrap();
         n += write_sdes(&mut buf[n..], 7, &[(SDES_CNAME, b"alice@cryptic")]).unwrap();
         n += write_bye(&mut buf[n..], &[7, 8], Some(b"hangup")).unwrap();
@@ -611,7 +613,10 @@ mod tests {
         let chunk = sdes.chunks().next().unwrap().unwrap();
         assert_eq!(chunk.ssrc, 7);
         let item = chunk.items().next().unwrap().unwrap();
-        assert_eq!((item.item_type, item.text), (SDES_CNAME, &b"alice@cryptic"[..]));
+        assert_eq!(
+            (item.item_type, item.text),
+            (SDES_CNAME, &b"alice@cryptic"[..])
+        );
         let RtcpPacket::Goodbye(bye) = packets[3] else {
             panic!("not BYE")
         };

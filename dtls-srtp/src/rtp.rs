@@ -323,9 +323,7 @@ impl<'a> RtpHeader<'a> {
 
     /// Bytes [`RtpHeader::write`] will produce.
     pub fn len(&self) -> usize {
-        FIXED_HEADER_LEN
-            + 4 * self.csrcs.len()
-            + self.extension.map_or(0, |e| 4 + e.data.len())
+        FIXED_HEADER_LEN + 4 * self.csrcs.len() + self.extension.map_or(0, |e| 4 + e.data.len())
     }
 
     /// Always `false`: a header has at least its fixed twelve bytes.
@@ -383,7 +381,12 @@ impl<'a> RtpHeader<'a> {
     /// Writes a whole packet: this header, `payload`, then `padding` octets
     /// of padding (0 for none; the last octet holds the count, so a
     /// non-zero `padding` counts itself). Returns the packet length.
-    pub fn write_packet(&self, payload: &[u8], padding: u8, out: &mut [u8]) -> Result<usize, Error> {
+    pub fn write_packet(
+        &self,
+        payload: &[u8],
+        padding: u8,
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
         let total = self.len() + payload.len() + usize::from(padding);
         if out.len() < total {
             return Err(Error::BufferTooSmall {
@@ -429,7 +432,9 @@ impl<'a> ExtensionWriter<'a> {
     /// Starts an empty block of the given form in `buf`.
     pub fn new(form: ExtensionForm, buf: &'a mut [u8]) -> Result<Self, Error> {
         if form == ExtensionForm::Other {
-            return Err(Error::BadConfig("ExtensionWriter writes RFC 8285 forms only"));
+            return Err(Error::BadConfig(
+                "ExtensionWriter writes RFC 8285 forms only",
+            ));
         }
         Ok(ExtensionWriter { form, buf, len: 0 })
     }
@@ -454,7 +459,11 @@ impl<'a> ExtensionWriter<'a> {
                 [id, data.len() as u8]
             }
         };
-        let head = &head[..if self.form == ExtensionForm::OneByte { 1 } else { 2 }];
+        let head = &head[..if self.form == ExtensionForm::OneByte {
+            1
+        } else {
+            2
+        }];
         let end = self.len + head.len() + data.len();
         // Room for the element plus the padding `finish` may add.
         let needed = end.next_multiple_of(4);
@@ -596,7 +605,13 @@ mod tests {
             data: &data,
         };
         let v: Vec<_> = e.elements().collect();
-        assert_eq!(v, vec![Ok(Element { id: 1, data: &[0xaa] })]);
+        assert_eq!(
+            v,
+            vec![Ok(Element {
+                id: 1,
+                data: &[0xaa]
+            })]
+        );
     }
 
     #[test]

@@ -320,8 +320,12 @@ impl SrtpContext {
         let mut result = Ok(());
         for (i, (key_label, salt_label)) in labels.into_iter().enumerate() {
             result = result
-                .and_then(|_| profile.derive(master.key(), &master.salt, key_label, &mut keys[i][..klen]))
-                .and_then(|_| profile.derive(master.key(), &master.salt, salt_label, &mut salts[i]));
+                .and_then(|_| {
+                    profile.derive(master.key(), &master.salt, key_label, &mut keys[i][..klen])
+                })
+                .and_then(|_| {
+                    profile.derive(master.key(), &master.salt, salt_label, &mut salts[i])
+                });
         }
         let context = result.and_then(|_| {
             Self::with_session_keys(

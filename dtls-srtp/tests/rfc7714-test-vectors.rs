@@ -4,6 +4,8 @@
 //! against RFC 3711 appendix B.3 in the crate's unit tests and against
 //! libsrtp in `tests/tests/srtp-interop-libsrtp.rs`.
 
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
 use cryptic_dtls_srtp::crypto::RingProvider;
 use cryptic_dtls_srtp::srtp::{Config, Profile, SrtpContext};
 use cryptic_dtls_srtp::Error;

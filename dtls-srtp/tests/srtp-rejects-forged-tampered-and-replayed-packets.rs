@@ -3,6 +3,8 @@
 //! authentication; truncated packets are truncated; replays are replays; and
 //! none of these changes the receiver's state.
 
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
 use cryptic_dtls_srtp::rtp::{ExtensionForm, ExtensionWriter, RtpHeader};
 use cryptic_dtls_srtp::srtp::{
     Config, MasterKey, Profile, SrtpContext, SRTCP_OVERHEAD, SRTP_OVERHEAD,
@@ -47,7 +49,8 @@ fn rtp(seq: u16, payload_len: usize) -> Vec<u8> {
 
 fn rtcp_compound() -> Vec<u8> {
     let mut out = vec![0u8; 256];
-    let mut n = rtcp::write_receiver_report(&mut out, SSRC, &[rtcp::ReportBlock::default()]).unwrap();
+    let mut n =
+        rtcp::write_receiver_report(&mut out, SSRC, &[rtcp::ReportBlock::default()]).unwrap();
     n += rtcp::write_sdes(&mut out[n..], SSRC, &[(rtcp::SDES_CNAME, b"bob")]).unwrap();
     out.truncate(n);
     out
@@ -62,7 +65,8 @@ fn seal(tx: &mut SrtpContext, packet: &[u8]) -> Vec<u8> {
 
 fn open(rx: &mut SrtpContext, packet: &[u8]) -> Result<Vec<u8>, Error> {
     let mut out = vec![0u8; packet.len()];
-    rx.unprotect_rtp(packet, &mut out).map(|n| out[..n].to_vec())
+    rx.unprotect_rtp(packet, &mut out)
+        .map(|n| out[..n].to_vec())
 }
 
 #[test]
@@ -94,8 +98,12 @@ fn tampering_any_byte_of_header_payload_or_tag_fails_authentication() {
             }
             let got = open(&mut rx, &bad);
             assert!(
-                matches!(got, Err(Error::AuthenticationFailed) | Err(Error::Malformed(_))
-                    | Err(Error::Truncated { .. })),
+                matches!(
+                    got,
+                    Err(Error::AuthenticationFailed)
+                        | Err(Error::Malformed(_))
+                        | Err(Error::Truncated { .. })
+                ),
                 "{profile:?} byte {at}: {got:?}"
             );
         }
@@ -113,7 +121,11 @@ fn flipping_a_payload_byte_or_a_tag_byte_is_an_authentication_failure() {
         for at in [8, header_len, header_len + 40, sealed.len() - 1] {
             let mut bad = sealed.clone();
             bad[at] ^= 0x80;
-            assert_eq!(open(&mut rx, &bad), Err(Error::AuthenticationFailed), "byte {at}");
+            assert_eq!(
+                open(&mut rx, &bad),
+                Err(Error::AuthenticationFailed),
+                "byte {at}"
+            );
         }
     }
 }
@@ -157,13 +169,25 @@ fn replays_are_rejected_even_after_reordering_and_old_packets_fall_out_of_the_wi
                 open(&mut rx, p).unwrap();
             }
         }
-        assert!(open(&mut rx, &sealed[150]).is_ok(), "late but inside the window");
-        assert_eq!(open(&mut rx, &sealed[150]), Err(Error::Replayed { index: 150 }));
-        assert_eq!(open(&mut rx, &sealed[199]), Err(Error::Replayed { index: 199 }));
+        assert!(
+            open(&mut rx, &sealed[150]).is_ok(),
+            "late but inside the window"
+        );
+        assert_eq!(
+            open(&mut rx, &sealed[150]),
+            Err(Error::Replayed { index: 150 })
+        );
+        assert_eq!(
+            open(&mut rx, &sealed[199]),
+            Err(Error::Replayed { index: 199 })
+        );
         assert_eq!(open(&mut rx, &sealed[71]), Err(Error::TooOld { index: 71 }));
         assert!(open(&mut rx, &sealed[299]).is_ok());
         // 180 was delivered already; 250 arrives late but is new.
-        assert_eq!(open(&mut rx, &sealed[180]), Err(Error::Replayed { index: 180 }));
+        assert_eq!(
+            open(&mut rx, &sealed[180]),
+            Err(Error::Replayed { index: 180 })
+        );
         assert!(open(&mut rx, &sealed[250]).is_ok());
     }
 }

@@ -5,6 +5,8 @@
 //! of the receiver exactly as it went into the sender, and every duplicate
 //! must be rejected, whichever side protects.
 
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
 use cryptic_dtls_srtp::rtcp;
 use cryptic_dtls_srtp::rtp::{ExtensionForm, ExtensionWriter, RtpHeader};
 use cryptic_dtls_srtp::srtp::{Config, MasterKey, Profile, SrtpContext};
@@ -59,7 +61,9 @@ fn rtp_packets(rng: &mut StdRng) -> Vec<Vec<u8>> {
     (0..PACKETS)
         .map(|i| {
             let seq = FIRST_SEQ.wrapping_add(i as u16);
-            let payload: Vec<u8> = (0..rng.random_range(0..=1200)).map(|_| rng.random()).collect();
+            let payload: Vec<u8> = (0..rng.random_range(0..=1200))
+                .map(|_| rng.random())
+                .collect();
             let csrcs: Vec<u32> = (0..rng.random_range(0..3)).map(|_| rng.random()).collect();
             let mut ext_buf = [0u8; 16];
             let mut header = RtpHeader::new(111, seq, 960 * i as u32, SSRC);
@@ -70,7 +74,11 @@ fn rtp_packets(rng: &mut StdRng) -> Vec<Vec<u8>> {
                 w.push(1, &[rng.random()]).unwrap();
                 header.extension = Some(w.finish());
             }
-            let padding = if rng.random_bool(0.1) { rng.random_range(1..=16) } else { 0 };
+            let padding = if rng.random_bool(0.1) {
+                rng.random_range(1..=16)
+            } else {
+                0
+            };
             let mut out = vec![0u8; 1500];
             let n = header.write_packet(&payload, padding, &mut out).unwrap();
             out.truncate(n);
@@ -153,7 +161,10 @@ fn check_delivery(
         match receive(p) {
             Some(plain) => {
                 assert!(!seen[p], "packet {p} accepted twice");
-                assert_eq!(plain, originals[p], "packet {p} differs after the round trip");
+                assert_eq!(
+                    plain, originals[p],
+                    "packet {p} differs after the round trip"
+                );
                 seen[p] = true;
                 tally.delivered += 1;
             }
@@ -211,10 +222,12 @@ fn we_unprotect_srtp_libsrtp_protects_across_rollover_with_reordering_and_duplic
     let order = delivery_order(&mut rng, PACKETS);
     let mut ours = keys.ours();
     let mut out = [0u8; 1600];
-    let tally = check_delivery(&packets, &order, |p| match ours.unprotect_rtp(&sealed[p], &mut out) {
-        Ok(n) => Some(out[..n].to_vec()),
-        Err(Error::Replayed { .. }) => None,
-        Err(e) => panic!("packet {p}: unexpected {e}"),
+    let tally = check_delivery(&packets, &order, |p| {
+        match ours.unprotect_rtp(&sealed[p], &mut out) {
+            Ok(n) => Some(out[..n].to_vec()),
+            Err(Error::Replayed { .. }) => None,
+            Err(e) => panic!("packet {p}: unexpected {e}"),
+        }
     });
     assert_eq!(tally.delivered, PACKETS);
     assert!(tally.duplicates_rejected > 400, "{tally:?}");
@@ -264,10 +277,12 @@ fn we_unprotect_srtcp_libsrtp_protects_with_reordering_and_duplicates() {
     let order = delivery_order(&mut rng, PACKETS);
     let mut ours = keys.ours();
     let mut out = [0u8; 1600];
-    let tally = check_delivery(&packets, &order, |p| match ours.unprotect_rtcp(&sealed[p], &mut out) {
-        Ok(n) => Some(out[..n].to_vec()),
-        Err(Error::Replayed { .. }) => None,
-        Err(e) => panic!("packet {p}: unexpected {e}"),
+    let tally = check_delivery(&packets, &order, |p| {
+        match ours.unprotect_rtcp(&sealed[p], &mut out) {
+            Ok(n) => Some(out[..n].to_vec()),
+            Err(Error::Replayed { .. }) => None,
+            Err(e) => panic!("packet {p}: unexpected {e}"),
+        }
     });
     assert_eq!(tally.delivered, PACKETS);
     assert!(tally.duplicates_rejected > 400, "{tally:?}");
