@@ -7,12 +7,15 @@
 //!   opening the payload with the header as associated data: the floor;
 //! * `ours-aes128gcm` / `ours-chacha20poly1305`: our `SrtpContext`, from a
 //!   plaintext packet to an SRTP packet in a caller's buffer and back;
+//! * `ours-rustcrypto-*`: the same engine on RustCrypto's pure-Rust AEADs,
+//!   the second `CryptoProvider`, to show why ring is the default;
 //! * `libsrtp-aes128gcm`: libsrtp 2 through the `srtp` crate, same packet.
 //!
 //! Run with `cargo bench -p cryptic-benches --bench srtp`; read the ratios
 //! of the medians within a group.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use cryptic_dtls_srtp::crypto::{CryptoProvider, RingProvider, RustCryptoProvider};
 use cryptic_dtls_srtp::rtp::RtpHeader;
 use cryptic_dtls_srtp::srtp::{Config, MasterKey, Profile, SrtpContext, SRTP_OVERHEAD};
 use ring::aead;
@@ -37,13 +40,14 @@ fn set_seq(packet: &mut [u8], seq: u16) {
     packet[2..4].copy_from_slice(&seq.to_be_bytes());
 }
 
-fn ours(profile: Profile) -> SrtpContext {
+fn ours_with(profile: Profile, provider: &dyn CryptoProvider) -> SrtpContext {
     let key: &[u8] = match profile {
         Profile::AeadAes128Gcm => &KEY16,
         _ => &KEY32,
     };
     let master = MasterKey::new(profile, key, &SALT).expect("lengths match the profile");
-    SrtpContext::new(&master, Config::default()).expect("default config is valid")
+    SrtpContext::with_provider(&master, Config::default(), provider)
+        .expect("default config is valid")
 }
 
 fn libsrtp(outbound: bool) -> srtp::Session {
@@ -62,6 +66,28 @@ fn libsrtp(outbound: bool) -> srtp::Session {
     } else {
         srtp::Session::with_inbound_template(policy).expect("valid policy")
     }
+}
+
+/// Our engine on each profile, on ring (the default) and on RustCrypto.
+fn ours_variants() -> [(&'static str, Profile, &'static dyn CryptoProvider); 4] {
+    [
+        ("ours-aes128gcm", Profile::AeadAes128Gcm, &RingProvider),
+        (
+            "ours-chacha20poly1305",
+            Profile::CrypticChaCha20Poly1305,
+            &RingProvider,
+        ),
+        (
+            "ours-rustcrypto-aes128gcm",
+            Profile::AeadAes128Gcm,
+            &RustCryptoProvider,
+        ),
+        (
+            "ours-rustcrypto-chacha20poly1305",
+            Profile::CrypticChaCha20Poly1305,
+            &RustCryptoProvider,
+        ),
+    ]
 }
 
 fn raw_key(alg: &'static aead::Algorithm) -> aead::LessSafeKey {
@@ -108,11 +134,8 @@ fn protect(c: &mut Criterion) {
             });
         }
 
-        for (name, profile) in [
-            ("ours-aes128gcm", Profile::AeadAes128Gcm),
-            ("ours-chacha20poly1305", Profile::CrypticChaCha20Poly1305),
-        ] {
-            let mut tx = ours(profile);
+        for (name, profile, provider) in ours_variants() {
+            let mut tx = ours_with(profile, provider);
             let mut input = plain.clone();
             let mut out = vec![0u8; plain.len() + SRTP_OVERHEAD];
             let mut seq = 0u16;
@@ -186,12 +209,9 @@ fn unprotect(c: &mut Criterion) {
             });
         }
 
-        for (name, profile) in [
-            ("ours-aes128gcm", Profile::AeadAes128Gcm),
-            ("ours-chacha20poly1305", Profile::CrypticChaCha20Poly1305),
-        ] {
-            let mut tx = ours(profile);
-            let mut rx = ours(profile);
+        for (name, profile, provider) in ours_variants() {
+            let mut tx = ours_with(profile, provider);
+            let mut rx = ours_with(profile, provider);
             let mut input = plain.clone();
             let mut out = vec![0u8; plain.len() + SRTP_OVERHEAD];
             let mut seq = 0u16;

@@ -131,3 +131,75 @@ impl AeadCipher for RingCipher {
             .map_err(|_| TagMismatch)
     }
 }
+
+/// RustCrypto's pure-Rust AES-GCM and ChaCha20-Poly1305 (feature
+/// `rustcrypto`): a second backend, so that the choice of ring stays a
+/// measurement and not a habit.
+#[cfg(feature = "rustcrypto")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RustCryptoProvider;
+
+#[cfg(feature = "rustcrypto")]
+mod rustcrypto {
+    use super::{AeadAlgorithm, AeadCipher, CryptoProvider, RustCryptoProvider, TagMismatch};
+    use super::{NONCE_LEN, TAG_LEN};
+    use crate::error::Error;
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+
+    struct Cipher<A>(A);
+
+    impl CryptoProvider for RustCryptoProvider {
+        fn cipher(
+            &self,
+            algorithm: AeadAlgorithm,
+            key: &[u8],
+        ) -> Result<Box<dyn AeadCipher>, Error> {
+            let bad = |_| Error::BadKeyLength {
+                expected: algorithm.key_len(),
+                got: key.len(),
+            };
+            Ok(match algorithm {
+                AeadAlgorithm::Aes128Gcm => Box::new(Cipher(
+                    aes_gcm::Aes128Gcm::new_from_slice(key).map_err(bad)?,
+                )),
+                AeadAlgorithm::ChaCha20Poly1305 => Box::new(Cipher(
+                    chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad)?,
+                )),
+            })
+        }
+    }
+
+    impl<A> AeadCipher for Cipher<A>
+    where
+        A: AeadInPlace + Send + Sync,
+        A: aes_gcm::aead::AeadCore<
+            NonceSize = aes_gcm::aead::consts::U12,
+            TagSize = aes_gcm::aead::consts::U16,
+        >,
+    {
+        fn seal_in_place(
+            &self,
+            nonce: &[u8; NONCE_LEN],
+            aad: &[u8],
+            in_out: &mut [u8],
+        ) -> Result<[u8; TAG_LEN], Error> {
+            let tag = self
+                .0
+                .encrypt_in_place_detached(nonce.into(), aad, in_out)
+                .map_err(|_| Error::Crypto)?;
+            Ok(tag.into())
+        }
+
+        fn open_in_place(
+            &self,
+            nonce: &[u8; NONCE_LEN],
+            aad: &[u8],
+            in_out: &mut [u8],
+            tag: &[u8; TAG_LEN],
+        ) -> Result<(), TagMismatch> {
+            self.0
+                .decrypt_in_place_detached(nonce.into(), aad, in_out, tag.into())
+                .map_err(|_| TagMismatch)
+        }
+    }
+}
