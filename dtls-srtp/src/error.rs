@@ -19,7 +19,7 @@ use core::fmt;
 /// short to hold a header or a tag ([`Error::Truncated`]), a header that does
 /// not parse ([`Error::Malformed`]), and a replay ([`Error::Replayed`],
 /// [`Error::TooOld`]), each checked before the cipher runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// The input ended before a field it announces: `needed` bytes were
@@ -50,6 +50,22 @@ pub enum Error {
     /// A new SSRC arrived while the context already tracks its configured
     /// maximum number of streams.
     TooManyStreams,
+    /// A fingerprint received in signaling is not of the form
+    /// `sha-256 AA:BB:...`; the string says what is wrong.
+    BadFingerprint(&'static str),
+    /// The peer's DTLS certificate does not have the fingerprint received
+    /// end to end: someone between the two users terminated DTLS with their
+    /// own certificate. The call must be aborted; no key was released.
+    FingerprintMismatch,
+    /// The DTLS handshake did not complete within its configured bound.
+    HandshakeTimeout,
+    /// The DTLS handshake failed (the peer sent an alert, broke the
+    /// protocol, or the transport closed); the string is the DTLS layer's
+    /// description.
+    Handshake(String),
+    /// The handshake completed without the SRTP protection profile we
+    /// require (`use_srtp` with SRTP_AEAD_AES_128_GCM).
+    NoSrtpProfile,
 
     /// API misuse: the output buffer cannot hold the result.
     BufferTooSmall {
@@ -81,6 +97,8 @@ pub enum Error {
     /// The cryptographic backend failed in a way that is not an
     /// authentication failure (for example it refused a key).
     Crypto,
+    /// Generating the per-call certificate failed; the string says why.
+    Certificate(String),
 }
 
 impl Error {
@@ -96,6 +114,11 @@ impl Error {
                 | Error::Replayed { .. }
                 | Error::TooOld { .. }
                 | Error::TooManyStreams
+                | Error::BadFingerprint(_)
+                | Error::FingerprintMismatch
+                | Error::HandshakeTimeout
+                | Error::Handshake(_)
+                | Error::NoSrtpProfile
         )
     }
 }
@@ -131,6 +154,16 @@ impl fmt::Display for Error {
             }
             Error::KeyExhausted => f.write_str("packet index space exhausted: re-key required"),
             Error::Crypto => f.write_str("cryptographic backend failure"),
+            Error::BadFingerprint(what) => write!(f, "bad fingerprint: {what}"),
+            Error::FingerprintMismatch => f.write_str(
+                "the peer's DTLS certificate does not match the fingerprint received end to end",
+            ),
+            Error::HandshakeTimeout => f.write_str("DTLS handshake timed out"),
+            Error::Handshake(why) => write!(f, "DTLS handshake failed: {why}"),
+            Error::NoSrtpProfile => {
+                f.write_str("DTLS handshake negotiated no acceptable SRTP protection profile")
+            }
+            Error::Certificate(why) => write!(f, "certificate generation failed: {why}"),
         }
     }
 }

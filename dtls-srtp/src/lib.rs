@@ -16,10 +16,15 @@
 //!   Cryptic's own ChaCha20-Poly1305 profile, rollover counter estimation and
 //!   replay windows, sealing into caller-provided buffers with no allocation
 //!   per packet;
-//! * [`crypto`]: the AEAD backend behind a small provider trait.
+//! * [`crypto`]: the AEAD backend behind a small provider trait;
+//! * [`handshake`]: the DTLS 1.2 handshake (the `dtls` crate behind our own
+//!   [`handshake::DatagramTransport`] trait) that checks the peer's
+//!   certificate against the [`Fingerprint`] received end to end and
+//!   exports the SRTP master keys (RFC 5764).
 //!
-//! The DTLS handshake that yields the SRTP master keys (RFC 5764) lands here
-//! with a later issue. Everything here is sans-IO: no sockets, no clock.
+//! Everything but the handshake is sans-IO: no sockets, no clock. The
+//! handshake is async because the `dtls` crate is; it only touches the
+//! transport it is given and tokio's timers.
 //!
 //! ```
 //! use cryptic_dtls_srtp::rtp::RtpHeader;
@@ -42,6 +47,8 @@
 
 pub mod crypto;
 mod error;
+mod fingerprint;
+pub mod handshake;
 mod kdf;
 pub mod replay;
 pub mod rtcp;
@@ -49,6 +56,7 @@ pub mod rtp;
 pub mod srtp;
 
 pub use error::Error;
+pub use fingerprint::Fingerprint;
 pub use kdf::CHACHA_KDF_INFO;
 
 /// Entry points for the cargo-fuzz targets in `fuzz/`. Not a stable API.

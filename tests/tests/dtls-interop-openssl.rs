@@ -1,0 +1,395 @@
+//! DTLS-SRTP against a peer nobody here wrote: OpenSSL's command line on
+//! loopback UDP, in both roles, each side with its own self-signed ECDSA
+//! P-256 certificate. The keying material OpenSSL prints must be the one
+//! our SRTP contexts use, our side must verify OpenSSL's fingerprint, and
+//! the certificate OpenSSL received must have our fingerprint.
+
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use cryptic_dtls_srtp::handshake::{
+    handshake, DatagramTransport, HandshakeConfig, Identity, Role, SrtpKeys,
+};
+use cryptic_dtls_srtp::rtp::RtpHeader;
+use cryptic_dtls_srtp::srtp::{Config, MasterKey, Profile, SrtpContext};
+use cryptic_dtls_srtp::{Error, Fingerprint};
+
+fn openssl_available() -> bool {
+    match Command::new("openssl").arg("version").output() {
+        Ok(o) if o.status.success() => true,
+        _ => {
+            println!("SKIP: the `openssl` command is not installed (scripts/setup installs it)");
+            false
+        }
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cryptic-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An OpenSSL peer's certificate and key files and their fingerprint.
+struct OpensslPeer {
+    cert: PathBuf,
+    key: PathBuf,
+    fingerprint: Fingerprint,
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `openssl x509 -fingerprint -sha256` says `sha256 Fingerprint=AB:CD:...`.
+fn fingerprint_of_pem(pem: &Path) -> Fingerprint {
+    let out = run(Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(pem));
+    let hex = out.trim().split_once('=').unwrap().1;
+    format!("sha-256 {hex}").parse().unwrap()
+}
+
+fn openssl_peer(dir: &Path) -> OpensslPeer {
+    let cert = dir.join("peer.crt");
+    let key = dir.join("peer.key");
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=openssl-peer",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null()));
+    let fingerprint = fingerprint_of_pem(&cert);
+    OpensslPeer {
+        cert,
+        key,
+        fingerprint,
+    }
+}
+
+/// A running `openssl s_server`/`s_client` whose output lines arrive on a
+/// channel; killed by its process id when dropped.
+struct Openssl {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Openssl {
+    fn spawn(args: &[String]) -> Self {
+        let mut child = Command::new("openssl")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Openssl {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most 15 s) for a line satisfying `pred` and returns it.
+    fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "openssl never printed {what}; output:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// The PEM certificate printed after the line `heading`.
+    fn certificate_after(&self, heading: &str) -> String {
+        let start = self
+            .seen
+            .iter()
+            .position(|l| l == heading)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {heading:?} in openssl output:\n{}",
+                    self.seen.join("\n")
+                )
+            });
+        let mut pem = String::new();
+        for line in &self.seen[start + 1..] {
+            pem.push_str(line);
+            pem.push('\n');
+            if line.starts_with("-----END CERTIFICATE") {
+                break;
+            }
+        }
+        pem
+    }
+}
+
+impl Drop for Openssl {
+    fn drop(&mut self) {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = stdin.write_all(b"Q\n");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn srtp_args(role: &str, peer: &OpensslPeer, addr: &str) -> Vec<String> {
+    let mut args: Vec<String> = vec![role.into(), "-dtls1_2".into()];
+    if role == "s_server" {
+        args.extend(["-accept".into(), addr.into(), "-naccept".into(), "1".into()]);
+        args.extend(["-verify".into(), "1".into()]);
+    } else {
+        args.extend(["-connect".into(), addr.into()]);
+    }
+    args.extend(["-cert".into(), peer.cert.display().to_string()]);
+    args.extend(["-key".into(), peer.key.display().to_string()]);
+    args.extend(["-use_srtp".into(), "SRTP_AEAD_AES_128_GCM".into()]);
+    args.extend(["-keymatexport".into(), "EXTRACTOR-dtls_srtp".into()]);
+    args.extend(["-keymatexportlen".into(), "56".into()]);
+    args
+}
+
+/// A connected UDP socket as a datagram transport. An accepting one learns
+/// its peer from the first datagram.
+struct Udp {
+    socket: tokio::net::UdpSocket,
+    first: Mutex<Option<Vec<u8>>>,
+}
+
+#[async_trait]
+impl DatagramTransport for Udp {
+    async fn send(&self, datagram: &[u8]) -> std::io::Result<()> {
+        self.socket.send(datagram).await.map(|_| ())
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let first = self.first.lock().unwrap().take();
+        if let Some(d) = first {
+            buf[..d.len()].copy_from_slice(&d);
+            return Ok(d.len());
+        }
+        self.socket.recv(buf).await
+    }
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Checks that two master keys are the same by sealing with one and
+/// opening with the other.
+fn assert_same_key(ours: &MasterKey, theirs: &MasterKey) {
+    let mut tx = SrtpContext::new(ours, Config::default()).unwrap();
+    let mut rx = SrtpContext::new(theirs, Config::default()).unwrap();
+    let mut plain = [0u8; 64];
+    let n = RtpHeader::new(111, 1, 960, 5)
+        .write_packet(b"same key", 0, &mut plain)
+        .unwrap();
+    let mut wire = [0u8; 128];
+    let m = tx.protect_rtp(&plain[..n], &mut wire).unwrap();
+    let mut out = [0u8; 128];
+    assert_eq!(rx.unprotect_rtp(&wire[..m], &mut out).unwrap(), n);
+}
+
+fn check_keys(openssl: &mut Openssl, role: Role, ours: &SrtpKeys) {
+    let line = openssl.wait_for("the keying material", |l| l.contains("Keying material: "));
+    let material = hex(line.trim().trim_start_matches("Keying material: "));
+    assert_eq!(material.len(), 56);
+    let theirs = SrtpKeys::from_exported(Profile::AeadAes128Gcm, role, &material).unwrap();
+    assert_same_key(&ours.local, &theirs.local);
+    assert_same_key(&ours.remote, &theirs.remote);
+}
+
+fn fingerprint_of_printed(openssl: &Openssl, heading: &str, dir: &Path) -> Fingerprint {
+    let pem = dir.join("printed.crt");
+    std::fs::write(&pem, openssl.certificate_after(heading)).unwrap();
+    fingerprint_of_pem(&pem)
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_completes_dtls_srtp_with_openssl_s_server_and_agrees_on_keys() {
+    if !openssl_available() {
+        return;
+    }
+    let dir = TempDir::new("dtls-s-server");
+    let peer = openssl_peer(&dir.0);
+    let port = free_udp_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Openssl::spawn(&srtp_args("s_server", &peer, &addr));
+    server.wait_for("ACCEPT", |l| l == "ACCEPT");
+
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(&addr).await.unwrap();
+    let transport = Arc::new(Udp {
+        socket,
+        first: Mutex::new(None),
+    });
+    let me = Identity::generate().unwrap();
+    let session = handshake(
+        transport,
+        &me,
+        peer.fingerprint,
+        HandshakeConfig::new(Role::Client),
+    )
+    .await
+    .unwrap();
+    assert_eq!(session.peer_fingerprint(), peer.fingerprint);
+    server.wait_for("the SRTP profile", |l| {
+        l.contains("SRTP Extension negotiated, profile=SRTP_AEAD_AES_128_GCM")
+    });
+    check_keys(&mut server, Role::Client, session.srtp_keys());
+    assert_eq!(
+        fingerprint_of_printed(&server, "Client certificate", &dir.0),
+        me.fingerprint(),
+        "OpenSSL received a certificate other than ours"
+    );
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssl_s_client_completes_dtls_srtp_with_our_server_and_agrees_on_keys() {
+    if !openssl_available() {
+        return;
+    }
+    let dir = TempDir::new("dtls-s-client");
+    let peer = openssl_peer(&dir.0);
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap().to_string();
+    let mut client = Openssl::spawn(&srtp_args("s_client", &peer, &addr));
+
+    let mut first = vec![0u8; 2048];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(15), socket.recv_from(&mut first))
+        .await
+        .expect("s_client sent nothing")
+        .unwrap();
+    first.truncate(n);
+    socket.connect(from).await.unwrap();
+    let transport = Arc::new(Udp {
+        socket,
+        first: Mutex::new(Some(first)),
+    });
+    let me = Identity::generate().unwrap();
+    let session = handshake(
+        transport,
+        &me,
+        peer.fingerprint,
+        HandshakeConfig::new(Role::Server),
+    )
+    .await
+    .unwrap();
+    assert_eq!(session.peer_fingerprint(), peer.fingerprint);
+    client.wait_for("the SRTP profile", |l| {
+        l.contains("SRTP Extension negotiated, profile=SRTP_AEAD_AES_128_GCM")
+    });
+    check_keys(&mut client, Role::Server, session.srtp_keys());
+    assert_eq!(
+        fingerprint_of_printed(&client, "Server certificate", &dir.0),
+        me.fingerprint(),
+        "OpenSSL received a certificate other than ours"
+    );
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openssl_peer_whose_fingerprint_was_not_signaled_is_refused() {
+    if !openssl_available() {
+        return;
+    }
+    let dir = TempDir::new("dtls-wrong-fp");
+    let peer = openssl_peer(&dir.0);
+    let port = free_udp_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Openssl::spawn(&srtp_args("s_server", &peer, &addr));
+    server.wait_for("ACCEPT", |l| l == "ACCEPT");
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(&addr).await.unwrap();
+    let transport = Arc::new(Udp {
+        socket,
+        first: Mutex::new(None),
+    });
+    let me = Identity::generate().unwrap();
+    let someone_else = Identity::generate().unwrap().fingerprint();
+    let result = handshake(
+        transport,
+        &me,
+        someone_else,
+        HandshakeConfig::new(Role::Client),
+    )
+    .await;
+    assert_eq!(result.unwrap_err(), Error::FingerprintMismatch);
+}
