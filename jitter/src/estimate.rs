@@ -46,7 +46,11 @@ impl Estimator {
             min_bin: 0,
             q_bin: 0,
             above: 0,
-            miss_ppm: if miss.is_finite() && miss > 0.0 { miss as u64 } else { 0 },
+            miss_ppm: if miss.is_finite() && miss > 0.0 {
+                miss as u64
+            } else {
+                0
+            },
         }
     }
 
@@ -71,9 +75,9 @@ impl Estimator {
     /// Records one packet's transit time (µs).
     pub(crate) fn add(&mut self, transit: i64) {
         if self.len == 0 {
-            self.origin = transit - REBASE_SLACK_US;
+            self.origin = transit.saturating_sub(REBASE_SLACK_US);
         } else if transit < self.origin {
-            self.rebase(transit - REBASE_SLACK_US);
+            self.rebase(transit.saturating_sub(REBASE_SLACK_US));
         }
         if self.len == self.ring.len() {
             let old = self.ring[self.head];
@@ -97,8 +101,8 @@ impl Estimator {
         }
         self.settle();
         if (self.min_bin as i64) * BIN_US > REBASE_ABOVE_US {
-            let lowest = self.origin + self.min_bin as i64 * BIN_US;
-            self.rebase(lowest - REBASE_SLACK_US);
+            let lowest = self.origin.saturating_add(self.min_bin as i64 * BIN_US);
+            self.rebase(lowest.saturating_sub(REBASE_SLACK_US));
         }
     }
 
@@ -146,13 +150,13 @@ impl Estimator {
 
     /// Lowest transit in the window (µs), if any.
     pub(crate) fn min(&self) -> Option<i64> {
-        (self.len > 0).then(|| self.origin + self.min_bin as i64 * BIN_US)
+        (self.len > 0).then(|| self.origin.saturating_add(self.min_bin as i64 * BIN_US))
     }
 
     /// Transit (µs) that all but the configured fraction of the window stay
     /// under (upper edge of the quantile bin), if any.
     pub(crate) fn quantile(&self) -> Option<i64> {
-        (self.len > 0).then(|| self.origin + (self.q_bin as i64 + 1) * BIN_US)
+        (self.len > 0).then(|| self.origin.saturating_add((self.q_bin as i64 + 1) * BIN_US))
     }
 }
 

@@ -1,0 +1,831 @@
+//! The adaptive jitter buffer: a sans-IO state machine.
+
+use core::time::Duration;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::estimate::Estimator;
+use crate::seq::{extend_seq, extend_ts, SEQ_BASE, TS_BASE};
+use crate::Error;
+
+/// Packets seen before the measured quantile replaces `start_delay`.
+const WARMUP_PACKETS: usize = 50;
+/// A sequence number this far ahead of the highest seen starts probation.
+const MAX_DROPOUT: u64 = 3_000;
+/// A sequence number this far behind the play position starts probation
+/// (also the span of the duplicate-detection bitmap).
+const MAX_MISORDER: u64 = 1_024;
+/// How fast a late packet's delay decays out of the target once
+/// `late_hold` is over: one part in `PEAK_DECAY` of the elapsed time.
+const PEAK_DECAY: i64 = 10;
+/// Dropping a frame in speech (no time-stretch available) waits this many
+/// times `shrink_after`.
+const DROP_SLOWDOWN: u32 = 5;
+
+/// One RTP packet handed to [`JitterBuffer::handle_packet`], after SRTP
+/// unprotection and RTP parsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet<'a> {
+    /// RTP synchronisation source; a new value restarts the stream.
+    pub ssrc: u32,
+    /// RTP sequence number.
+    pub seq: u16,
+    /// RTP timestamp, at [`Config::clock_rate`].
+    pub timestamp: u32,
+    /// The codec payload (one Opus packet).
+    pub payload: &'a [u8],
+}
+
+impl<'a> Packet<'a> {
+    /// Bundles the fields of a packet.
+    pub const fn new(ssrc: u32, seq: u16, timestamp: u32, payload: &'a [u8]) -> Self {
+        Self {
+            ssrc,
+            seq,
+            timestamp,
+            payload,
+        }
+    }
+}
+
+/// What [`JitterBuffer::handle_packet`] did with a packet.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Stored; it will be played in turn.
+    Buffered,
+    /// Stored as the first packet of a new stream (new SSRC, or a
+    /// confirmed sequence or timestamp jump): everything older was flushed.
+    Resynced,
+    /// Already seen; ignored.
+    Duplicate,
+    /// Came after its frame was played or concealed; its delay still
+    /// raised the target.
+    Late,
+    /// Too far from the stream (sequence or timing jump awaiting
+    /// confirmation by the next packet); ignored.
+    Discarded,
+}
+
+/// A time-stretch request riding on a [`Frame`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Stretch {
+    /// Play the frame as it is.
+    #[default]
+    None,
+    /// The buffer is deeper than needed: the audio side may play this frame
+    /// a little shorter (e.g. remove one pitch period, 2.5 to 10 ms).
+    Compress,
+    /// The buffer is shallower than wanted: the audio side may play this
+    /// frame a little longer.
+    Expand,
+}
+
+/// The next frame's payload, ready for the decoder.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// RTP sequence number of the packet.
+    pub seq: u16,
+    /// RTP timestamp of the packet.
+    pub timestamp: u32,
+    /// The payload, borrowed from the buffer's slot until the next call.
+    pub payload: &'a [u8],
+    /// Whether the audio side should shorten or lengthen this frame.
+    pub stretch: Stretch,
+}
+
+/// The frame is missing: the decoder conceals it.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conceal<'a> {
+    /// RTP timestamp of the missing frame.
+    pub timestamp: u32,
+    /// The *following* packet's payload when it is already here: decode the
+    /// missing frame from its in-band FEC (Opus LBRR, `decode_fec = true`)
+    /// instead of running plain packet loss concealment. The packet itself
+    /// is still played on the next poll.
+    pub fec: Option<&'a [u8]>,
+    /// `true` when no frame is missing but the buffer is growing: this
+    /// concealment lengthens the play-out (played before the frame that is
+    /// already here).
+    pub inserted: bool,
+}
+
+impl Conceal<'_> {
+    /// Whether the missing frame can be rebuilt from the next packet's FEC.
+    pub fn fec_available(&self) -> bool {
+        self.fec.is_some()
+    }
+}
+
+/// Nothing to decode for this frame period.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Silence {
+    /// RTP timestamp of the frame period (0 before the first packet).
+    pub timestamp: u32,
+    /// `true` when the sender is in discontinuous transmission: play comfort
+    /// noise. `false` when no stream is playing yet (idle or pre-roll).
+    pub dtx: bool,
+}
+
+/// What to play for one frame period: the output of [`JitterBuffer::poll`].
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Playout<'a> {
+    /// Decode and play this frame.
+    Frame(Frame<'a>),
+    /// Conceal a missing frame (PLC, or FEC from the following packet).
+    Conceal(Conceal<'a>),
+    /// Play silence or comfort noise.
+    Silence(Silence),
+}
+
+/// Counters and gauges of a [`JitterBuffer`] since it was created.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets handed to [`JitterBuffer::handle_packet`] (valid size).
+    pub received: u64,
+    /// Packets seen twice.
+    pub duplicates: u64,
+    /// Packets that arrived after their frame's play-out (late losses).
+    pub late: u64,
+    /// Packets that arrived after their play-out time while the buffer was
+    /// waiting for them: played, at the cost of a longer delay.
+    pub rescued: u64,
+    /// Packets ignored as too far from the stream.
+    pub discarded: u64,
+    /// Packets evicted because the buffer was full (flood, or a caller
+    /// that stopped polling).
+    pub overflow: u64,
+    /// Frames played from a packet.
+    pub played: u64,
+    /// Frames concealed (all [`Playout::Conceal`] outputs).
+    pub concealed: u64,
+    /// Concealed frames for which the next packet's FEC was offered.
+    pub fec_available: u64,
+    /// Frames of DTX silence / comfort noise.
+    pub silence: u64,
+    /// Polls that found the buffer empty while a frame was due.
+    pub underruns: u64,
+    /// Frames added to grow the delay (concealment or silence).
+    pub inserted: u64,
+    /// Frames dropped to shrink the delay (mostly silence).
+    pub dropped: u64,
+    /// Frames sent with a [`Stretch`] request.
+    pub stretched: u64,
+    /// Stream restarts: new SSRC, or a confirmed sequence or timestamp jump.
+    pub resyncs: u64,
+    /// Target delay beyond the fastest recent packet, at the last poll.
+    pub target_delay: Duration,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    seq: u64,
+    ts: u64,
+    len: u32,
+    used: bool,
+}
+
+/// An adaptive jitter buffer for one incoming audio stream.
+///
+/// # How to drive it
+///
+/// The buffer does no I/O and never reads the clock: every call takes the
+/// current time as `now`, so it runs the same under a real clock and in a
+/// simulation.
+///
+/// 1. For each RTP packet that survives SRTP unprotection, call
+///    [`handle_packet`](Self::handle_packet) with its arrival time. The
+///    payload is copied into a preallocated slot: no allocation per packet.
+/// 2. Once per frame period, driven by the audio side's demand for PCM (for
+///    example whenever the playback ring has room for another frame), call
+///    [`poll`](Self::poll). It returns exactly one [`Playout`]: decode the
+///    [`Frame`], conceal ([`Conceal`], with the next packet's payload when
+///    FEC can rebuild the frame) or play [`Silence`]. Honour the frame's
+///    [`Stretch`] request if the audio side can, and set
+///    [`Config::time_stretch`] accordingly.
+/// 3. [`poll_timeout`](Self::poll_timeout) says when the next poll is due
+///    if the caller has no audio clock of its own.
+///
+/// The delay the buffer keeps is measured, not configured: a high quantile
+/// of recent packets' transit beyond the fastest one, plus a margin, within
+/// [`Config::min_delay`] and [`Config::max_delay`]. When the buffer runs dry
+/// it conceals without moving on, so a delayed packet still plays (the delay
+/// grows by the gap) instead of being lost; a packet that is nevertheless too
+/// late lifts the target at once. Shrinking is slow: frames are dropped in
+/// silence, or the audio side is asked to compress frames, only after the
+/// buffer has been deeper than needed for [`Config::shrink_after`]. Clock
+/// drift between sender and receiver shows up as a slowly moving transit
+/// and is absorbed the same way.
+pub struct JitterBuffer {
+    config: Config,
+    frame_ts: u64,
+    frame_us: i64,
+    mask: u64,
+    slots: Box<[Slot]>,
+    data: Box<[u8]>,
+    len: usize,
+    seen: [u64; (MAX_MISORDER / 64) as usize],
+    est: Estimator,
+
+    epoch: Option<Instant>,
+    active: bool,
+    starting: bool,
+    ssrc: u32,
+    first_arrival: Option<Instant>,
+    ts_origin: u64,
+    seq_hi: u64,
+    ts_hi: u64,
+    next_seq: u64,
+    next_ts: u64,
+    hold: u64,
+    max_hold: u64,
+    in_dtx: bool,
+    over_polls: u32,
+    shrink_polls: u32,
+    peak: Option<(i64, i64)>,
+    probe: Option<(u16, u32)>,
+    last_poll: Option<Instant>,
+    target_delay_us: i64,
+    stats: Stats,
+
+    min_delay_us: i64,
+    max_delay_us: i64,
+    start_delay_us: i64,
+    margin_us: i64,
+    late_hold_us: i64,
+    hysteresis_us: i64,
+    resync_us: i64,
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl JitterBuffer {
+    /// Creates a buffer; all memory it will ever use is allocated here.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        config.validate()?;
+        let frame_ts = u64::from(config.frame_samples);
+        let frame_us =
+            (i64::from(config.frame_samples) * 1_000_000 / i64::from(config.clock_rate)).max(1);
+        let max_delay_us = micros(config.max_delay);
+        let max_hold = (max_delay_us / frame_us).max(1) as u64;
+        let capacity = ((max_hold as usize) * 2 + 16).next_power_of_two();
+        let shrink_polls =
+            (micros(config.shrink_after) / frame_us).clamp(1, i64::from(u32::MAX / 8));
+        Ok(Self {
+            frame_ts,
+            frame_us,
+            mask: capacity as u64 - 1,
+            slots: vec![Slot::default(); capacity].into_boxed_slice(),
+            data: vec![0; capacity * config.max_payload].into_boxed_slice(),
+            len: 0,
+            seen: [0; (MAX_MISORDER / 64) as usize],
+            est: Estimator::new(config.history, max_delay_us, config.quantile),
+            epoch: None,
+            active: false,
+            starting: false,
+            ssrc: 0,
+            first_arrival: None,
+            ts_origin: TS_BASE,
+            seq_hi: SEQ_BASE,
+            ts_hi: TS_BASE,
+            next_seq: SEQ_BASE,
+            next_ts: TS_BASE,
+            hold: 0,
+            max_hold,
+            in_dtx: false,
+            over_polls: 0,
+            shrink_polls: shrink_polls as u32,
+            peak: None,
+            probe: None,
+            last_poll: None,
+            target_delay_us: 0,
+            stats: Stats::default(),
+            min_delay_us: micros(config.min_delay),
+            max_delay_us,
+            start_delay_us: micros(config.start_delay),
+            margin_us: micros(config.margin),
+            late_hold_us: micros(config.late_hold),
+            hysteresis_us: micros(config.hysteresis),
+            resync_us: max_delay_us.saturating_add(2_000_000),
+            config,
+        })
+    }
+
+    /// The configuration this buffer runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters since creation, with the current target delay.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        s.target_delay = Duration::from_micros(self.target_delay_us.max(0) as u64);
+        s
+    }
+
+    /// Target delay beyond the fastest recent packet, as of the last poll.
+    pub fn target_delay(&self) -> Duration {
+        Duration::from_micros(self.target_delay_us.max(0) as u64)
+    }
+
+    /// Packets currently stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no packet is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The fixed number of packet slots (never grows).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// When the next [`poll`](Self::poll) is due: one frame after the last
+    /// poll, or right away once the first packet is in. `None` while idle.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.active {
+            return None;
+        }
+        match self.last_poll {
+            Some(t) => t.checked_add(self.config.frame_duration()),
+            None => self.first_arrival,
+        }
+    }
+
+    /// Forgets the stream (keeps the counters); the next packet starts afresh.
+    pub fn reset(&mut self) {
+        self.flush();
+        self.active = false;
+        self.starting = false;
+    }
+
+    fn now_us(&self, now: Instant) -> i64 {
+        let Some(epoch) = self.epoch else { return 0 };
+        match now.checked_duration_since(epoch) {
+            Some(d) => micros(d),
+            None => micros(epoch.saturating_duration_since(now)).saturating_neg(),
+        }
+    }
+
+    fn ts_us(&self, ts: u64) -> i64 {
+        let delta = ts.wrapping_sub(self.ts_origin) as i64;
+        delta.saturating_mul(1_000_000) / i64::from(self.config.clock_rate)
+    }
+
+    fn flush(&mut self) {
+        for s in self.slots.iter_mut() {
+            s.used = false;
+        }
+        self.len = 0;
+        self.seen = [0; (MAX_MISORDER / 64) as usize];
+        self.est.clear();
+        self.peak = None;
+        self.probe = None;
+        self.hold = 0;
+        self.in_dtx = false;
+        self.over_polls = 0;
+    }
+
+    fn restart(&mut self, now: Instant, p: &Packet<'_>) {
+        self.stats.discarded += self.len as u64;
+        self.flush();
+        self.active = true;
+        self.starting = true;
+        self.ssrc = p.ssrc;
+        self.first_arrival = Some(now);
+        self.seq_hi = SEQ_BASE + u64::from(p.seq);
+        self.ts_hi = TS_BASE + u64::from(p.timestamp);
+        self.ts_origin = self.ts_hi;
+        self.next_seq = self.seq_hi;
+        self.next_ts = self.ts_hi;
+    }
+
+    fn seen_bit(seq: u64) -> (usize, u64) {
+        let i = seq % MAX_MISORDER;
+        ((i / 64) as usize, 1u64 << (i % 64))
+    }
+
+    fn is_duplicate(&self, seq: u64) -> bool {
+        if seq > self.seq_hi || self.seq_hi - seq >= MAX_MISORDER {
+            return false;
+        }
+        let (w, b) = Self::seen_bit(seq);
+        self.seen[w] & b != 0
+    }
+
+    fn mark_seen(&mut self, seq: u64) {
+        if seq > self.seq_hi {
+            let from = self.seq_hi + 1;
+            if seq - self.seq_hi >= MAX_MISORDER {
+                self.seen = [0; (MAX_MISORDER / 64) as usize];
+            } else {
+                for s in from..=seq {
+                    let (w, b) = Self::seen_bit(s);
+                    self.seen[w] &= !b;
+                }
+            }
+        }
+        let (w, b) = Self::seen_bit(seq);
+        self.seen[w] |= b;
+    }
+
+    fn bump_peak(&mut self, now_us: i64, transit: i64) {
+        let current = self.peak_at(now_us).unwrap_or(i64::MIN);
+        self.peak = Some((transit.max(current), now_us));
+    }
+
+    fn peak_at(&self, now_us: i64) -> Option<i64> {
+        let (value, at) = self.peak?;
+        let decaying = now_us.saturating_sub(at).saturating_sub(self.late_hold_us);
+        Some(value.saturating_sub(decaying.max(0) / PEAK_DECAY))
+    }
+
+    /// Transit (µs) the play-out aims at: frames play when
+    /// `now - timestamp` reaches it.
+    fn target_transit(&mut self, now_us: i64) -> i64 {
+        let (Some(base), Some(q)) = (self.est.min(), self.est.quantile()) else {
+            return self.start_delay_us;
+        };
+        let mut want = q.saturating_add(self.margin_us);
+        if self.est.len() < WARMUP_PACKETS.min(self.config.history) {
+            want = want.max(base.saturating_add(self.start_delay_us));
+        }
+        if let Some(peak) = self.peak_at(now_us) {
+            want = want.max(peak.saturating_add(self.margin_us));
+        }
+        let want = want.clamp(
+            base.saturating_add(self.min_delay_us),
+            base.saturating_add(self.max_delay_us),
+        );
+        self.target_delay_us = want.saturating_sub(base);
+        want
+    }
+
+    /// Hands one received packet to the buffer.
+    ///
+    /// `now` is the packet's arrival time. Never allocates; the payload is
+    /// copied into a fixed slot.
+    pub fn handle_packet(&mut self, now: Instant, packet: Packet<'_>) -> Result<Arrival, Error> {
+        if packet.payload.len() > self.config.max_payload {
+            return Err(Error::PayloadTooLarge {
+                len: packet.payload.len(),
+                max: self.config.max_payload,
+            });
+        }
+        self.stats.received += 1;
+        if self.epoch.is_none() {
+            self.epoch = Some(now);
+        }
+        let now_us = self.now_us(now);
+        if !self.active || packet.ssrc != self.ssrc {
+            let arrival = if self.active {
+                self.stats.resyncs += 1;
+                Arrival::Resynced
+            } else {
+                Arrival::Buffered
+            };
+            self.restart(now, &packet);
+            let transit = now_us - self.ts_us(self.ts_hi);
+            self.store(self.seq_hi, self.ts_hi, packet.payload, Some(transit));
+            return Ok(arrival);
+        }
+
+        let seq = extend_seq(self.seq_hi, packet.seq);
+        let ts = extend_ts(self.ts_hi, packet.timestamp);
+        let transit = now_us.saturating_sub(self.ts_us(ts));
+        let base = self.est.min().unwrap_or(transit);
+        let far_seq = seq > self.seq_hi + MAX_DROPOUT || seq + MAX_MISORDER < self.next_seq;
+        let far_time = transit.saturating_sub(base).saturating_abs() > self.resync_us;
+        if far_seq || far_time {
+            let confirmed = self.probe.is_some_and(|(pseq, pts)| {
+                pseq.wrapping_add(1) == packet.seq
+                    && packet.timestamp.wrapping_sub(pts) <= self.config.clock_rate
+            });
+            if confirmed {
+                self.stats.resyncs += 1;
+                self.restart(now, &packet);
+                let transit = now_us - self.ts_us(self.ts_hi);
+                self.store(self.seq_hi, self.ts_hi, packet.payload, Some(transit));
+                return Ok(Arrival::Resynced);
+            }
+            self.probe = Some((packet.seq, packet.timestamp));
+            self.stats.discarded += 1;
+            return Ok(Arrival::Discarded);
+        }
+        self.probe = None;
+
+        if self.is_duplicate(seq) || self.slot_holds(seq) {
+            self.stats.duplicates += 1;
+            return Ok(Arrival::Duplicate);
+        }
+        if seq < self.next_seq || ts + self.frame_ts <= self.next_ts {
+            self.mark_seen(seq);
+            self.est.add(transit);
+            self.bump_peak(now_us, transit);
+            self.stats.late += 1;
+            return Ok(Arrival::Late);
+        }
+        let mut measure = true;
+        if self.hold > 0 && ts < self.next_ts + self.hold * self.frame_ts {
+            // Late, but the buffer ran dry and waited for it: an in-order
+            // stall costs delay (already added by the wait), not audio, so
+            // it does not raise the target.
+            self.stats.rescued += 1;
+            measure = false;
+        }
+        if seq - self.next_seq > self.mask {
+            self.make_room(seq, ts);
+        }
+        self.store(seq, ts, packet.payload, measure.then_some(transit));
+        Ok(Arrival::Buffered)
+    }
+
+    fn slot_holds(&self, seq: u64) -> bool {
+        let s = &self.slots[(seq & self.mask) as usize];
+        s.used && s.seq == seq
+    }
+
+    /// The buffer cannot hold `seq`: give up the oldest positions.
+    fn make_room(&mut self, seq: u64, ts: u64) {
+        let new_next = seq - self.mask;
+        for s in self.next_seq..new_next.min(self.next_seq + self.mask + 1) {
+            let slot = &mut self.slots[(s & self.mask) as usize];
+            if slot.used && slot.seq == s {
+                slot.used = false;
+                self.len -= 1;
+                self.stats.overflow += 1;
+            }
+        }
+        self.next_seq = new_next;
+        let guess = ts.saturating_sub((seq - new_next) * self.frame_ts);
+        self.next_ts = self.next_ts.max(guess);
+        self.hold = 0;
+    }
+
+    fn store(&mut self, seq: u64, ts: u64, payload: &[u8], transit: Option<i64>) {
+        let i = (seq & self.mask) as usize;
+        if self.slots[i].used {
+            self.stats.overflow += 1;
+        } else {
+            self.len += 1;
+        }
+        let at = i * self.config.max_payload;
+        self.data[at..at + payload.len()].copy_from_slice(payload);
+        self.slots[i] = Slot {
+            seq,
+            ts,
+            len: payload.len() as u32,
+            used: true,
+        };
+        self.mark_seen(seq);
+        if seq > self.seq_hi {
+            self.seq_hi = seq;
+            self.ts_hi = ts;
+        }
+        if let Some(t) = transit {
+            self.est.add(t);
+        }
+    }
+
+    /// The earliest stored packet at or after the play position; stale ones
+    /// (whose frame is already past) are evicted on the way.
+    fn find_head(&mut self) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let mut s = self.next_seq;
+        let end = self.seq_hi.min(self.next_seq + self.mask);
+        while s <= end {
+            let i = (s & self.mask) as usize;
+            let slot = self.slots[i];
+            if slot.used && slot.seq == s {
+                if slot.ts + self.frame_ts <= self.next_ts {
+                    self.slots[i].used = false;
+                    self.len -= 1;
+                    self.stats.dropped += 1;
+                    self.next_seq = s + 1;
+                } else {
+                    return Some(i);
+                }
+            }
+            s += 1;
+        }
+        None
+    }
+
+    fn payload(&self, i: usize) -> &[u8] {
+        let at = i * self.config.max_payload;
+        &self.data[at..at + self.slots[i].len as usize]
+    }
+
+    fn take(&mut self, i: usize) -> (u64, u64) {
+        let slot = self.slots[i];
+        self.slots[i].used = false;
+        self.len -= 1;
+        self.next_seq = slot.seq + 1;
+        self.next_ts = slot.ts + self.frame_ts;
+        self.stats.played += 1;
+        (slot.seq, slot.ts)
+    }
+
+    fn error_us(&mut self, now_us: i64) -> i64 {
+        let target = self.target_transit(now_us);
+        now_us
+            .saturating_sub(self.ts_us(self.next_ts))
+            .saturating_sub(target)
+    }
+
+    /// Says what to play for the next frame period.
+    ///
+    /// Call once per frame period, when the audio side needs the next frame.
+    /// The returned payloads borrow the buffer until the next call.
+    pub fn poll(&mut self, now: Instant) -> Playout<'_> {
+        self.last_poll = Some(now);
+        if !self.active {
+            return Playout::Silence(Silence {
+                timestamp: 0,
+                dtx: false,
+            });
+        }
+        let now_us = self.now_us(now);
+        let mut err = self.error_us(now_us);
+        if self.starting {
+            if err < 0 {
+                return Playout::Silence(Silence {
+                    timestamp: self.next_ts as u32,
+                    dtx: false,
+                });
+            }
+            self.starting = false;
+        }
+        // Far deeper than allowed (the caller stopped polling, or a flood):
+        // skip ahead at once.
+        if self.hold == 0 && err > self.max_delay_us.saturating_add(self.frame_us) {
+            let skip = (err / self.frame_us) as u64;
+            self.next_ts += skip * self.frame_ts;
+            err -= skip as i64 * self.frame_us;
+        }
+
+        let Some(i) = self.find_head() else {
+            return self.on_empty();
+        };
+        let (seq_j, ts_j) = (self.slots[i].seq, self.slots[i].ts);
+
+        if self.hold > 0 {
+            // We concealed `hold` frames without moving on: the ones the
+            // stream now covers become extra delay, the rest were lost.
+            let virt = self.next_ts + self.hold * self.frame_ts;
+            let new_next = virt.min(ts_j).max(self.next_ts);
+            let advanced = (new_next - self.next_ts) / self.frame_ts;
+            self.stats.inserted += self.hold.saturating_sub(advanced);
+            self.next_ts = new_next;
+            self.hold = 0;
+            err = self.error_us(now_us);
+        }
+
+        let frame_us = self.frame_us;
+        // With time-stretch the audio side trims a few ms at a time, so the
+        // dead band can be narrower than a whole frame.
+        let shrink_at = if self.config.time_stretch {
+            frame_us / 2 + self.hysteresis_us
+        } else {
+            frame_us + self.hysteresis_us
+        };
+        if ts_j < self.next_ts + self.frame_ts {
+            // The frame is here.
+            self.in_dtx = false;
+            let mut stretch = Stretch::None;
+            let mut play = i;
+            if err < 0 {
+                self.over_polls = 0;
+                if !self.config.time_stretch || err < -frame_us / 2 {
+                    self.stats.inserted += 1;
+                    self.stats.concealed += 1;
+                    return Playout::Conceal(Conceal {
+                        timestamp: self.next_ts as u32,
+                        fec: None,
+                        inserted: true,
+                    });
+                }
+                stretch = Stretch::Expand;
+            } else if err >= shrink_at {
+                self.over_polls = self.over_polls.saturating_add(1);
+                if self.over_polls >= self.shrink_polls {
+                    if self.config.time_stretch {
+                        stretch = Stretch::Compress;
+                    } else if self.over_polls >= self.shrink_polls * DROP_SLOWDOWN {
+                        let next = ((seq_j + 1) & self.mask) as usize;
+                        if self.slot_holds(seq_j + 1) && self.slots[next].ts == ts_j + self.frame_ts
+                        {
+                            self.slots[i].used = false;
+                            self.len -= 1;
+                            self.stats.dropped += 1;
+                            play = next;
+                            self.over_polls = 0;
+                        }
+                    }
+                }
+            } else {
+                self.over_polls = 0;
+            }
+            if stretch != Stretch::None {
+                self.stats.stretched += 1;
+            }
+            self.in_dtx = self.slots[play].len as usize <= self.config.dtx_payload;
+            let (seq, ts) = self.take(play);
+            return Playout::Frame(Frame {
+                seq: seq as u16,
+                timestamp: ts as u32,
+                payload: self.payload(play),
+                stretch,
+            });
+        }
+
+        // The frame at `next_ts` is missing, a later packet is here.
+        let timestamp = self.next_ts as u32;
+        if seq_j == self.next_seq || self.in_dtx {
+            // No packet missing: the sender paused (DTX). Silence can grow
+            // or shrink freely.
+            self.in_dtx = true;
+            self.stats.silence += 1;
+            self.over_polls = 0;
+            if err < 0 {
+                self.stats.inserted += 1;
+            } else {
+                let room = (ts_j - self.next_ts) / self.frame_ts;
+                let mut extra = 0;
+                if err >= shrink_at {
+                    extra = ((err / frame_us) as u64).min(room.saturating_sub(1));
+                }
+                self.stats.dropped += extra;
+                self.next_ts += (1 + extra) * self.frame_ts;
+                if seq_j != self.next_seq && self.next_ts >= ts_j {
+                    self.next_seq = seq_j;
+                }
+            }
+            return Playout::Silence(Silence {
+                timestamp,
+                dtx: true,
+            });
+        }
+        // A packet is missing (lost, or later than we can wait for).
+        self.over_polls = 0;
+        self.stats.concealed += 1;
+        let fec = (ts_j == self.next_ts + self.frame_ts).then_some(i);
+        if fec.is_some() {
+            self.stats.fec_available += 1;
+        }
+        self.next_ts += self.frame_ts;
+        self.next_seq = (self.next_seq + 1).min(seq_j);
+        Playout::Conceal(Conceal {
+            timestamp,
+            fec: fec.map(|i| self.payload(i)),
+            inserted: false,
+        })
+    }
+
+    fn on_empty(&mut self) -> Playout<'_> {
+        let timestamp = self.next_ts as u32;
+        if self.hold < self.max_hold {
+            self.hold += 1;
+        } else {
+            self.next_ts += self.frame_ts;
+        }
+        if self.in_dtx {
+            self.stats.silence += 1;
+            return Playout::Silence(Silence {
+                timestamp,
+                dtx: true,
+            });
+        }
+        self.stats.underruns += 1;
+        self.stats.concealed += 1;
+        Playout::Conceal(Conceal {
+            timestamp,
+            fec: None,
+            inserted: false,
+        })
+    }
+}
+
+impl core::fmt::Debug for JitterBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("JitterBuffer")
+            .field("len", &self.len)
+            .field("capacity", &self.slots.len())
+            .field("target_delay", &self.target_delay())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
