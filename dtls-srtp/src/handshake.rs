@@ -451,6 +451,56 @@ pub async fn handshake(
     })
 }
 
+/// A UDP socket connected to the peer, as a [`DatagramTransport`]: for
+/// direct tests, interop with other DTLS stacks and benchmarks. (In a call
+/// the ICE driver provides the transport.)
+#[derive(Debug)]
+pub struct UdpTransport {
+    socket: tokio::net::UdpSocket,
+    first: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl UdpTransport {
+    /// Wraps a socket already connected to the peer.
+    pub fn new(socket: tokio::net::UdpSocket) -> Self {
+        UdpTransport {
+            socket,
+            first: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Wraps a socket that learnt its peer from `first`, the datagram it
+    /// already received (a server accepting its first client): `first` is
+    /// handed to the DTLS layer before anything else.
+    pub fn with_first_datagram(socket: tokio::net::UdpSocket, first: Vec<u8>) -> Self {
+        UdpTransport {
+            socket,
+            first: std::sync::Mutex::new(Some(first)),
+        }
+    }
+}
+
+#[async_trait]
+impl DatagramTransport for UdpTransport {
+    async fn send(&self, datagram: &[u8]) -> io::Result<()> {
+        self.socket.send(datagram).await.map(|_| ())
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let first = self
+            .first
+            .lock()
+            .map_err(|_| io::Error::other("transport lock poisoned"))?
+            .take();
+        if let Some(d) = first {
+            let n = d.len().min(buf.len());
+            buf[..n].copy_from_slice(&d[..n]);
+            return Ok(n);
+        }
+        self.socket.recv(buf).await
+    }
+}
+
 /// An in-memory [`DatagramTransport`] pair with seeded impairment, for
 /// tests, fuzzing and benchmarks of everything that runs over datagrams.
 pub mod pipe {

@@ -186,4 +186,63 @@ pub mod fuzzing {
             }
         }
     }
+
+    /// Runs a real DTLS handshake between two of our peers over an
+    /// in-memory pipe while injecting the datagrams encoded in `data` into
+    /// either side, spread over the handshake. The handshake must either
+    /// complete with matching keys or fail with an error within its bound;
+    /// it must never panic or hang.
+    ///
+    /// `data` is a sequence of `[side_and_delay, len, bytes...]` records:
+    /// bit 0 of the first byte picks the side, the other bits a delay in
+    /// milliseconds before the injection.
+    pub fn dtls_handshake(data: &[u8]) {
+        use crate::handshake::pipe::{Impairment, MemoryTransport};
+        use crate::handshake::{handshake, HandshakeConfig, Identity, Role};
+        use std::sync::OnceLock;
+        use std::time::Duration;
+
+        static IDS: OnceLock<(Identity, Identity)> = OnceLock::new();
+        let (a_id, b_id) = IDS.get_or_init(|| {
+            (
+                Identity::generate().expect("certificate generation works"),
+                Identity::generate().expect("certificate generation works"),
+            )
+        });
+        let mut records = Vec::new();
+        let mut rest = data;
+        while let [head, len, tail @ ..] = rest {
+            let n = usize::from(*len).min(tail.len());
+            records.push((*head, tail[..n].to_vec()));
+            rest = &tail[n..];
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime can always be built");
+        runtime.block_on(async {
+            let (a, b) = MemoryTransport::pair(Impairment::none(), Impairment::none());
+            let (ia, ib) = (a.clone(), b.clone());
+            let noise = async move {
+                for (head, bytes) in records {
+                    tokio::time::sleep(Duration::from_millis(u64::from(head >> 1) / 8)).await;
+                    if head & 1 == 0 {
+                        ia.inject(&bytes)
+                    } else {
+                        ib.inject(&bytes)
+                    }
+                }
+            };
+            let config = |role| HandshakeConfig::new(role).with_timeout(Duration::from_secs(2));
+            let (ra, rb, ()) = tokio::join!(
+                handshake(a, a_id, b_id.fingerprint(), config(Role::Server)),
+                handshake(b, b_id, a_id.fingerprint(), config(Role::Client)),
+                noise,
+            );
+            if let (Ok(sa), Ok(sb)) = (ra, rb) {
+                assert_eq!(sa.peer_fingerprint(), b_id.fingerprint());
+                assert_eq!(sb.peer_fingerprint(), a_id.fingerprint());
+            }
+        });
+    }
 }

@@ -1,3 +1,6 @@
 #![no_main]
-//! Placeholder until its issue lands.
-libfuzzer_sys::fuzz_target!(|_data: &[u8]| {});
+//! `dtls_handshake`: arbitrary datagrams interleaved with a real handshake
+//! between two of our peers must never panic or hang it.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cryptic_dtls_srtp::fuzzing::dtls_handshake(data);
+});

@@ -9,12 +9,11 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use cryptic_dtls_srtp::handshake::{
-    handshake, DatagramTransport, HandshakeConfig, Identity, Role, SrtpKeys,
+    handshake, HandshakeConfig, Identity, Role, SrtpKeys, UdpTransport,
 };
 use cryptic_dtls_srtp::rtp::RtpHeader;
 use cryptic_dtls_srtp::srtp::{Config, MasterKey, Profile, SrtpContext};
@@ -213,29 +212,6 @@ fn srtp_args(role: &str, peer: &OpensslPeer, addr: &str) -> Vec<String> {
     args
 }
 
-/// A connected UDP socket as a datagram transport. An accepting one learns
-/// its peer from the first datagram.
-struct Udp {
-    socket: tokio::net::UdpSocket,
-    first: Mutex<Option<Vec<u8>>>,
-}
-
-#[async_trait]
-impl DatagramTransport for Udp {
-    async fn send(&self, datagram: &[u8]) -> std::io::Result<()> {
-        self.socket.send(datagram).await.map(|_| ())
-    }
-
-    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let first = self.first.lock().unwrap().take();
-        if let Some(d) = first {
-            buf[..d.len()].copy_from_slice(&d);
-            return Ok(d.len());
-        }
-        self.socket.recv(buf).await
-    }
-}
-
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
@@ -295,10 +271,7 @@ async fn our_client_completes_dtls_srtp_with_openssl_s_server_and_agrees_on_keys
 
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.connect(&addr).await.unwrap();
-    let transport = Arc::new(Udp {
-        socket,
-        first: Mutex::new(None),
-    });
+    let transport = Arc::new(UdpTransport::new(socket));
     let me = Identity::generate().unwrap();
     let session = handshake(
         transport,
@@ -339,10 +312,7 @@ async fn openssl_s_client_completes_dtls_srtp_with_our_server_and_agrees_on_keys
         .unwrap();
     first.truncate(n);
     socket.connect(from).await.unwrap();
-    let transport = Arc::new(Udp {
-        socket,
-        first: Mutex::new(Some(first)),
-    });
+    let transport = Arc::new(UdpTransport::with_first_datagram(socket, first));
     let me = Identity::generate().unwrap();
     let session = handshake(
         transport,
@@ -378,10 +348,7 @@ async fn an_openssl_peer_whose_fingerprint_was_not_signaled_is_refused() {
     server.wait_for("ACCEPT", |l| l == "ACCEPT");
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.connect(&addr).await.unwrap();
-    let transport = Arc::new(Udp {
-        socket,
-        first: Mutex::new(None),
-    });
+    let transport = Arc::new(UdpTransport::new(socket));
     let me = Identity::generate().unwrap();
     let someone_else = Identity::generate().unwrap().fingerprint();
     let result = handshake(
