@@ -16,6 +16,8 @@
 //!   Cryptic's own ChaCha20-Poly1305 profile, rollover counter estimation and
 //!   replay windows, sealing into caller-provided buffers with no allocation
 //!   per packet;
+//! * [`stats`]: reception and sending statistics for RTCP reports (loss,
+//!   interarrival jitter, round-trip time);
 //! * [`crypto`]: the AEAD backend behind a small provider trait;
 //! * [`handshake`]: the DTLS 1.2 handshake (the `dtls` crate behind our own
 //!   [`handshake::DatagramTransport`] trait) that checks the peer's
@@ -54,6 +56,7 @@ pub mod replay;
 pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
+pub mod stats;
 
 pub use error::Error;
 pub use fingerprint::Fingerprint;
