@@ -187,6 +187,11 @@ impl ReceptionStats {
         self.last_transit = Some(transit);
     }
 
+    /// The source these statistics are about.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
     /// Notes an SR from this source received at `now`, for LSR and DLSR.
     pub fn on_sender_report(&mut self, info: &SenderInfo, now: Instant) {
         self.last_sr = Some(((info.ntp_timestamp >> 16) as u32, now));

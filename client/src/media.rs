@@ -1,0 +1,517 @@
+//! The media session of a call: RTP and RTCP over SRTP with the adaptive
+//! jitter buffer, sans-IO.
+//!
+//! ```text
+//!  encoded frame -> send_frame -> RTP (+ padding) -> SRTP -> datagram out
+//!  datagram in -> handle_datagram -> SRTP/SRTCP unprotect -> RTP -> jitter buffer
+//!                                                         \-> RTCP: loss, jitter, RTT
+//!  poll_playout (once per frame) -> frame / conceal (FEC or PLC) / silence -> decoder
+//!  poll_transmit -> SRTCP compound (SR or RR, SDES CNAME) when due
+//! ```
+//!
+//! # How to drive it
+//!
+//! A [`MediaSession`] does no I/O and never reads the clock: every call
+//! takes `now`. The driver around it loops:
+//!
+//! 1. every frame period, encode one frame and pass it to
+//!    [`MediaSession::send_frame`], then send the bytes written;
+//! 2. give every media datagram that arrives (SRTP and SRTCP share the
+//!    socket, RFC 5761) to [`MediaSession::handle_datagram`]; errors mean
+//!    the datagram was dropped (forged, replayed, malformed) and are only
+//!    counted;
+//! 3. every frame period, call [`MediaSession::poll_playout`] and decode
+//!    what it says;
+//! 4. call [`MediaSession::poll_transmit`] until it returns `None`, sending
+//!    what it writes, and sleep until [`MediaSession::poll_timeout`];
+//! 5. at hang-up, send what [`MediaSession::write_bye`] writes.
+//!
+//! Nothing allocates per packet: SRTP works in caller buffers and the
+//! session's own scratch buffer.
+
+use std::time::{Duration, Instant};
+
+use cryptic_dtls_srtp::handshake::SrtpKeys;
+use cryptic_dtls_srtp::rtcp::{self, Compound, RtcpPacket};
+use cryptic_dtls_srtp::rtp::{RtpHeader, RtpPacket};
+use cryptic_dtls_srtp::srtp::{Config as SrtpConfig, SrtpContext, SRTCP_OVERHEAD, SRTP_OVERHEAD};
+use cryptic_dtls_srtp::stats::{round_trip_time, NtpClock, ReceptionStats, SenderStats};
+use cryptic_jitter::{Arrival, JitterBuffer, Packet, Playout};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Largest datagram the session reads or writes.
+pub const MAX_DATAGRAM: usize = 1500;
+
+/// Settings of a [`MediaSession`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MediaConfig {
+    /// Our SSRC (random per call).
+    pub ssrc: u32,
+    /// RTP payload type of Opus (dynamic; 111 by convention).
+    pub payload_type: u8,
+    /// RTP clock rate (48 kHz for Opus, RFC 7587).
+    pub clock_rate: u32,
+    /// Samples per frame at the clock rate (960 for 20 ms).
+    pub frame_samples: u32,
+    /// Mean interval between RTCP reports; each is randomised to 0.5 to
+    /// 1.5 times this (RFC 3550 section 6.3.1). Default 1 s: a two-party
+    /// audio call's reports are a few hundred bytes a second.
+    pub rtcp_interval: Duration,
+    /// Pad every RTP payload with RTP padding up to a multiple of this many
+    /// bytes, so that packet sizes say nothing about speech (SPEC security
+    /// property 4). 0 turns padding off. Default 32.
+    pub payload_bucket: usize,
+    /// The CNAME sent in SDES.
+    pub cname: String,
+    /// SRTP settings (replay window, SRTCP encryption).
+    pub srtp: SrtpConfig,
+    /// Jitter buffer settings.
+    pub jitter: cryptic_jitter::Config,
+    /// Seed of the RTCP interval randomisation and the initial sequence
+    /// number and timestamp.
+    pub seed: u64,
+}
+
+impl MediaConfig {
+    /// Defaults for 20 ms Opus frames with the given SSRC, CNAME and seed.
+    pub fn new(ssrc: u32, cname: impl Into<String>, seed: u64) -> Self {
+        MediaConfig {
+            ssrc,
+            payload_type: 111,
+            clock_rate: 48_000,
+            frame_samples: 960,
+            rtcp_interval: Duration::from_secs(1),
+            payload_bucket: 32,
+            cname: cname.into(),
+            srtp: SrtpConfig::default(),
+            jitter: cryptic_jitter::Config::default(),
+            seed,
+        }
+    }
+}
+
+/// Why a datagram was dropped or a frame could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// SRTP or SRTCP refused the datagram (forged, replayed, truncated,
+    /// malformed), or refused to protect.
+    Srtp(cryptic_dtls_srtp::Error),
+    /// The decrypted packet did not parse as RTP or RTCP.
+    Malformed(cryptic_dtls_srtp::Error),
+    /// The jitter buffer refused the payload (too large).
+    Jitter(cryptic_jitter::Error),
+    /// The caller's output buffer or the payload is too large for a
+    /// datagram.
+    TooLarge,
+}
+
+impl std::fmt::Display for MediaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaError::Srtp(e) => write!(f, "SRTP: {e}"),
+            MediaError::Malformed(e) => write!(f, "malformed media packet: {e}"),
+            MediaError::Jitter(e) => write!(f, "jitter buffer: {e}"),
+            MediaError::TooLarge => f.write_str("media packet too large"),
+        }
+    }
+}
+
+impl std::error::Error for MediaError {}
+
+/// What an accepted datagram was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Incoming {
+    /// An RTP packet, and what the jitter buffer did with it.
+    Media(Arrival),
+    /// An RTCP compound (reports; statistics were updated).
+    Control,
+    /// The peer sent RTCP BYE: it is leaving the call.
+    Bye,
+}
+
+/// Call quality figures, for the status line and the call history.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct MediaStats {
+    /// RTP packets sent.
+    pub packets_sent: u64,
+    /// RTP payload bytes sent (padding included).
+    pub bytes_sent: u64,
+    /// RTP packets accepted.
+    pub packets_received: u64,
+    /// Fraction of the peer's packets we never received (0 to 1).
+    pub loss_received: f64,
+    /// Fraction of our packets the peer reported lost in its last report.
+    pub loss_reported_by_peer: f64,
+    /// Interarrival jitter of what we receive.
+    pub jitter: Duration,
+    /// Round-trip time from the last report about our stream.
+    pub rtt: Option<Duration>,
+    /// Datagrams dropped because SRTP refused them (forged, replayed,
+    /// malformed).
+    pub dropped: u64,
+    /// The jitter buffer's current target delay.
+    pub jitter_buffer_delay: Duration,
+    /// Frames concealed so far (PLC or FEC).
+    pub concealed: u64,
+    /// Frames played so far.
+    pub played: u64,
+}
+
+/// The media half of a call. See the module docs for how to drive it.
+pub struct MediaSession {
+    config: MediaConfig,
+    tx: SrtpContext,
+    rx: SrtpContext,
+    rng: StdRng,
+    seq: u16,
+    timestamp: u32,
+    /// The RTP timestamp of the last frame sent and when it was sent, to
+    /// fill in an SR's RTP timestamp.
+    last_sent: Option<(u32, Instant)>,
+    sent: SenderStats,
+    bytes_sent: u64,
+    reception: Option<ReceptionStats>,
+    packets_received: u64,
+    jitter: JitterBuffer,
+    clock: NtpClock,
+    origin: Instant,
+    next_rtcp: Instant,
+    rtt: Option<Duration>,
+    peer_fraction_lost: u8,
+    dropped: u64,
+    scratch: Box<[u8; MAX_DATAGRAM]>,
+}
+
+impl std::fmt::Debug for MediaSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSession")
+            .field("ssrc", &self.config.ssrc)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_rtcp(datagram: &[u8]) -> bool {
+    // RFC 5761 section 4: RTCP packet types 192..=223 sit where RTP has
+    // marker + payload type; we never use payload types 64..=95.
+    datagram.len() >= 2 && (192..=223).contains(&datagram[1])
+}
+
+impl MediaSession {
+    /// A session sending with `keys.local` and receiving with
+    /// `keys.remote`. `clock` maps `now` to NTP time for RTCP.
+    pub fn new(
+        keys: &SrtpKeys,
+        config: MediaConfig,
+        clock: NtpClock,
+        now: Instant,
+    ) -> Result<Self, MediaError> {
+        let (tx, rx) = keys.contexts(config.srtp).map_err(MediaError::Srtp)?;
+        let jitter = JitterBuffer::new(config.jitter.clone()).map_err(MediaError::Jitter)?;
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        // Random initial sequence number and timestamp (RFC 3550 5.1),
+        // kept low enough that the rollover counter estimation at the
+        // receiver starts in the first half of the sequence space.
+        let seq = rng.random_range(0..0x4000);
+        let timestamp = rng.random();
+        let mut session = MediaSession {
+            tx,
+            rx,
+            seq,
+            timestamp,
+            last_sent: None,
+            sent: SenderStats::default(),
+            bytes_sent: 0,
+            reception: None,
+            packets_received: 0,
+            jitter,
+            clock,
+            origin: now,
+            next_rtcp: now,
+            rtt: None,
+            peer_fraction_lost: 0,
+            dropped: 0,
+            scratch: Box::new([0u8; MAX_DATAGRAM]),
+            rng,
+            config,
+        };
+        session.next_rtcp = now + session.rtcp_delay();
+        Ok(session)
+    }
+
+    fn rtcp_delay(&mut self) -> Duration {
+        self.config
+            .rtcp_interval
+            .mul_f64(self.rng.random_range(0.5..1.5))
+    }
+
+    /// Protects one encoded frame as the next RTP packet into `out` and
+    /// returns the datagram length. `marker` flags the first frame after
+    /// silence.
+    pub fn send_frame(
+        &mut self,
+        now: Instant,
+        payload: &[u8],
+        marker: bool,
+        out: &mut [u8],
+    ) -> Result<usize, MediaError> {
+        let bucket = self.config.payload_bucket;
+        let padding = if bucket > 1 {
+            (payload.len().next_multiple_of(bucket) - payload.len()).min(255)
+        } else {
+            0
+        };
+        let mut header = RtpHeader::new(
+            self.config.payload_type,
+            self.seq,
+            self.timestamp,
+            self.config.ssrc,
+        );
+        header.marker = marker;
+        let len = header.len() + payload.len() + padding;
+        if len + SRTP_OVERHEAD > out.len() || len + SRTP_OVERHEAD > MAX_DATAGRAM {
+            return Err(MediaError::TooLarge);
+        }
+        // The padding count is at most 255, checked above.
+        header
+            .write_packet(payload, padding as u8, out)
+            .map_err(MediaError::Malformed)?;
+        let n = self
+            .tx
+            .protect_rtp_in_place(out, len)
+            .map_err(MediaError::Srtp)?;
+        self.sent.on_sent(payload.len() + padding);
+        self.bytes_sent += (payload.len() + padding) as u64;
+        self.last_sent = Some((self.timestamp, now));
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(self.config.frame_samples);
+        Ok(n)
+    }
+
+    /// Takes one datagram that arrived at `now` on the media path.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+    ) -> Result<Incoming, MediaError> {
+        if datagram.len() > MAX_DATAGRAM {
+            self.dropped += 1;
+            return Err(MediaError::TooLarge);
+        }
+        let result = if is_rtcp(datagram) {
+            self.handle_rtcp(now, datagram)
+        } else {
+            self.handle_rtp(now, datagram)
+        };
+        if result.is_err() {
+            self.dropped += 1;
+        }
+        result
+    }
+
+    fn handle_rtp(&mut self, now: Instant, datagram: &[u8]) -> Result<Incoming, MediaError> {
+        let n = self
+            .rx
+            .unprotect_rtp(datagram, &mut self.scratch[..])
+            .map_err(MediaError::Srtp)?;
+        let packet = RtpPacket::parse(&self.scratch[..n]).map_err(MediaError::Malformed)?;
+        let ssrc = packet.ssrc();
+        let stats = match &mut self.reception {
+            Some(s) if s.ssrc() == ssrc => s,
+            slot => slot.insert(ReceptionStats::new(
+                ssrc,
+                self.config.clock_rate,
+                self.origin,
+            )),
+        };
+        stats.on_packet(packet.sequence_number(), packet.timestamp(), now);
+        self.packets_received += 1;
+        let arrival = self
+            .jitter
+            .handle_packet(
+                now,
+                Packet {
+                    ssrc,
+                    seq: packet.sequence_number(),
+                    timestamp: packet.timestamp(),
+                    payload: packet.payload(),
+                },
+            )
+            .map_err(MediaError::Jitter)?;
+        Ok(Incoming::Media(arrival))
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, datagram: &[u8]) -> Result<Incoming, MediaError> {
+        let n = self
+            .rx
+            .unprotect_rtcp(datagram, &mut self.scratch[..])
+            .map_err(MediaError::Srtp)?;
+        let compound = Compound::parse(&self.scratch[..n]).map_err(MediaError::Malformed)?;
+        let mut bye = false;
+        let arrival_mid32 = self.clock.ntp_mid32(now);
+        for packet in compound.packets() {
+            let blocks = match packet {
+                RtcpPacket::SenderReport(sr) => {
+                    if let Some(stats) = &mut self.reception {
+                        if stats.ssrc() == sr.info.ssrc {
+                            stats.on_sender_report(&sr.info, now);
+                        }
+                    }
+                    Some(sr.reports().collect::<heapless_blocks::Blocks>())
+                }
+                RtcpPacket::ReceiverReport(rr) => Some(rr.reports().collect()),
+                RtcpPacket::Goodbye(_) => {
+                    bye = true;
+                    None
+                }
+                _ => None,
+            };
+            for block in blocks.iter().flat_map(|b| b.iter()) {
+                if block.ssrc == self.config.ssrc {
+                    if let Some(rtt) = round_trip_time(block, arrival_mid32) {
+                        self.rtt = Some(rtt);
+                    }
+                    self.peer_fraction_lost = block.fraction_lost;
+                }
+            }
+        }
+        Ok(if bye {
+            Incoming::Bye
+        } else {
+            Incoming::Control
+        })
+    }
+
+    /// What to play for the next frame period; call once per period.
+    pub fn poll_playout(&mut self, now: Instant) -> Playout<'_> {
+        self.jitter.poll(now)
+    }
+
+    /// When the session next needs [`MediaSession::poll_transmit`].
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_rtcp
+    }
+
+    fn write_report(&mut self, now: Instant, out: &mut [u8]) -> Result<usize, MediaError> {
+        let ssrc = self.config.ssrc;
+        let block = self.reception.as_mut().map(|r| r.report_block(now));
+        let blocks = block.as_slice();
+        let mut n = match self.last_sent {
+            Some((ts, at)) => {
+                let elapsed = now.saturating_duration_since(at);
+                let units = (elapsed.as_nanos() * u128::from(self.config.clock_rate)
+                    / 1_000_000_000) as u32;
+                let info = self
+                    .sent
+                    .sender_info(ssrc, &self.clock, now, ts.wrapping_add(units));
+                rtcp::write_sender_report(out, &info, blocks)
+            }
+            None => rtcp::write_receiver_report(out, ssrc, blocks),
+        }
+        .map_err(MediaError::Malformed)?;
+        let cname = self.config.cname.as_bytes();
+        n += rtcp::write_sdes(
+            &mut out[n..],
+            ssrc,
+            &[(rtcp::SDES_CNAME, &cname[..cname.len().min(255)])],
+        )
+        .map_err(MediaError::Malformed)?;
+        Ok(n)
+    }
+
+    /// Writes an SRTCP compound into `out` when a report is due and returns
+    /// its length; `None` when nothing is due.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+    ) -> Option<Result<usize, MediaError>> {
+        if now < self.next_rtcp {
+            return None;
+        }
+        self.next_rtcp = now + self.rtcp_delay();
+        Some(self.protect_report(now, out, false))
+    }
+
+    fn protect_report(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        bye: bool,
+    ) -> Result<usize, MediaError> {
+        let limit = out.len().min(MAX_DATAGRAM);
+        if limit < SRTCP_OVERHEAD {
+            return Err(MediaError::TooLarge);
+        }
+        let space = limit - SRTCP_OVERHEAD;
+        let mut n = self.write_report(now, &mut out[..space])?;
+        if bye {
+            n += rtcp::write_bye(&mut out[n..space], &[self.config.ssrc], Some(b"hangup"))
+                .map_err(MediaError::Malformed)?;
+        }
+        self.tx
+            .protect_rtcp_in_place(&mut out[..limit], n)
+            .map_err(MediaError::Srtp)
+    }
+
+    /// Writes a final SRTCP compound with BYE, to send at hang-up.
+    pub fn write_bye(&mut self, now: Instant, out: &mut [u8]) -> Result<usize, MediaError> {
+        self.protect_report(now, out, true)
+    }
+
+    /// Quality figures so far.
+    pub fn stats(&self) -> MediaStats {
+        let summary = self.reception.as_ref().map(|r| r.summary());
+        let jitter = self.jitter.stats();
+        MediaStats {
+            packets_sent: u64::from(self.sent.packets),
+            bytes_sent: self.bytes_sent,
+            packets_received: self.packets_received,
+            loss_received: summary.map_or(0.0, |s| s.loss),
+            loss_reported_by_peer: f64::from(self.peer_fraction_lost) / 256.0,
+            jitter: summary.map_or(Duration::ZERO, |s| s.jitter),
+            rtt: self.rtt,
+            dropped: self.dropped,
+            jitter_buffer_delay: jitter.target_delay,
+            concealed: jitter.concealed,
+            played: jitter.played,
+        }
+    }
+}
+
+/// Report blocks of one RTCP packet, collected without a heap allocation
+/// for the usual zero or one block.
+mod heapless_blocks {
+    use cryptic_dtls_srtp::rtcp::ReportBlock;
+
+    /// Up to 31 report blocks (the RTCP count field's limit).
+    pub(super) struct Blocks {
+        items: [ReportBlock; 31],
+        len: usize,
+    }
+
+    impl Blocks {
+        pub(super) fn iter(&self) -> impl Iterator<Item = &ReportBlock> {
+            self.items[..self.len].iter()
+        }
+    }
+
+    impl FromIterator<ReportBlock> for Blocks {
+        fn from_iter<I: IntoIterator<Item = ReportBlock>>(iter: I) -> Self {
+            let mut b = Blocks {
+                items: [ReportBlock::default(); 31],
+                len: 0,
+            };
+            for block in iter.into_iter().take(31) {
+                b.items[b.len] = block;
+                b.len += 1;
+            }
+            b
+        }
+    }
+}

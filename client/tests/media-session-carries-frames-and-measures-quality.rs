@@ -1,0 +1,187 @@
+//! Two media sessions keyed as the two ends of a DTLS-SRTP handshake talk
+//! through a seeded network emulator (40 ms one-way delay, jitter, 5% loss)
+//! on a virtual clock for a minute of 20 ms frames: frames come out in
+//! order, losses are concealed, both sides measure loss and round-trip
+//! time from RTCP, packet sizes do not vary with the payload, forged
+//! datagrams are dropped, and BYE ends the call.
+
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use cryptic_call::media::{Incoming, MediaConfig, MediaSession};
+use cryptic_dtls_srtp::handshake::{Role, SrtpKeys};
+use cryptic_dtls_srtp::srtp::Profile;
+use cryptic_dtls_srtp::stats::NtpClock;
+use cryptic_jitter::Playout;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const FRAME: Duration = Duration::from_millis(20);
+
+fn sessions(start: Instant) -> (MediaSession, MediaSession) {
+    let material: Vec<u8> = (0..56u8).collect();
+    let alice_keys =
+        SrtpKeys::from_exported(Profile::AeadAes128Gcm, Role::Server, &material).unwrap();
+    let bob_keys =
+        SrtpKeys::from_exported(Profile::AeadAes128Gcm, Role::Client, &material).unwrap();
+    let clock = NtpClock::from_system_time(start, Duration::from_secs(1_800_000_000));
+    (
+        MediaSession::new(
+            &alice_keys,
+            MediaConfig::new(0xA11CE, "alice", 1),
+            clock,
+            start,
+        )
+        .unwrap(),
+        MediaSession::new(&bob_keys, MediaConfig::new(0xB0B, "bob", 2), clock, start).unwrap(),
+    )
+}
+
+/// One direction of the emulated network.
+struct Link {
+    rng: StdRng,
+    loss: f64,
+    in_flight: BTreeMap<(Instant, u64), Vec<u8>>,
+    counter: u64,
+}
+
+impl Link {
+    fn new(seed: u64, loss: f64) -> Self {
+        Link {
+            rng: StdRng::seed_from_u64(seed),
+            loss,
+            in_flight: BTreeMap::new(),
+            counter: 0,
+        }
+    }
+
+    fn send(&mut self, now: Instant, datagram: &[u8]) {
+        if self.rng.random_bool(self.loss) {
+            return;
+        }
+        let jitter = self.rng.random_range(0..=10u64);
+        self.counter += 1;
+        self.in_flight.insert(
+            (now + Duration::from_millis(35 + jitter), self.counter),
+            datagram.to_vec(),
+        );
+    }
+
+    fn due(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        let later = self
+            .in_flight
+            .split_off(&(now + Duration::from_nanos(1), 0));
+        std::mem::replace(&mut self.in_flight, later)
+            .into_values()
+            .collect()
+    }
+}
+
+#[test]
+fn a_minute_of_frames_through_loss_and_jitter_plays_in_order_and_reports_quality() {
+    let start = Instant::now();
+    let (mut alice, mut bob) = sessions(start);
+    let mut a_to_b = Link::new(10, 0.05);
+    let mut b_to_a = Link::new(20, 0.05);
+    let mut buf = [0u8; 1500];
+    let mut sizes = std::collections::BTreeSet::new();
+    let mut bob_heard = Vec::new();
+    let frames = 3000u32;
+    let mut now = start;
+    for i in 0..frames + 50 {
+        // Every 20 ms both send a frame whose first bytes count frames.
+        if i < frames {
+            let mut payload = vec![0u8; 60 + (i % 17) as usize];
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            let n = alice.send_frame(now, &payload, i == 0, &mut buf).unwrap();
+            sizes.insert(n);
+            a_to_b.send(now, &buf[..n]);
+            let n = bob.send_frame(now, &payload, i == 0, &mut buf).unwrap();
+            b_to_a.send(now, &buf[..n]);
+        }
+        // Deliver what is due, in 1 ms steps.
+        for ms in 0..20 {
+            let t = now + Duration::from_millis(ms);
+            for d in a_to_b.due(t) {
+                bob.handle_datagram(t, &d).unwrap();
+            }
+            for d in b_to_a.due(t) {
+                alice.handle_datagram(t, &d).unwrap();
+            }
+            for (session, link) in [(&mut alice, &mut a_to_b), (&mut bob, &mut b_to_a)] {
+                while let Some(r) = session.poll_transmit(t, &mut buf) {
+                    let n = r.unwrap();
+                    link.send(t, &buf[..n]);
+                }
+            }
+        }
+        match bob.poll_playout(now) {
+            Playout::Frame(f) => {
+                bob_heard.push(Some(u32::from_be_bytes(f.payload[..4].try_into().unwrap())))
+            }
+            Playout::Conceal(_) => bob_heard.push(None),
+            _ => {}
+        }
+        let _ = alice.poll_playout(now);
+        now += FRAME;
+    }
+
+    // Packet sizes: 60..=76-byte payloads all pad to 64 or 96 bytes.
+    assert!(sizes.len() <= 2, "sizes leak the payload length: {sizes:?}");
+
+    // Bob heard the frames in order, with losses concealed.
+    let played: Vec<u32> = bob_heard.iter().flatten().copied().collect();
+    assert!(played.windows(2).all(|w| w[0] < w[1]), "out of order");
+    let stats = bob.stats();
+    println!("bob: {stats:?}");
+    println!("alice: {:?}", alice.stats());
+    assert!(
+        played.len() as f64 > f64::from(frames) * 0.93,
+        "played {}",
+        played.len()
+    );
+    assert!(
+        (0.03..0.08).contains(&stats.loss_received),
+        "loss {}",
+        stats.loss_received
+    );
+    assert!(stats.concealed > 0);
+    assert!(stats.jitter > Duration::ZERO && stats.jitter < Duration::from_millis(10));
+
+    // Both sides measured the round trip from RTCP: 2 x (35..45 ms).
+    for s in [alice.stats(), bob.stats()] {
+        let rtt = s.rtt.expect("an RTT from RTCP").as_secs_f64() * 1000.0;
+        assert!((65.0..95.0).contains(&rtt), "rtt {rtt} ms");
+        assert!(s.loss_reported_by_peer < 0.2);
+    }
+}
+
+#[test]
+fn forged_and_replayed_datagrams_are_dropped_and_counted_and_bye_ends_the_call() {
+    let start = Instant::now();
+    let (mut alice, mut bob) = sessions(start);
+    let mut buf = [0u8; 1500];
+    let n = alice
+        .send_frame(start, b"hello bob", true, &mut buf)
+        .unwrap();
+    let genuine = buf[..n].to_vec();
+    assert!(matches!(
+        bob.handle_datagram(start, &genuine),
+        Ok(Incoming::Media(_))
+    ));
+    assert!(bob.handle_datagram(start, &genuine).is_err(), "replay");
+    let mut forged = genuine.clone();
+    forged[n - 1] ^= 1;
+    assert!(bob.handle_datagram(start, &forged).is_err());
+    assert!(bob.handle_datagram(start, &[0x80, 200, 0, 1]).is_err());
+    assert!(bob.handle_datagram(start, &[]).is_err());
+    assert_eq!(bob.stats().dropped, 4);
+
+    let n = alice.write_bye(start + FRAME, &mut buf).unwrap();
+    assert_eq!(
+        bob.handle_datagram(start + FRAME, &buf[..n]),
+        Ok(Incoming::Bye)
+    );
+}
