@@ -6,8 +6,10 @@
 //! ```
 //!
 //! Today this holds [`media`], the sans-IO media session of a call (RTP and
-//! RTCP over SRTP with the adaptive jitter buffer). The CLI, its demo and
+//! RTCP over SRTP with the adaptive jitter buffer), and [`history`], the
+//! call history in SQLite. The CLI, its demo and
 //! the glue to ICE, signaling and audio are the subject of the client issue
 //! and are not built yet.
 
+pub mod history;
 pub mod media;

@@ -1,0 +1,367 @@
+//! The call history: one SQLite file in the user's profile directory.
+//!
+//! Every call that reached the ringing stage leaves one row: who, which
+//! direction, when it started, how long it lasted, how it ended, which path
+//! the media took, and the mean loss and round-trip time. Nothing about the
+//! content of a call is stored.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Who started the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Direction {
+    /// We called.
+    Outgoing,
+    /// They called.
+    Incoming,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outgoing => "outgoing",
+            Direction::Incoming => "incoming",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "outgoing" => Some(Direction::Outgoing),
+            "incoming" => Some(Direction::Incoming),
+            _ => None,
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It was answered and ended normally by a hang-up.
+    Completed,
+    /// The callee declined.
+    Rejected,
+    /// The callee was in another call.
+    Busy,
+    /// Nobody answered before the ring timeout.
+    Missed,
+    /// The caller hung up before an answer.
+    Cancelled,
+    /// The call was aborted because the peer's DTLS certificate did not
+    /// match the fingerprint received end to end.
+    SecurityAbort,
+    /// The media path died (consent lost) or could not be established.
+    Failed,
+}
+
+impl Outcome {
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Rejected => "rejected",
+            Outcome::Busy => "busy",
+            Outcome::Missed => "missed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::SecurityAbort => "security-abort",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "completed" => Outcome::Completed,
+            "rejected" => Outcome::Rejected,
+            "busy" => Outcome::Busy,
+            "missed" => Outcome::Missed,
+            "cancelled" => Outcome::Cancelled,
+            "security-abort" => Outcome::SecurityAbort,
+            "failed" => Outcome::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One call in the history.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CallRecord {
+    /// The signaling call id.
+    pub call_id: String,
+    /// The other user.
+    pub peer: String,
+    /// Who called.
+    pub direction: Direction,
+    /// Start (invite sent or received), seconds since the Unix epoch.
+    pub started_unix: i64,
+    /// Time from answer to hang-up (zero when never answered).
+    pub duration: Duration,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The media path (`direct`, `turn-relay`, `server-relay`), if any.
+    pub path: Option<String>,
+    /// Mean fraction of packets lost (0 to 1), if media flowed.
+    pub mean_loss: Option<f64>,
+    /// Mean round-trip time, if measured.
+    pub mean_rtt: Option<Duration>,
+}
+
+impl CallRecord {
+    /// A record with no media figures.
+    pub fn new(
+        call_id: impl Into<String>,
+        peer: impl Into<String>,
+        direction: Direction,
+        started_unix: i64,
+        outcome: Outcome,
+    ) -> Self {
+        CallRecord {
+            call_id: call_id.into(),
+            peer: peer.into(),
+            direction,
+            started_unix,
+            duration: Duration::ZERO,
+            outcome,
+            path: None,
+            mean_loss: None,
+            mean_rtt: None,
+        }
+    }
+}
+
+/// Errors of the history store.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// SQLite failed (file unreadable, disk full, corrupt database).
+    Sqlite(rusqlite::Error),
+    /// A stored row holds a value this version does not understand.
+    BadRow(String),
+}
+
+impl std::fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HistoryError::Sqlite(e) => write!(f, "call history database: {e}"),
+            HistoryError::BadRow(what) => write!(f, "call history row not understood: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for HistoryError {}
+
+impl From<rusqlite::Error> for HistoryError {
+    fn from(e: rusqlite::Error) -> Self {
+        HistoryError::Sqlite(e)
+    }
+}
+
+/// The call history of one profile.
+#[derive(Debug)]
+pub struct History {
+    db: Connection,
+}
+
+impl History {
+    /// Opens (creating if needed) the history database at `path`.
+    pub fn open(path: &Path) -> Result<Self, HistoryError> {
+        let db = Connection::open(path)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS calls (
+                 call_id     TEXT PRIMARY KEY,
+                 peer        TEXT NOT NULL,
+                 direction   TEXT NOT NULL,
+                 started     INTEGER NOT NULL,
+                 duration_ms INTEGER NOT NULL,
+                 outcome     TEXT NOT NULL,
+                 path        TEXT,
+                 mean_loss   REAL,
+                 mean_rtt_ms REAL
+             );
+             CREATE INDEX IF NOT EXISTS calls_started ON calls(started);",
+        )?;
+        Ok(History { db })
+    }
+
+    /// Records a call, replacing an earlier record of the same call id.
+    pub fn record(&self, call: &CallRecord) -> Result<(), HistoryError> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO calls
+             (call_id, peer, direction, started, duration_ms, outcome, path, mean_loss, mean_rtt_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                call.call_id,
+                call.peer,
+                call.direction.as_str(),
+                call.started_unix,
+                i64::try_from(call.duration.as_millis()).unwrap_or(i64::MAX),
+                call.outcome.as_str(),
+                call.path,
+                call.mean_loss,
+                call.mean_rtt.map(|d| d.as_secs_f64() * 1000.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The most recent calls, newest first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<CallRecord>, HistoryError> {
+        let mut stmt = self.db.prepare(
+            "SELECT call_id, peer, direction, started, duration_ms, outcome, path, mean_loss, mean_rtt_ms
+             FROM calls ORDER BY started DESC, rowid DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<f64>>(7)?,
+                r.get::<_, Option<f64>>(8)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (call_id, peer, direction, started, duration_ms, outcome, path, loss, rtt) = row?;
+            out.push(CallRecord {
+                direction: Direction::parse(&direction)
+                    .ok_or_else(|| HistoryError::BadRow(format!("direction {direction:?}")))?,
+                outcome: Outcome::parse(&outcome)
+                    .ok_or_else(|| HistoryError::BadRow(format!("outcome {outcome:?}")))?,
+                call_id,
+                peer,
+                started_unix: started,
+                duration: Duration::from_millis(u64::try_from(duration_ms).unwrap_or(0)),
+                path,
+                mean_loss: loss,
+                mean_rtt: rtt
+                    .filter(|ms| ms.is_finite() && *ms >= 0.0)
+                    .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The record of one call.
+    pub fn get(&self, call_id: &str) -> Result<Option<CallRecord>, HistoryError> {
+        let started: Option<i64> = self
+            .db
+            .query_row(
+                "SELECT started FROM calls WHERE call_id = ?1",
+                params![call_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if started.is_none() {
+            return Ok(None);
+        }
+        Ok(self
+            .recent(usize::MAX)?
+            .into_iter()
+            .find(|c| c.call_id == call_id))
+    }
+}
+
+/// Formats a record as one line of `cryptic-call history`.
+pub fn format_record(call: &CallRecord) -> String {
+    let secs = call.duration.as_secs();
+    let mut line = format!(
+        "{:<10} {:<8} {:<14} {:>3}:{:02}  {}",
+        call.peer,
+        call.direction.as_str(),
+        call.outcome.as_str(),
+        secs / 60,
+        secs % 60,
+        call.started_unix
+    );
+    if let Some(path) = &call.path {
+        line.push_str(&format!("  path={path}"));
+    }
+    if let Some(loss) = call.mean_loss {
+        line.push_str(&format!("  loss={:.1}%", loss * 100.0));
+    }
+    if let Some(rtt) = call.mean_rtt {
+        line.push_str(&format!("  rtt={}ms", rtt.as_millis()));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db(tag: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("cryptic-history-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("history.sqlite")
+    }
+
+    #[test]
+    fn records_survive_reopening_and_come_back_newest_first() {
+        let path = temp_db("reopen");
+        {
+            let h = History::open(&path).unwrap();
+            let mut done =
+                CallRecord::new("c1", "bob", Direction::Outgoing, 100, Outcome::Completed);
+            done.duration = Duration::from_secs(75);
+            done.path = Some("direct".into());
+            done.mean_loss = Some(0.02);
+            done.mean_rtt = Some(Duration::from_millis(40));
+            h.record(&done).unwrap();
+            h.record(&CallRecord::new(
+                "c2",
+                "carol",
+                Direction::Incoming,
+                200,
+                Outcome::Missed,
+            ))
+            .unwrap();
+        }
+        let h = History::open(&path).unwrap();
+        let calls = h.recent(10).unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].peer, "carol");
+        assert_eq!(calls[1].outcome, Outcome::Completed);
+        assert_eq!(calls[1].mean_rtt, Some(Duration::from_millis(40)));
+        assert!(format_record(&calls[1]).contains("1:15"));
+        assert!(h.get("c1").unwrap().is_some());
+        assert!(h.get("nope").unwrap().is_none());
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_call_recorded_twice_keeps_its_last_outcome() {
+        let path = temp_db("replace");
+        let h = History::open(&path).unwrap();
+        h.record(&CallRecord::new(
+            "c",
+            "bob",
+            Direction::Outgoing,
+            1,
+            Outcome::Failed,
+        ))
+        .unwrap();
+        h.record(&CallRecord::new(
+            "c",
+            "bob",
+            Direction::Outgoing,
+            1,
+            Outcome::Completed,
+        ))
+        .unwrap();
+        let calls = h.recent(10).unwrap();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].outcome, Outcome::Completed);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+}
