@@ -18,6 +18,11 @@ const MAX_MISORDER: u64 = 1_024;
 /// How fast a late packet's delay decays out of the target once
 /// `late_hold` is over: one part in `PEAK_DECAY` of the elapsed time.
 const PEAK_DECAY: i64 = 10;
+/// Late losses beyond the rate [`Config::quantile`] allows (a leaky bucket)
+/// before one lifts the target at once instead of waiting for the quantile.
+const LATE_BURST: u64 = 2;
+/// One late loss in the leaky bucket, in parts per million of a packet.
+const PPM: u64 = 1_000_000;
 /// Dropping a frame in speech (no time-stretch available) waits this many
 /// times `shrink_after`.
 const DROP_SLOWDOWN: u32 = 5;
@@ -213,15 +218,21 @@ struct Slot {
 ///    if the caller has no audio clock of its own.
 ///
 /// The delay the buffer keeps is measured, not configured: a high quantile
-/// of recent packets' transit beyond the fastest one, plus a margin, within
-/// [`Config::min_delay`] and [`Config::max_delay`]. When the buffer runs dry
-/// it conceals without moving on, so a delayed packet still plays (the delay
-/// grows by the gap) instead of being lost; a packet that is nevertheless too
-/// late lifts the target at once. Shrinking is slow: frames are dropped in
-/// silence, or the audio side is asked to compress frames, only after the
-/// buffer has been deeper than needed for [`Config::shrink_after`]. Clock
-/// drift between sender and receiver shows up as a slowly moving transit
-/// and is absorbed the same way.
+/// ([`Config::quantile`]) of recent packets' transit beyond the fastest one,
+/// plus a margin, within [`Config::min_delay`] and [`Config::max_delay`].
+/// When the buffer runs dry it conceals without moving on, so a delayed
+/// packet still plays (the delay grows by the gap) instead of being lost.
+/// That wait also covers the packets queued behind the delayed one (they
+/// arrive together when the link recovers), so those do not count towards
+/// the quantile: only what a wait cannot fix (reordering, a slower path, the
+/// head of a stall) raises the target. Late losses lift the target at once
+/// when they come faster than the quantile allows. Shrinking is slow: frames
+/// are dropped in silence, or the audio side is asked to compress frames,
+/// only after the buffer has been deeper than needed for
+/// [`Config::shrink_after`] (at once when it is a frame or more too deep,
+/// as after a stall, and the audio side can stretch). Clock drift between
+/// sender and receiver shows up as a slowly moving transit and is absorbed
+/// the same way.
 pub struct JitterBuffer {
     config: Config,
     frame_ts: u64,
@@ -231,7 +242,16 @@ pub struct JitterBuffer {
     data: Box<[u8]>,
     len: usize,
     seen: [u64; (MAX_MISORDER / 64) as usize],
-    est: Estimator,
+    /// Transit of recent packets: its minimum is the fastest path.
+    transits: Estimator,
+    /// What recent packets asked of the target delay (see `record`).
+    needs: Estimator,
+    /// Sequence, timestamp (µs) and transit of the newest packet so far.
+    newest: Option<(u64, i64, i64)>,
+    /// Late losses beyond the allowed rate, in ppm of a packet.
+    late_debt: u64,
+    /// Packets allowed after the target, in ppm of a packet.
+    miss_ppm: u64,
 
     epoch: Option<Instant>,
     active: bool,
@@ -287,7 +307,11 @@ impl JitterBuffer {
             data: vec![0; capacity * config.max_payload].into_boxed_slice(),
             len: 0,
             seen: [0; (MAX_MISORDER / 64) as usize],
-            est: Estimator::new(config.history, max_delay_us, config.quantile),
+            transits: Estimator::min_only(config.history, max_delay_us),
+            needs: Estimator::new(config.history, max_delay_us, config.quantile),
+            newest: None,
+            late_debt: 0,
+            miss_ppm: ((1.0 - config.quantile) * 1e6).clamp(0.0, 1e6) as u64,
             epoch: None,
             active: false,
             starting: false,
@@ -389,7 +413,10 @@ impl JitterBuffer {
         }
         self.len = 0;
         self.seen = [0; (MAX_MISORDER / 64) as usize];
-        self.est.clear();
+        self.transits.clear();
+        self.needs.clear();
+        self.newest = None;
+        self.late_debt = 0;
         self.peak = None;
         self.probe = None;
         self.hold = 0;
@@ -454,11 +481,11 @@ impl JitterBuffer {
     /// Transit (µs) the play-out aims at: frames play when
     /// `now - timestamp` reaches it.
     fn target_transit(&mut self, now_us: i64) -> i64 {
-        let (Some(base), Some(q)) = (self.est.min(), self.est.quantile()) else {
+        let (Some(base), Some(need)) = (self.transits.min(), self.needs.quantile()) else {
             return self.start_delay_us;
         };
-        let mut want = q.saturating_add(self.margin_us);
-        if self.est.len() < WARMUP_PACKETS.min(self.config.history) {
+        let mut want = need.saturating_add(self.margin_us);
+        if self.transits.len() < WARMUP_PACKETS.min(self.config.history) {
             want = want.max(base.saturating_add(self.start_delay_us));
         }
         if let Some(peak) = self.peak_at(now_us) {
@@ -497,14 +524,15 @@ impl JitterBuffer {
             };
             self.restart(now, &packet);
             let transit = now_us - self.ts_us(self.ts_hi);
-            self.store(self.seq_hi, self.ts_hi, packet.payload, Some(transit));
+            self.record(self.seq_hi, self.ts_hi, transit);
+            self.store(self.seq_hi, self.ts_hi, packet.payload);
             return Ok(arrival);
         }
 
         let seq = extend_seq(self.seq_hi, packet.seq);
         let ts = extend_ts(self.ts_hi, packet.timestamp);
         let transit = now_us.saturating_sub(self.ts_us(ts));
-        let base = self.est.min().unwrap_or(transit);
+        let base = self.transits.min().unwrap_or(transit);
         let far_seq = seq > self.seq_hi + MAX_DROPOUT || seq + MAX_MISORDER < self.next_seq;
         let far_time = transit.saturating_sub(base).saturating_abs() > self.resync_us;
         if far_seq || far_time {
@@ -516,7 +544,8 @@ impl JitterBuffer {
                 self.stats.resyncs += 1;
                 self.restart(now, &packet);
                 let transit = now_us - self.ts_us(self.ts_hi);
-                self.store(self.seq_hi, self.ts_hi, packet.payload, Some(transit));
+                self.record(self.seq_hi, self.ts_hi, transit);
+                self.store(self.seq_hi, self.ts_hi, packet.payload);
                 return Ok(Arrival::Resynced);
             }
             self.probe = Some((packet.seq, packet.timestamp));
@@ -531,24 +560,56 @@ impl JitterBuffer {
         }
         if seq < self.next_seq || ts + self.frame_ts <= self.next_ts {
             self.mark_seen(seq);
-            self.est.add(transit);
-            self.bump_peak(now_us, transit);
+            self.record(seq, ts, transit);
+            // One late loss is the tail the quantile allows for; several
+            // in a row mean the network got worse: grow at once.
+            self.late_debt = self.late_debt.saturating_add(PPM);
+            if self.late_debt > LATE_BURST * PPM {
+                self.bump_peak(now_us, transit);
+            }
             self.stats.late += 1;
             return Ok(Arrival::Late);
         }
-        let mut measure = true;
         if self.hold > 0 && ts < self.next_ts + self.hold * self.frame_ts {
-            // Late, but the buffer ran dry and waited for it: an in-order
-            // stall costs delay (already added by the wait), not audio, so
-            // it does not raise the target.
+            // Late, but the buffer ran dry and waited for it.
             self.stats.rescued += 1;
-            measure = false;
         }
         if seq - self.next_seq > self.mask {
             self.make_room(seq, ts);
         }
-        self.store(seq, ts, packet.payload, measure.then_some(transit));
+        self.record(seq, ts, transit);
+        self.store(seq, ts, packet.payload);
         Ok(Arrival::Buffered)
+    }
+
+    /// Measures one packet: its transit, and the transit it asks the target
+    /// to cover (its own).
+    ///
+    /// A packet that arrives in order, hard on the heels of its predecessor
+    /// (less than half its frame period later) and no later than that one,
+    /// asks for nothing beyond the fastest path: it queued behind the
+    /// predecessor (a FIFO backlog after a stall), so whatever wait covered
+    /// the predecessor covered it too. Only the head of such a backlog
+    /// counts, and a one-second stall does not weigh like fifty late packets.
+    /// Reordered packets always count in full: no wait can save a packet
+    /// that a later one overtook.
+    fn record(&mut self, seq: u64, ts: u64, transit: i64) {
+        self.transits.add(transit);
+        let base = self.transits.min().unwrap_or(transit);
+        let mut need = transit;
+        if seq > self.seq_hi || self.newest.is_none() {
+            let ts_us = self.ts_us(ts);
+            let queued = self.newest.is_some_and(|(s, t, prev)| {
+                let half_period = ts_us.saturating_sub(t) / 2;
+                s + 1 == seq && transit.saturating_add(half_period) <= prev
+            });
+            if queued {
+                need = base;
+            }
+            self.newest = Some((seq, ts_us, transit));
+        }
+        self.needs.add(need);
+        self.late_debt = self.late_debt.saturating_sub(self.miss_ppm);
     }
 
     fn slot_holds(&self, seq: u64) -> bool {
@@ -573,7 +634,7 @@ impl JitterBuffer {
         self.hold = 0;
     }
 
-    fn store(&mut self, seq: u64, ts: u64, payload: &[u8], transit: Option<i64>) {
+    fn store(&mut self, seq: u64, ts: u64, payload: &[u8]) {
         let i = (seq & self.mask) as usize;
         if self.slots[i].used {
             self.stats.overflow += 1;
@@ -592,9 +653,6 @@ impl JitterBuffer {
         if seq > self.seq_hi {
             self.seq_hi = seq;
             self.ts_hi = ts;
-        }
-        if let Some(t) = transit {
-            self.est.add(t);
         }
     }
 
@@ -698,7 +756,7 @@ impl JitterBuffer {
         // With time-stretch the audio side trims a few ms at a time, so the
         // dead band can be narrower than a whole frame.
         let shrink_at = if self.config.time_stretch {
-            frame_us / 2 + self.hysteresis_us
+            frame_us / 4 + self.hysteresis_us
         } else {
             frame_us + self.hysteresis_us
         };
@@ -721,6 +779,11 @@ impl JitterBuffer {
                 stretch = Stretch::Expand;
             } else if err >= shrink_at {
                 self.over_polls = self.over_polls.saturating_add(1);
+                if err >= shrink_at + frame_us {
+                    // A frame or more too deep (a stall's backlog): start
+                    // compressing at once.
+                    self.over_polls = self.over_polls.max(self.shrink_polls);
+                }
                 if self.over_polls >= self.shrink_polls {
                     if self.config.time_stretch {
                         stretch = Stretch::Compress;

@@ -35,23 +35,30 @@ pub struct Config {
     /// Added to the measured delay quantile; also absorbs small jitter of
     /// the caller's poll instants.
     pub margin: Duration,
-    /// Fraction of recent packets the target delay should cover, in
-    /// `(0.5, 1.0]`; `0.98` aims at about 2% of packets arriving after
-    /// the target before the late-arrival reaction kicks in (in practice
-    /// well under 1% are lost, see the simulation report).
+    /// Fraction of recent packets whose delay the target should cover, in
+    /// `(0.5, 1.0]`; `0.99` lets about 1% arrive after the target. Packets
+    /// that only queued behind a late predecessor do not count (waiting for
+    /// the predecessor covered them), so this is close to the rate of late
+    /// losses and stalls, not of late packets.
     pub quantile: f64,
-    /// How many recent packets the delay quantile is measured over
-    /// (500 = 10 s of 20 ms packets).
+    /// How many recent packets the delay quantile and the fastest path are
+    /// measured over (1 500 = 30 s of 20 ms packets). Longer is steadier
+    /// under stationary jitter but remembers a burst for longer.
     pub history: usize,
-    /// How long the delay of a late packet keeps the target up before it
-    /// starts to decay at 100 ms per second (zero: decay at once; the
-    /// quantile window remembers it anyway).
+    /// When late losses come faster than [`quantile`](Self::quantile)
+    /// allows (more than two beyond that rate), each further one lifts the
+    /// target to its own delay at once: how long that lift holds before it
+    /// decays at 100 ms per second (zero: decay at once; the quantile
+    /// window remembers the delay anyway).
     pub late_hold: Duration,
     /// How long the buffer must stay deeper than needed before it starts to
     /// shrink during speech.
     pub shrink_after: Duration,
-    /// Dead band above the target (beyond one frame) inside which the
-    /// buffer does not shrink; keeps it from hunting.
+    /// Dead band above the target inside which the buffer does not shrink,
+    /// beyond one frame without [`time_stretch`](Self::time_stretch) and
+    /// beyond a quarter frame with it (one stretch step, so that a
+    /// compressed frame does not overshoot below the target); keeps the
+    /// buffer from hunting.
     pub hysteresis: Duration,
     /// `true` when the audio side honours [`Stretch`](crate::Stretch)
     /// requests (shortens or lengthens a frame slightly). When `false`, the
@@ -75,11 +82,11 @@ impl Default for Config {
             max_delay: Duration::from_millis(1_000),
             start_delay: Duration::from_millis(40),
             margin: Duration::from_millis(5),
-            quantile: 0.98,
-            history: 500,
+            quantile: 0.99,
+            history: 1_500,
             late_hold: Duration::ZERO,
             shrink_after: Duration::from_millis(200),
-            hysteresis: Duration::from_millis(5),
+            hysteresis: Duration::from_millis(2),
             time_stretch: false,
             max_payload: 1_500,
             dtx_payload: 2,

@@ -1,4 +1,4 @@
-//! Sliding-window quantile of packet transit times.
+//! Sliding-window quantile and minimum of packet transit times.
 //!
 //! A packet's *transit* is `arrival - timestamp` (both in microseconds on
 //! the receiver's time line): the network delay plus an unknown constant.
@@ -31,6 +31,8 @@ pub(crate) struct Estimator {
     above: u32,
     /// Samples allowed above the quantile, per million.
     miss_ppm: u64,
+    /// Whether the quantile is tracked at all (not for a minimum-only window).
+    tracks_quantile: bool,
 }
 
 impl Estimator {
@@ -51,6 +53,15 @@ impl Estimator {
             } else {
                 0
             },
+            tracks_quantile: true,
+        }
+    }
+
+    /// A window that only tracks its minimum (cheaper per sample).
+    pub(crate) fn min_only(history: usize, range_us: i64) -> Self {
+        Self {
+            tracks_quantile: false,
+            ..Self::new(history, range_us, 1.0)
         }
     }
 
@@ -85,7 +96,10 @@ impl Estimator {
             self.len -= 1;
         }
         self.ring[self.head] = transit;
-        self.head = (self.head + 1) % self.ring.len();
+        self.head += 1;
+        if self.head == self.ring.len() {
+            self.head = 0;
+        }
         self.len += 1;
         let b = self.bin_of(transit);
         self.bins[b] += 1;
@@ -118,6 +132,9 @@ impl Estimator {
     }
 
     fn settle(&mut self) {
+        if !self.tracks_quantile {
+            return;
+        }
         let allowed = (self.len as u64 * self.miss_ppm / 1_000_000) as u32;
         while self.above > allowed && self.q_bin + 1 < self.bins.len() {
             self.q_bin += 1;
@@ -156,7 +173,8 @@ impl Estimator {
     /// Transit (µs) that all but the configured fraction of the window stay
     /// under (upper edge of the quantile bin), if any.
     pub(crate) fn quantile(&self) -> Option<i64> {
-        (self.len > 0).then(|| self.origin.saturating_add((self.q_bin as i64 + 1) * BIN_US))
+        (self.len > 0 && self.tracks_quantile)
+            .then(|| self.origin.saturating_add((self.q_bin as i64 + 1) * BIN_US))
     }
 }
 
@@ -196,6 +214,17 @@ mod tests {
         let min = e.min().unwrap();
         let q = e.quantile().unwrap();
         assert!(q - min <= 8_000 && q - min >= 5_000, "spread {}", q - min);
+    }
+
+    #[test]
+    fn minimum_only_window_forgets_old_minima() {
+        let mut e = Estimator::min_only(10, 100_000);
+        e.add(5_000);
+        for _ in 0..10 {
+            e.add(30_000);
+        }
+        assert_eq!(e.min(), Some(30_000));
+        assert_eq!(e.quantile(), None);
     }
 
     #[test]

@@ -14,9 +14,11 @@
 //!   [`Playout`]: the next frame's payload, a concealment decision (with the
 //!   following packet's payload when Opus in-band FEC can rebuild the missing
 //!   frame), or silence. Its target delay follows the measured delay variation
-//!   (a high quantile of recent transit times plus a margin), grows at once
-//!   when packets arrive too late, and shrinks slowly, by dropping or
-//!   inserting frames in silence or by asking the audio side to time-stretch.
+//!   (a high quantile of recent transit times plus a margin, leaving out the
+//!   packets that a wait for a stalled one already covers), grows at once
+//!   when late losses come faster than that quantile allows, and shrinks
+//!   slowly, by dropping or inserting frames in silence or by asking the
+//!   audio side to time-stretch.
 //! - [`pcm_channel`], the lock-free hand-off of decoded PCM to the audio
 //!   callback over a `ringbuf` single-producer single-consumer queue. The
 //!   callback side never locks, allocates or blocks; an underrun plays

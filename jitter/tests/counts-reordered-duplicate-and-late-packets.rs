@@ -95,7 +95,9 @@ fn missing_frame_offers_fec_from_the_next_packet_and_late_arrival_is_counted() {
 #[test]
 fn delayed_packet_is_waited_for_when_the_buffer_runs_dry_and_the_target_grows() {
     // From packet 200 on, everything comes 100 ms later (a route change).
-    let mut t = common::trace(common::Net::Clean, 20, 1);
+    // The run lasts long enough (45 s) for the old, faster path to leave
+    // the 30 s window (`Config::history`) the target is measured from.
+    let mut t = common::trace(common::Net::Clean, 45, 1);
     for p in t.packets.iter_mut().skip(200) {
         p.arrival_us = p.arrival_us.map(|a| a + 100_000);
     }
@@ -108,6 +110,9 @@ fn delayed_packet_is_waited_for_when_the_buffer_runs_dry_and_the_target_grows() 
     assert!(s.rescued >= 1, "{s:?}");
     assert!(s.inserted >= 4, "{s:?}");
     assert!(s.target_delay < Duration::from_millis(20), "{s:?}");
+    // And the play-out follows the new path without extra depth.
+    let last = m.delays.last().copied().unwrap_or(0);
+    assert!((100_000..130_000).contains(&last), "{last} µs: {s:?}");
 }
 
 #[test]
