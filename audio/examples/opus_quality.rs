@@ -1,0 +1,80 @@
+//! Offline Opus round trip for the quality figures: reads a WAV, encodes
+//! it at a constant bitrate, loses frames at random (seeded), rebuilds them
+//! with FEC from the next packet when it arrived or conceals them, and
+//! writes the decoded 48 kHz mono WAV.
+//!
+//! `opus_quality IN.wav OUT.wav BITRATE LOSS_PERCENT SEED [plc-only]`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use cryptic_audio::{
+    Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
+    Pacing, Read, SinkSpec, SourceSpec, MAX_PACKET,
+};
+use rand::{Rng, SeedableRng};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 6 {
+        return Err(
+            "usage: opus_quality IN.wav OUT.wav BITRATE LOSS_PERCENT SEED [plc-only]".into(),
+        );
+    }
+    let bitrate: u32 = args[3].parse()?;
+    let loss: u8 = args[4].parse()?;
+    let seed: u64 = args[5].parse()?;
+    let use_fec = args.get(6).map(String::as_str) != Some("plc-only");
+
+    let opts = InputOptions::default().with_pacing(Pacing::AsFastAsPossible);
+    let mut input = Input::open(&SourceSpec::Wav(PathBuf::from(&args[1])), opts)?;
+    let config = EncoderConfig::default()
+        .with_bitrate(bitrate)
+        .with_fec(use_fec)
+        .with_expected_loss_percent(loss);
+    let mut enc = Encoder::new(config)?;
+    let mut packets = Vec::new();
+    let mut pcm = [0i16; 960];
+    let mut buf = [0u8; MAX_PACKET];
+    while input.read_frame(Instant::now(), &mut pcm)? == Read::Frame {
+        let n = enc.encode(&pcm, &mut buf)?;
+        packets.push(buf[..n].to_vec());
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let lost: Vec<bool> = packets
+        .iter()
+        .map(|_| rng.random_range(0..100u32) < u32::from(loss))
+        .collect();
+
+    let mut dec = Decoder::new(FrameDuration::Ms20)?;
+    let mut output = Output::open(
+        &SinkSpec::Wav(PathBuf::from(&args[2])),
+        OutputOptions::default(),
+    )?;
+    let (mut fec_frames, mut plc_frames) = (0, 0);
+    for (i, p) in packets.iter().enumerate() {
+        if lost[i] {
+            match packets.get(i + 1) {
+                Some(next) if use_fec && !lost[i + 1] => {
+                    dec.decode_fec(next, &mut pcm)?;
+                    fec_frames += 1;
+                }
+                _ => {
+                    dec.conceal(&mut pcm)?;
+                    plc_frames += 1;
+                }
+            }
+        } else {
+            dec.decode(p, &mut pcm)?;
+        }
+        output.write_frame(&pcm)?;
+    }
+    output.finish()?;
+    eprintln!(
+        "{} frames at {bitrate} bit/s, {} bytes each; lost {} ({fec_frames} by FEC, {plc_frames} by PLC)",
+        packets.len(),
+        config.cbr_packet_bytes(),
+        fec_frames + plc_frames
+    );
+    Ok(())
+}

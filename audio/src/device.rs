@@ -1,0 +1,766 @@
+//! The sound-device edge: cpal capture and playback.
+//!
+//! ```text
+//!  capture:  cpal callback (device format, rate, channels)
+//!              -> to f32, average channels -> ringbuf SPSC (device rate, mono)
+//!            media thread: DeviceInput::read_frame -> rubato -> 48 kHz frame
+//!  playback: media thread: DeviceOutput::write_frame -> rubato -> ringbuf SPSC
+//!            cpal callback <- ringbuf, copied to every channel, to device format
+//! ```
+//!
+//! The callbacks touch nothing but their ring buffer and a few atomic
+//! counters: no lock, no allocation, no blocking. cpal's error callback
+//! hands its error over another SPSC ring; the media thread turns it into
+//! an [`AudioEvent`].
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, SampleFormat, SizedSample, StreamConfig};
+use ringbuf::traits::{Consumer, Observer, Producer, Split};
+use ringbuf::{HeapCons, HeapProd, HeapRb};
+
+use crate::codec::{FrameDuration, SAMPLE_RATE};
+use crate::resample::{f32_to_i16, i16_to_f32, CaptureResampler, PlaybackResampler};
+use crate::sink::Sink;
+use crate::source::{Read, Source};
+use crate::{AudioEvent, Direction, Error, StreamStats};
+
+/// How long cpal may take to open a stream.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Samples a callback converts at a time (a stack buffer).
+const CHUNK: usize = 256;
+/// How long errors may go on with no audio between them before the stream
+/// is considered dead: ALSA's PulseAudio plugin answers EIO forever once
+/// the server is gone (and cpal keeps retrying), but also for a while when
+/// a stream starts on a sink that is catching up.
+const DEAD_AFTER: Duration = Duration::from_secs(3);
+/// Capture latency above which the oldest samples are dropped.
+const MAX_CAPTURE_BACKLOG: Duration = Duration::from_millis(200);
+/// Playback latency above which a new frame is dropped rather than queued,
+/// so that a device that stalled does not leave the call delayed for good.
+const MAX_PLAYBACK_BACKLOG: Duration = Duration::from_millis(100);
+
+/// A sound device as [`list_devices`] reports it.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The id to use in `device:ID` (for ALSA, the PCM name: `default`,
+    /// `pulse`, `hw:0,0`...).
+    pub id: String,
+    /// A human-readable name.
+    pub name: String,
+    /// Whether it can capture.
+    pub input: bool,
+    /// Whether it can play.
+    pub output: bool,
+    /// Whether it is the host's default capture device.
+    pub default_input: bool,
+    /// Whether it is the host's default playback device.
+    pub default_output: bool,
+}
+
+fn device_id(d: &cpal::Device) -> Option<String> {
+    d.id().ok().map(|id| id.id().to_owned())
+}
+
+/// Lists the sound devices of the default host (ALSA on Linux).
+pub fn list_devices() -> Result<Vec<DeviceInfo>, Error> {
+    let host = cpal::default_host();
+    let def_in = host.default_input_device().and_then(|d| device_id(&d));
+    let def_out = host.default_output_device().and_then(|d| device_id(&d));
+    let mut out = Vec::new();
+    for d in host.devices()? {
+        let Some(id) = device_id(&d) else { continue };
+        let name = d
+            .description()
+            .map(|desc| desc.name().to_owned())
+            .unwrap_or_else(|_| id.clone());
+        out.push(DeviceInfo {
+            default_input: def_in.as_deref() == Some(id.as_str()),
+            default_output: def_out.as_deref() == Some(id.as_str()),
+            input: d.supports_input(),
+            output: d.supports_output(),
+            id,
+            name,
+        });
+    }
+    Ok(out)
+}
+
+fn find_device(
+    host: &cpal::Host,
+    name: Option<&str>,
+    dir: Direction,
+) -> Result<cpal::Device, Error> {
+    let Some(name) = name else {
+        let d = match dir {
+            Direction::Capture => host.default_input_device(),
+            Direction::Playback => host.default_output_device(),
+        };
+        return d.ok_or_else(|| Error::NoDevice("default".into()));
+    };
+    if let Ok(devices) = host.devices() {
+        for d in devices {
+            let by_id = device_id(&d).as_deref() == Some(name);
+            let by_name = d.description().is_ok_and(|desc| desc.name() == name);
+            if by_id || by_name {
+                return Ok(d);
+            }
+        }
+    }
+    host.device_by_id(&cpal::DeviceId::new(host.id(), name))
+        .ok_or_else(|| Error::NoDevice(name.to_owned()))
+}
+
+/// Picks the stream format: the device default, unless its sample format
+/// is one we do not convert, in which case the first f32 or i16 range.
+fn pick_config(
+    device: &cpal::Device,
+    dir: Direction,
+) -> Result<cpal::SupportedStreamConfig, Error> {
+    let default = match dir {
+        Direction::Capture => device.default_input_config(),
+        Direction::Playback => device.default_output_config(),
+    }?;
+    if is_handled(default.sample_format()) {
+        return Ok(default);
+    }
+    let ranges: Vec<_> = match dir {
+        Direction::Capture => device.supported_input_configs()?.collect(),
+        Direction::Playback => device.supported_output_configs()?.collect(),
+    };
+    ranges
+        .into_iter()
+        .filter(|r| matches!(r.sample_format(), SampleFormat::F32 | SampleFormat::I16))
+        .map(|r| {
+            if r.contains_rate(SAMPLE_RATE) {
+                r.with_sample_rate(SAMPLE_RATE)
+            } else {
+                r.with_max_sample_rate()
+            }
+        })
+        .next()
+        .ok_or_else(|| {
+            Error::Device(format!(
+                "no usable sample format (default {})",
+                default.sample_format()
+            ))
+        })
+}
+
+fn is_handled(f: SampleFormat) -> bool {
+    matches!(
+        f,
+        SampleFormat::F32
+            | SampleFormat::F64
+            | SampleFormat::I8
+            | SampleFormat::I16
+            | SampleFormat::I32
+            | SampleFormat::U8
+            | SampleFormat::U16
+            | SampleFormat::U32
+    )
+}
+
+/// Counters shared between a callback and the media thread.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Capture: samples dropped because the ring was full.
+    /// Playback: samples not queued because the ring was full.
+    overrun_samples: AtomicU64,
+    /// Playback callbacks that ran dry after playing had started.
+    underruns: AtomicU64,
+    /// Silence samples played because of those underruns.
+    underrun_samples: AtomicU64,
+    /// Set by the error callback on a fatal stream error.
+    failed: AtomicBool,
+    /// Non-xrun errors since the data callback last ran.
+    errors_in_row: AtomicU32,
+}
+
+impl Shared {
+    fn data_flowed(&self) {
+        if self.errors_in_row.load(Ordering::Relaxed) != 0 {
+            self.errors_in_row.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+fn error_callback(
+    mut events: HeapProd<cpal::Error>,
+    shared: Arc<Shared>,
+) -> impl FnMut(cpal::Error) + Send + 'static {
+    move |e: cpal::Error| {
+        if e.kind() != cpal::ErrorKind::Xrun {
+            shared.errors_in_row.fetch_add(1, Ordering::Relaxed);
+        }
+        if is_fatal(&e) {
+            shared.failed.store(true, Ordering::Release);
+        }
+        // A full event ring drops the newest event; the failed flag stays.
+        let _ = events.try_push(e);
+    }
+}
+
+fn capture_callback<T>(
+    channels: usize,
+    mut prod: HeapProd<f32>,
+    shared: Arc<Shared>,
+) -> impl FnMut(&[T], &cpal::InputCallbackInfo) + Send + 'static
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let scale = 1.0 / channels as f32;
+    move |data: &[T], _| {
+        shared.data_flowed();
+        let mut mono = [0.0f32; CHUNK];
+        for block in data.chunks(channels * CHUNK) {
+            let mut n = 0;
+            for (dst, frame) in mono.iter_mut().zip(block.chunks_exact(channels)) {
+                *dst = frame.iter().map(|s| s.to_sample::<f32>()).sum::<f32>() * scale;
+                n += 1;
+            }
+            let pushed = prod.push_slice(&mono[..n]);
+            if pushed < n {
+                shared
+                    .overrun_samples
+                    .fetch_add((n - pushed) as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn playback_callback<T>(
+    channels: usize,
+    prime: usize,
+    mut cons: HeapCons<f32>,
+    shared: Arc<Shared>,
+) -> impl FnMut(&mut [T], &cpal::OutputCallbackInfo) + Send + 'static
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let mut playing = false;
+    move |data: &mut [T], _| {
+        shared.data_flowed();
+        if !playing && cons.occupied_len() >= prime {
+            playing = true;
+        }
+        let mut mono = [0.0f32; CHUNK];
+        for block in data.chunks_mut(channels * CHUNK) {
+            let n = block.len() / channels;
+            let got = if playing {
+                cons.pop_slice(&mut mono[..n])
+            } else {
+                0
+            };
+            if got < n {
+                mono[got..n].fill(0.0);
+                if playing {
+                    shared.underruns.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .underrun_samples
+                        .fetch_add((n - got) as u64, Ordering::Relaxed);
+                    // wait for a frame's worth again before resuming
+                    playing = false;
+                }
+            }
+            for (frame, s) in block.chunks_exact_mut(channels).zip(&mono[..n]) {
+                frame.fill(T::from_sample(*s));
+            }
+        }
+    }
+}
+
+macro_rules! build_for_format {
+    ($format:expr, $build:ident, $device:expr, $config:expr, $make_cb:ident, $err_cb:expr, $($arg:expr),*) => {
+        match $format {
+            SampleFormat::F32 => $device.$build::<f32, _, _>($config, $make_cb::<f32>($($arg),*), $err_cb, Some(OPEN_TIMEOUT)),
+            SampleFormat::F64 => $device.$build::<f64, _, _>($config, $make_cb::<f64>($($arg),*), $err_cb, Some(OPEN_TIMEOUT)),
+            SampleFormat::I8 => $device.$build::<i8, _, _>($config, $make_cb::<i8>($($arg),*), $err_cb, Some(OPEN_TIMEOUT)),
+            SampleFormat::I16 => $device.$build::<i16, _, _>($config, $make_cb::<i16>($($arg),*), $err_cb, Some(OPEN_TIMEOUT)),
+            SampleFormat::I32 => $device.$build::<i32, _, _>($config, $make_cb::<i32>($($arg),*), $err_cb, Some(OPEN_TIMEOUT)),
+            SampleFormat::U8 => $device.$build::<u8, _, _>($config, $make_cb::<u8>($($arg),*), $err_cb, Some(OPEN_TIMEOUT)),
+            SampleFormat::U16 => $device.$build::<u16, _, _>($config, $make_cb::<u16>($($arg),*), $err_cb, Some(OPEN_TIMEOUT)),
+            SampleFormat::U32 => $device.$build::<u32, _, _>($config, $make_cb::<u32>($($arg),*), $err_cb, Some(OPEN_TIMEOUT)),
+            other => return Err(Error::Device(format!("unsupported sample format {other}"))),
+        }
+    };
+}
+
+/// The stream, the ends of its rings, and its counters.
+struct Opened<R> {
+    stream: cpal::Stream,
+    ring: R,
+    events: HeapCons<cpal::Error>,
+    shared: Arc<Shared>,
+    config: StreamConfig,
+}
+
+/// The configurations to try: a fixed period of `period_ms` (cpal then
+/// keeps two periods in the device buffer) when the device allows it, else
+/// the device's default.
+fn stream_configs(supported: &cpal::SupportedStreamConfig, period_ms: u32) -> [StreamConfig; 2] {
+    let mut fixed = supported.config();
+    let want = supported.sample_rate() * period_ms / 1000;
+    fixed.buffer_size = match supported.buffer_size() {
+        cpal::SupportedBufferSize::Range { min, max } => {
+            cpal::BufferSize::Fixed(want.clamp(*min, *max))
+        }
+        cpal::SupportedBufferSize::Unknown => cpal::BufferSize::Default,
+    };
+    let mut default = supported.config();
+    default.buffer_size = cpal::BufferSize::Default;
+    [fixed, default]
+}
+
+fn open_capture(
+    device: &cpal::Device,
+    supported: &cpal::SupportedStreamConfig,
+) -> Result<Opened<HeapCons<f32>>, Error> {
+    let rate = supported.sample_rate() as usize;
+    let channels = usize::from(supported.channels().max(1));
+    let mut last = None;
+    // 10 ms periods: a capture overrun only costs a late read
+    for config in stream_configs(supported, 10) {
+        let (prod, cons) = HeapRb::<f32>::new((rate / 2).max(4 * CHUNK)).split();
+        let (eprod, econs) = HeapRb::<cpal::Error>::new(16).split();
+        let shared = Arc::new(Shared::default());
+        let err_cb = error_callback(eprod, Arc::clone(&shared));
+        let built = build_for_format!(
+            supported.sample_format(),
+            build_input_stream,
+            device,
+            config,
+            capture_callback,
+            err_cb,
+            channels,
+            prod,
+            Arc::clone(&shared)
+        );
+        match built {
+            Ok(stream) => {
+                return Ok(Opened {
+                    stream,
+                    ring: cons,
+                    events: econs,
+                    shared,
+                    config,
+                })
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| Error::Device("no stream".into()), Error::from))
+}
+
+fn open_playback(
+    device: &cpal::Device,
+    supported: &cpal::SupportedStreamConfig,
+    prime: usize,
+) -> Result<Opened<HeapProd<f32>>, Error> {
+    let rate = supported.sample_rate() as usize;
+    let channels = usize::from(supported.channels().max(1));
+    let mut last = None;
+    // 20 ms periods (40 ms in the device): with less, a sound server on a
+    // busy machine runs dry and glitches
+    for config in stream_configs(supported, 20) {
+        let (prod, cons) = HeapRb::<f32>::new((rate / 2).max(4 * CHUNK)).split();
+        let (eprod, econs) = HeapRb::<cpal::Error>::new(16).split();
+        let shared = Arc::new(Shared::default());
+        let err_cb = error_callback(eprod, Arc::clone(&shared));
+        let built = build_for_format!(
+            supported.sample_format(),
+            build_output_stream,
+            device,
+            config,
+            playback_callback,
+            err_cb,
+            channels,
+            prime,
+            cons,
+            Arc::clone(&shared)
+        );
+        match built {
+            Ok(stream) => {
+                return Ok(Opened {
+                    stream,
+                    ring: prod,
+                    events: econs,
+                    shared,
+                    config,
+                })
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| Error::Device("no stream".into()), Error::from))
+}
+
+/// Errors after which cpal's stream delivers nothing more (its ALSA
+/// worker returns on `DeviceNotAvailable`); others are glitches.
+fn is_fatal(e: &cpal::Error) -> bool {
+    matches!(
+        e.kind(),
+        cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::StreamInvalidated
+    )
+}
+
+fn to_event(dir: Direction, e: &cpal::Error) -> AudioEvent {
+    if e.kind() == cpal::ErrorKind::Xrun {
+        AudioEvent::Xrun { direction: dir }
+    } else if is_fatal(e) {
+        AudioEvent::DeviceFailed {
+            direction: dir,
+            reason: e.to_string(),
+        }
+    } else {
+        AudioEvent::DeviceError {
+            direction: dir,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Turns the error ring into events, and says once that the stream died.
+#[derive(Debug, Default)]
+struct Watch {
+    last_reason: Option<String>,
+    failure_reported: bool,
+    erroring_since: Option<Instant>,
+}
+
+impl Watch {
+    /// Whether the stream is dead: a fatal error, or errors with no audio
+    /// for [`DEAD_AFTER`]. Runs on the media thread.
+    fn dead(&mut self, shared: &Shared, now: Instant) -> bool {
+        if shared.failed.load(Ordering::Acquire) {
+            return true;
+        }
+        if shared.errors_in_row.load(Ordering::Relaxed) == 0 {
+            self.erroring_since = None;
+            return false;
+        }
+        let since = *self.erroring_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= DEAD_AFTER {
+            shared.failed.store(true, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    fn poll(
+        &mut self,
+        events: &mut HeapCons<cpal::Error>,
+        shared: &Shared,
+        dir: Direction,
+    ) -> Option<AudioEvent> {
+        if let Some(e) = events.try_pop() {
+            let ev = to_event(dir, &e);
+            if let AudioEvent::DeviceFailed { .. } = ev {
+                self.failure_reported = true;
+            }
+            self.last_reason = Some(e.to_string());
+            return Some(ev);
+        }
+        if shared.failed.load(Ordering::Acquire) && !self.failure_reported {
+            self.failure_reported = true;
+            let reason = self
+                .last_reason
+                .take()
+                .unwrap_or_else(|| "stream stopped".into());
+            return Some(AudioEvent::DeviceFailed {
+                direction: dir,
+                reason,
+            });
+        }
+        None
+    }
+}
+
+/// Captures from a sound device: a [`Source`] paced by the hardware.
+pub struct DeviceInput {
+    stream: cpal::Stream,
+    cons: HeapCons<f32>,
+    events: HeapCons<cpal::Error>,
+    shared: Arc<Shared>,
+    watch: Watch,
+    resampler: Option<CaptureResampler>,
+    staging: Vec<f32>,
+    frame_f32: Vec<f32>,
+    frame: FrameDuration,
+    rate: u32,
+    channels: u16,
+    frames: u64,
+    dropped: u64,
+}
+
+impl std::fmt::Debug for DeviceInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceInput")
+            .field("rate", &self.rate)
+            .field("channels", &self.channels)
+            .finish()
+    }
+}
+
+impl DeviceInput {
+    /// Opens the capture device `name` (the default one when `None`) and
+    /// starts it.
+    pub fn open(name: Option<&str>, frame: FrameDuration) -> Result<Self, Error> {
+        let host = cpal::default_host();
+        let device = find_device(&host, name, Direction::Capture)?;
+        let supported = pick_config(&device, Direction::Capture)?;
+        let opened = open_capture(&device, &supported)?;
+        let rate = opened.config.sample_rate;
+        let resampler = if rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(CaptureResampler::new(rate, frame.samples())?)
+        };
+        let staging_len = resampler
+            .as_ref()
+            .map_or(frame.samples(), CaptureResampler::input_max);
+        opened.stream.play()?;
+        tracing::debug!(
+            rate,
+            channels = opened.config.channels,
+            format = %supported.sample_format(),
+            "capture started"
+        );
+        Ok(Self {
+            stream: opened.stream,
+            cons: opened.ring,
+            events: opened.events,
+            shared: opened.shared,
+            watch: Watch::default(),
+            resampler,
+            staging: vec![0.0; staging_len],
+            frame_f32: vec![0.0; frame.samples()],
+            frame,
+            rate,
+            channels: opened.config.channels,
+            frames: 0,
+            dropped: 0,
+        })
+    }
+
+    /// The device's sample rate and channel count.
+    pub fn device_format(&self) -> (u32, u16) {
+        (self.rate, self.channels)
+    }
+}
+
+impl Source for DeviceInput {
+    fn read_frame(&mut self, now: Instant, out: &mut [i16]) -> Result<Read, Error> {
+        let n = self.frame.samples();
+        if out.len() != n {
+            return Err(Error::FrameSize {
+                expected: n,
+                got: out.len(),
+            });
+        }
+        let need = self
+            .resampler
+            .as_ref()
+            .map_or(n, CaptureResampler::input_needed);
+        let queued = self.cons.occupied_len();
+        if queued < need {
+            if self.watch.dead(&self.shared, now) {
+                return Err(Error::DeviceLost);
+            }
+            return Ok(Read::Pending);
+        }
+        // Bound the latency if the reader fell behind.
+        let max = (u128::from(self.rate) * MAX_CAPTURE_BACKLOG.as_millis() / 1000) as usize;
+        if queued > max + need {
+            let skip = queued - need - max / 4;
+            self.dropped += self.cons.skip(skip) as u64;
+        }
+        let staging = &mut self.staging[..need];
+        let got = self.cons.pop_slice(staging);
+        debug_assert_eq!(got, need);
+        match self.resampler.as_mut() {
+            Some(rs) => {
+                rs.process(staging, &mut self.frame_f32)?;
+                for (o, s) in out.iter_mut().zip(&self.frame_f32) {
+                    *o = f32_to_i16(*s);
+                }
+            }
+            None => {
+                for (o, s) in out.iter_mut().zip(staging.iter()) {
+                    *o = f32_to_i16(*s);
+                }
+            }
+        }
+        self.frames += 1;
+        Ok(Read::Frame)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn poll_event(&mut self) -> Option<AudioEvent> {
+        self.watch
+            .poll(&mut self.events, &self.shared, Direction::Capture)
+    }
+
+    fn stats(&self) -> StreamStats {
+        StreamStats {
+            frames: self.frames,
+            dropped_samples: self.dropped + self.shared.overrun_samples.load(Ordering::Relaxed),
+            underruns: 0,
+            underrun_samples: 0,
+            queued_samples: self.cons.occupied_len(),
+            device_rate: self.rate,
+        }
+    }
+}
+
+impl Drop for DeviceInput {
+    fn drop(&mut self) {
+        let _ = self.stream.pause();
+    }
+}
+
+/// Plays to a sound device: a [`Sink`] that never blocks.
+pub struct DeviceOutput {
+    stream: cpal::Stream,
+    prod: HeapProd<f32>,
+    events: HeapCons<cpal::Error>,
+    shared: Arc<Shared>,
+    watch: Watch,
+    resampler: Option<PlaybackResampler>,
+    frame_f32: Vec<f32>,
+    resampled: Vec<f32>,
+    frame: FrameDuration,
+    rate: u32,
+    channels: u16,
+    frames: u64,
+}
+
+impl std::fmt::Debug for DeviceOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceOutput")
+            .field("rate", &self.rate)
+            .field("channels", &self.channels)
+            .finish()
+    }
+}
+
+impl DeviceOutput {
+    /// Opens the playback device `name` (the default one when `None`) and
+    /// starts it; it plays silence until the first frame is written.
+    pub fn open(name: Option<&str>, frame: FrameDuration) -> Result<Self, Error> {
+        let host = cpal::default_host();
+        let device = find_device(&host, name, Direction::Playback)?;
+        let supported = pick_config(&device, Direction::Playback)?;
+        let rate = supported.sample_rate();
+        // Start playing once one and a half frames are queued: a frame
+        // arriving a little late then does not make the device run dry.
+        let prime =
+            (u64::from(rate) * frame.samples() as u64 * 3 / 2 / u64::from(SAMPLE_RATE)) as usize;
+        let opened = open_playback(&device, &supported, prime)?;
+        let resampler = if rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(PlaybackResampler::new(rate, frame.samples())?)
+        };
+        let out_len = resampler
+            .as_ref()
+            .map_or(frame.samples(), PlaybackResampler::output_max);
+        opened.stream.play()?;
+        tracing::debug!(
+            rate,
+            channels = opened.config.channels,
+            format = %supported.sample_format(),
+            "playback started"
+        );
+        Ok(Self {
+            stream: opened.stream,
+            prod: opened.ring,
+            events: opened.events,
+            shared: opened.shared,
+            watch: Watch::default(),
+            resampler,
+            frame_f32: vec![0.0; frame.samples()],
+            resampled: vec![0.0; out_len],
+            frame,
+            rate,
+            channels: opened.config.channels,
+            frames: 0,
+        })
+    }
+
+    /// The device's sample rate and channel count.
+    pub fn device_format(&self) -> (u32, u16) {
+        (self.rate, self.channels)
+    }
+}
+
+impl Sink for DeviceOutput {
+    /// Queues one frame for the device. When more than 100 ms are already
+    /// queued (the device stalled or runs slower than the sender), the frame
+    /// is dropped and counted in [`StreamStats::dropped_samples`].
+    fn write_frame(&mut self, frame: &[i16]) -> Result<(), Error> {
+        let n = self.frame.samples();
+        if frame.len() != n {
+            return Err(Error::FrameSize {
+                expected: n,
+                got: frame.len(),
+            });
+        }
+        if self.watch.dead(&self.shared, Instant::now()) {
+            return Err(Error::DeviceLost);
+        }
+        for (d, s) in self.frame_f32.iter_mut().zip(frame) {
+            *d = i16_to_f32(*s);
+        }
+        let samples = match self.resampler.as_mut() {
+            Some(rs) => {
+                let w = rs.process(&self.frame_f32, &mut self.resampled)?;
+                &self.resampled[..w]
+            }
+            None => &self.frame_f32[..],
+        };
+        let max = (u128::from(self.rate) * MAX_PLAYBACK_BACKLOG.as_millis() / 1000) as usize;
+        let pushed = if self.prod.occupied_len() > max {
+            0
+        } else {
+            self.prod.push_slice(samples)
+        };
+        if pushed < samples.len() {
+            self.shared
+                .overrun_samples
+                .fetch_add((samples.len() - pushed) as u64, Ordering::Relaxed);
+        }
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn poll_event(&mut self) -> Option<AudioEvent> {
+        self.watch
+            .poll(&mut self.events, &self.shared, Direction::Playback)
+    }
+
+    fn stats(&self) -> StreamStats {
+        StreamStats {
+            frames: self.frames,
+            dropped_samples: self.shared.overrun_samples.load(Ordering::Relaxed),
+            underruns: self.shared.underruns.load(Ordering::Relaxed),
+            underrun_samples: self.shared.underrun_samples.load(Ordering::Relaxed),
+            queued_samples: self.prod.occupied_len(),
+            device_rate: self.rate,
+        }
+    }
+}
+
+impl Drop for DeviceOutput {
+    fn drop(&mut self) {
+        let _ = self.stream.pause();
+    }
+}
