@@ -1,3 +1,6 @@
 #![no_main]
-//! Placeholder until its issue lands.
-libfuzzer_sys::fuzz_target!(|_data: &[u8]| {});
+//! The signaling message parser (JSON text frames and binary relay frames):
+//! never panics, and whatever parses round-trips.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cryptic_signal::fuzzing::message(data);
+});

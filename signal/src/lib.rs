@@ -3,8 +3,147 @@
 //! ```text
 //!  client A --WebSocket/mTLS--> [ signaling server ] --WebSocket/mTLS--> client B
 //!            sealed invite / answer / candidates (end-to-end encrypted)
+//!            call_relay_frame: opaque DTLS/SRTP datagrams when ICE fails
 //! ```
 //!
-//! **Not implemented yet.** This crate is a placeholder laid down with the
-//! workspace; the wire protocol, the sealed payloads, the call state machine
-//! and the server are the subject of a later issue. It exports nothing.
+//! The protocol core does no I/O: [`wire`] (strict JSON messages and the
+//! binary relay frame), [`payload`] (what is sealed inside), [`e2e`]
+//! (vodozemac Olm sessions, key pinning, profile storage), [`callkey`]
+//! (K_call and the short authentication string) and [`call`] (the sans-IO
+//! call state machine). The I/O lives in [`certs`] and [`profile`] (files),
+//! [`server`] (tokio + rustls + tokio-tungstenite + SQLite) and [`client`]
+//! (the client connection library).
+//!
+//! A client's intended sequence:
+//!
+//! 1. [`profile::Profile::load`] the profile directory and open its
+//!    [`e2e::E2eStore`] with [`profile::Profile::e2e`].
+//! 2. [`client::connect`] with [`profile::Profile::client_config`]; it returns
+//!    once the server's `welcome` arrived ([`client::Connection::user`],
+//!    [`client::Connection::ice_servers`]).
+//! 3. [`client::Connection::publish_keys`] with
+//!    [`e2e::E2eStore::keys_to_publish`]; publish more when the returned
+//!    count of unclaimed one-time keys runs low.
+//! 4. To call bob: unless [`e2e::E2eStore::has_session`], call
+//!    [`client::Connection::fetch_keys`] and [`e2e::E2eStore::start_session`];
+//!    seal a [`payload::CallOffer`] with [`e2e::E2eStore::seal`];
+//!    [`call::CallMachine::place_call`]; send every message from
+//!    [`call::CallMachine::poll_transmit`]. Then [`client::Connection::split`].
+//! 5. Feed each received [`client::Incoming::Message`] to
+//!    [`call::CallMachine::handle_message`], drain
+//!    [`call::CallMachine::poll_event`], open the sealed payloads of
+//!    `Incoming`/`Answer`/`Candidate` events with [`e2e::E2eStore::unseal`]
+//!    (an [`Error::PeerKeyChanged`] there means: reject with
+//!    [`wire::RejectReason::KeyChanged`] and ask the user), and wake up at
+//!    [`call::CallMachine::poll_timeout`] for
+//!    [`call::CallMachine::handle_timeout`].
+//! 6. With both offers known, [`callkey::CallKey::derive`] and show
+//!    [`callkey::CallKey::short_auth_string`]. The caller is the DTLS server,
+//!    the callee the DTLS client ([`call::Role`]).
+//! 7. When ICE fails, tunnel DTLS/SRTP datagrams with
+//!    [`client::Sender::try_send_relay`]; they arrive as
+//!    [`client::Incoming::Relay`]. Report [`call::CallMachine::media_connected`]
+//!    / [`call::CallMachine::media_failed`]; end with
+//!    [`call::CallMachine::hangup`].
+//!
+//! The operator's side: [`certs::CertificateAuthority`] (`ca init`,
+//! `ca issue <user>` with [`profile::Profile::write`]) and
+//! [`server::Server`] / [`server::run`] (`server`, or embedded for a demo).
+
+pub mod call;
+pub mod callkey;
+pub mod certs;
+pub mod client;
+pub mod e2e;
+pub mod payload;
+pub mod profile;
+pub mod server;
+pub mod wire;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+use wire::{ErrorCode, UserId};
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    // peer or server misbehaviour
+    /// The peer's identity key differs from the pinned one; the user must accept it
+    /// ([`e2e::E2eStore::accept_new_key`]) before calls with this peer go on.
+    PeerKeyChanged {
+        /// The peer.
+        user: UserId,
+    },
+    /// A key bundle's signatures do not verify.
+    BadSignature,
+    /// A sealed message could not be opened (altered, replayed, or not for us).
+    DecryptFailed,
+    /// An opened payload is not a valid payload.
+    BadPayload(String),
+    /// A DTLS fingerprint is not `sha-256` followed by 32 hex pairs.
+    BadFingerprint,
+    /// The server answered with an error.
+    Server {
+        /// Its code.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
+    /// The server sent something that breaks the protocol.
+    Protocol(String),
+    /// The connection is closed.
+    Closed,
+    // local problems and API misuse
+    /// No session with that user: fetch their keys and start one.
+    NoSession {
+        /// The peer.
+        user: UserId,
+    },
+    /// The call machine cannot do that in its current state.
+    InvalidState(&'static str),
+    /// Profile or store files could not be read or written.
+    Storage(String),
+    /// Certificates or keys could not be created or parsed.
+    Certificate(String),
+    /// TLS set-up failed.
+    Tls(String),
+    /// Network I/O failed (connect, handshake, bind).
+    Io(std::io::Error),
+    /// The key directory (SQLite) failed.
+    Database(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::PeerKeyChanged { user } => write!(
+                f,
+                "the identity key of {user} changed since it was first seen; refusing until you accept the new key"
+            ),
+            Error::BadSignature => f.write_str("key bundle signature does not verify"),
+            Error::DecryptFailed => f.write_str("sealed payload could not be opened"),
+            Error::BadPayload(e) => write!(f, "bad payload: {e}"),
+            Error::BadFingerprint => f.write_str("malformed DTLS fingerprint"),
+            Error::Server { code, message } => write!(f, "server error {code:?}: {message}"),
+            Error::Protocol(e) => write!(f, "protocol violation: {e}"),
+            Error::Closed => f.write_str("connection closed"),
+            Error::NoSession { user } => write!(f, "no end-to-end session with {user}"),
+            Error::InvalidState(e) => write!(f, "invalid state: {e}"),
+            Error::Storage(e) => write!(f, "storage: {e}"),
+            Error::Certificate(e) => write!(f, "certificate: {e}"),
+            Error::Tls(e) => write!(f, "tls: {e}"),
+            Error::Io(e) => write!(f, "i/o: {e}"),
+            Error::Database(e) => write!(f, "key directory: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}

@@ -1,0 +1,508 @@
+//! End-to-end sealed payloads: vodozemac's Olm (3DH + Double Ratchet).
+//!
+//! Each user has one [`E2eStore`] in their profile directory (`e2e.json`,
+//! mode 0600, rewritten atomically after every change): the Olm account
+//! (identity keys, one-time keys, fallback key), the pairwise sessions, and
+//! the pinned identity keys of peers.
+//!
+//! ```text
+//! alice                           server                           bob
+//!   keys_fetch{bob} ------------->  key directory (SQLite)
+//!   <------------- keys_bundle{identity, signing, one-time key}
+//!   start_session(bundle)   (verify signatures, pin bob's key on first use)
+//!   seal(bob, offer) -> "0:<pre-key message>" ---- call_invite ---> unseal(alice, ..)
+//!                                                  (pins alice, creates the inbound session)
+//!   unseal(bob, ..) <---- call_answer "1:<message>" --------------- seal(alice, answer)
+//! ```
+//!
+//! A peer whose identity key differs from the pinned one is refused with
+//! [`Error::PeerKeyChanged`] until the user calls [`E2eStore::accept_new_key`].
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use vodozemac::olm::{Account, AccountPickle, OlmMessage, Session, SessionConfig, SessionPickle};
+use vodozemac::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature};
+
+use crate::wire::{B64Bytes, KeysBundle, KeysPublish, PublicKey, Sealed, SignedKey, UserId};
+use crate::Error;
+
+/// File name of the store inside a profile directory.
+pub const STORE_FILE: &str = "e2e.json";
+
+/// What the Ed25519 key signs to bind the Curve25519 identity key:
+/// `"cryptic_identity_v1:" || base64(curve25519 identity key)`.
+pub fn identity_statement(identity_key: &PublicKey) -> Vec<u8> {
+    format!("cryptic_identity_v1:{}", identity_key.to_base64()).into_bytes()
+}
+
+/// What the Ed25519 key signs for a one-time or fallback key:
+/// `"cryptic_otk_v1:" || base64(curve25519 key)`.
+pub fn one_time_key_statement(key: &PublicKey) -> Vec<u8> {
+    format!("cryptic_otk_v1:{}", key.to_base64()).into_bytes()
+}
+
+/// A peer's pinned keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedKey {
+    /// Curve25519 identity key (what Olm authenticates).
+    pub identity_key: PublicKey,
+    /// Ed25519 signing key, when learnt from the key directory.
+    #[serde(default)]
+    pub signing_key: Option<PublicKey>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoreFile {
+    account: AccountPickle,
+    #[serde(default)]
+    sessions: BTreeMap<String, Vec<SessionPickle>>,
+    #[serde(default)]
+    pins: BTreeMap<String, PinnedKey>,
+    #[serde(default)]
+    pending: BTreeMap<String, PinnedKey>,
+}
+
+/// A user's Olm account, sessions and pinned peer keys, persisted in the profile.
+pub struct E2eStore {
+    path: PathBuf,
+    account: Account,
+    sessions: BTreeMap<UserId, Vec<Session>>,
+    pins: BTreeMap<UserId, PinnedKey>,
+    pending: BTreeMap<UserId, PinnedKey>,
+}
+
+impl std::fmt::Debug for E2eStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("E2eStore")
+            .field("path", &self.path)
+            .field("pins", &self.pins.len())
+            .finish()
+    }
+}
+
+fn pk(k: Curve25519PublicKey) -> PublicKey {
+    B64Bytes(k.to_bytes())
+}
+
+impl E2eStore {
+    /// Loads `dir/e2e.json`, or creates a fresh account there.
+    pub fn load_or_create(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(STORE_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let f: StoreFile = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+                let mut sessions = BTreeMap::new();
+                for (u, v) in f.sessions {
+                    let u = UserId::new(&u).map_err(|e| Error::Storage(e.into()))?;
+                    sessions.insert(u, v.into_iter().map(Session::from_pickle).collect());
+                }
+                let conv =
+                    |m: BTreeMap<String, PinnedKey>| -> Result<BTreeMap<UserId, PinnedKey>, Error> {
+                        m.into_iter()
+                            .map(|(u, p)| {
+                                Ok((UserId::new(&u).map_err(|e| Error::Storage(e.into()))?, p))
+                            })
+                            .collect()
+                    };
+                Ok(Self {
+                    path,
+                    account: Account::from_pickle(f.account),
+                    sessions,
+                    pins: conv(f.pins)?,
+                    pending: conv(f.pending)?,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let s = Self {
+                    path,
+                    account: Account::new(),
+                    sessions: BTreeMap::new(),
+                    pins: BTreeMap::new(),
+                    pending: BTreeMap::new(),
+                };
+                s.save()?;
+                Ok(s)
+            }
+            Err(e) => Err(Error::Storage(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Writes the store atomically with mode 0600.
+    pub fn save(&self) -> Result<(), Error> {
+        let f = StoreFile {
+            account: self.account.pickle(),
+            sessions: self
+                .sessions
+                .iter()
+                .map(|(u, v)| {
+                    (
+                        u.as_str().to_owned(),
+                        v.iter().map(Session::pickle).collect(),
+                    )
+                })
+                .collect(),
+            pins: self
+                .pins
+                .iter()
+                .map(|(u, p)| (u.as_str().to_owned(), p.clone()))
+                .collect(),
+            pending: self
+                .pending
+                .iter()
+                .map(|(u, p)| (u.as_str().to_owned(), p.clone()))
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&f).map_err(|e| Error::Storage(e.to_string()))?;
+        write_private(&self.path, &bytes)
+    }
+
+    /// Our Curve25519 identity key.
+    pub fn identity_key(&self) -> PublicKey {
+        pk(self.account.identity_keys().curve25519)
+    }
+
+    /// Our Ed25519 signing key.
+    pub fn signing_key(&self) -> PublicKey {
+        B64Bytes(*self.account.identity_keys().ed25519.as_bytes())
+    }
+
+    fn signed(&self, k: Curve25519PublicKey) -> SignedKey {
+        let key = pk(k);
+        SignedKey {
+            signature: B64Bytes(self.account.sign(one_time_key_statement(&key)).to_bytes()),
+            key,
+        }
+    }
+
+    /// Generates `count` fresh one-time keys (and a fallback key if there is
+    /// none), marks them published, saves, and returns the `keys_publish`
+    /// message body. `count` is capped at 100.
+    pub fn keys_to_publish(&mut self, count: usize) -> Result<KeysPublish, Error> {
+        let count = count.min(100);
+        if count > 0 {
+            self.account.generate_one_time_keys(count);
+        }
+        if self.account.fallback_key().is_empty() {
+            self.account.generate_fallback_key();
+        }
+        let one_time_keys = self
+            .account
+            .one_time_keys()
+            .into_values()
+            .map(|k| self.signed(k))
+            .collect();
+        let fallback_key = self
+            .account
+            .fallback_key()
+            .into_values()
+            .next()
+            .map(|k| self.signed(k));
+        self.account.mark_keys_as_published();
+        self.save()?;
+        let identity_key = self.identity_key();
+        Ok(KeysPublish {
+            identity_signature: B64Bytes(
+                self.account
+                    .sign(identity_statement(&identity_key))
+                    .to_bytes(),
+            ),
+            identity_key,
+            signing_key: self.signing_key(),
+            one_time_keys,
+            fallback_key,
+        })
+    }
+
+    /// Whether a session with `peer` exists.
+    pub fn has_session(&self, peer: &UserId) -> bool {
+        self.sessions.get(peer).is_some_and(|v| !v.is_empty())
+    }
+
+    /// The pinned key of `peer`, if any.
+    pub fn pinned_key(&self, peer: &UserId) -> Option<&PinnedKey> {
+        self.pins.get(peer)
+    }
+
+    /// The new key seen for `peer` that differs from the pinned one, if any.
+    pub fn pending_key(&self, peer: &UserId) -> Option<&PinnedKey> {
+        self.pending.get(peer)
+    }
+
+    /// Accepts the changed key of `peer` last refused with
+    /// [`Error::PeerKeyChanged`]: pins it and drops the old sessions.
+    /// Returns false when there was no pending key.
+    pub fn accept_new_key(&mut self, peer: &UserId) -> Result<bool, Error> {
+        let Some(p) = self.pending.remove(peer) else {
+            return Ok(false);
+        };
+        self.pins.insert(peer.clone(), p);
+        self.sessions.remove(peer);
+        self.save()?;
+        Ok(true)
+    }
+
+    fn check_pin(&mut self, peer: &UserId, seen: PinnedKey) -> Result<(), Error> {
+        match self.pins.get_mut(peer) {
+            None => {
+                self.pins.insert(peer.clone(), seen);
+                Ok(())
+            }
+            Some(p) if p.identity_key == seen.identity_key => {
+                match (p.signing_key, seen.signing_key) {
+                    (Some(a), Some(b)) if a != b => {
+                        self.pending.insert(peer.clone(), seen);
+                        let _ = self.save();
+                        Err(Error::PeerKeyChanged { user: peer.clone() })
+                    }
+                    (None, Some(b)) => {
+                        p.signing_key = Some(b);
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Some(_) => {
+                self.pending.insert(peer.clone(), seen);
+                let _ = self.save();
+                Err(Error::PeerKeyChanged { user: peer.clone() })
+            }
+        }
+    }
+
+    /// Starts an outbound session with the bundle's user: checks both
+    /// signatures, checks or pins the identity key, saves.
+    pub fn start_session(&mut self, bundle: &KeysBundle) -> Result<(), Error> {
+        let signing =
+            Ed25519PublicKey::from_slice(&bundle.signing_key.0).map_err(|_| Error::BadSignature)?;
+        let sig = Ed25519Signature::from_slice(&bundle.identity_signature.0)
+            .map_err(|_| Error::BadSignature)?;
+        signing
+            .verify(&identity_statement(&bundle.identity_key), &sig)
+            .map_err(|_| Error::BadSignature)?;
+        let sig = Ed25519Signature::from_slice(&bundle.one_time_key.signature.0)
+            .map_err(|_| Error::BadSignature)?;
+        signing
+            .verify(&one_time_key_statement(&bundle.one_time_key.key), &sig)
+            .map_err(|_| Error::BadSignature)?;
+        self.check_pin(
+            &bundle.user,
+            PinnedKey {
+                identity_key: bundle.identity_key,
+                signing_key: Some(bundle.signing_key),
+            },
+        )?;
+        let session = self.account.create_outbound_session(
+            SessionConfig::version_2(),
+            Curve25519PublicKey::from_bytes(bundle.identity_key.0),
+            Curve25519PublicKey::from_bytes(bundle.one_time_key.key.0),
+        );
+        self.sessions
+            .entry(bundle.user.clone())
+            .or_default()
+            .insert(0, session);
+        self.save()
+    }
+
+    /// Seals `plaintext` for `peer` with the most recently used session.
+    pub fn seal(&mut self, peer: &UserId, plaintext: &[u8]) -> Result<Sealed, Error> {
+        let s = self
+            .sessions
+            .get_mut(peer)
+            .and_then(|v| v.first_mut())
+            .ok_or_else(|| Error::NoSession { user: peer.clone() })?;
+        let (kind, body) = s.encrypt(plaintext).to_parts();
+        let sealed = Sealed::new(kind as u8, &body).map_err(|e| Error::Storage(e.into()))?;
+        self.save()?;
+        Ok(sealed)
+    }
+
+    /// Opens a message sealed by `peer` (creating the inbound session for a
+    /// pre-key message, pinning the peer's key on first use). Any alteration
+    /// in transit makes it fail with [`Error::DecryptFailed`].
+    pub fn unseal(&mut self, peer: &UserId, sealed: &Sealed) -> Result<Vec<u8>, Error> {
+        let body = sealed.body().map_err(|_| Error::DecryptFailed)?;
+        let msg = OlmMessage::from_parts(sealed.kind() as usize, &body)
+            .map_err(|_| Error::DecryptFailed)?;
+        let plaintext = match &msg {
+            OlmMessage::PreKey(pre) => {
+                self.check_pin(
+                    peer,
+                    PinnedKey {
+                        identity_key: pk(pre.identity_key()),
+                        signing_key: None,
+                    },
+                )?;
+                let sessions = self.sessions.entry(peer.clone()).or_default();
+                if let Some(i) = sessions
+                    .iter()
+                    .position(|s| s.session_id() == pre.session_id())
+                {
+                    let p = sessions[i]
+                        .decrypt(&msg)
+                        .map_err(|_| Error::DecryptFailed)?;
+                    let s = sessions.remove(i);
+                    sessions.insert(0, s);
+                    p
+                } else {
+                    let r = self
+                        .account
+                        .create_inbound_session(pre.identity_key(), pre)
+                        .map_err(|_| Error::DecryptFailed)?;
+                    sessions.insert(0, r.session);
+                    sessions.truncate(8);
+                    r.plaintext
+                }
+            }
+            OlmMessage::Normal(_) => {
+                let sessions = self
+                    .sessions
+                    .get_mut(peer)
+                    .ok_or_else(|| Error::NoSession { user: peer.clone() })?;
+                let mut found = None;
+                for (i, s) in sessions.iter_mut().enumerate() {
+                    if let Ok(p) = s.decrypt(&msg) {
+                        found = Some((i, p));
+                        break;
+                    }
+                }
+                let (i, p) = found.ok_or(Error::DecryptFailed)?;
+                let s = sessions.remove(i);
+                sessions.insert(0, s);
+                p
+            }
+        };
+        self.save()?;
+        Ok(plaintext)
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename) with mode 0600.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let err = |e: std::io::Error| Error::Storage(format!("{}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn bundle(store: &mut E2eStore, user: &str) -> KeysBundle {
+        let p = store.keys_to_publish(2).unwrap();
+        KeysBundle {
+            user: UserId::new(user).unwrap(),
+            identity_key: p.identity_key,
+            signing_key: p.signing_key,
+            identity_signature: p.identity_signature,
+            one_time_key: p.one_time_keys[0].clone(),
+            fallback: false,
+        }
+    }
+
+    #[test]
+    fn seals_and_opens_both_ways_and_survives_reload() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+        let mut a = E2eStore::load_or_create(da.path()).unwrap();
+        let mut b = E2eStore::load_or_create(db.path()).unwrap();
+        let bb = bundle(&mut b, "bob");
+        a.start_session(&bb).unwrap();
+        let s = a.seal(&bob, b"offer").unwrap();
+        assert_eq!(s.kind(), 0);
+        assert_eq!(b.unseal(&alice, &s).unwrap(), b"offer");
+        drop(b);
+        let mut b = E2eStore::load_or_create(db.path()).unwrap();
+        let r = b.seal(&alice, b"answer").unwrap();
+        assert_eq!(a.unseal(&bob, &r).unwrap(), b"answer");
+        let mut a = E2eStore::load_or_create(da.path()).unwrap();
+        let s2 = a.seal(&bob, b"more").unwrap();
+        assert_eq!(s2.kind(), 1);
+        assert_eq!(b.unseal(&alice, &s2).unwrap(), b"more");
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(da.path().join(STORE_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn refuses_a_changed_identity_key_until_accepted() {
+        let (da, db, dc) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let bob = UserId::new("bob").unwrap();
+        let mut a = E2eStore::load_or_create(da.path()).unwrap();
+        let mut b = E2eStore::load_or_create(db.path()).unwrap();
+        a.start_session(&bundle(&mut b, "bob")).unwrap();
+        // bob reinstalls: a new account under the same name
+        let mut b2 = E2eStore::load_or_create(dc.path()).unwrap();
+        let nb = bundle(&mut b2, "bob");
+        assert!(matches!(
+            a.start_session(&nb),
+            Err(Error::PeerKeyChanged { .. })
+        ));
+        assert_eq!(a.pinned_key(&bob).unwrap().identity_key, b.identity_key());
+        assert!(a.accept_new_key(&bob).unwrap());
+        a.start_session(&nb).unwrap();
+        assert_eq!(a.pinned_key(&bob).unwrap().identity_key, b2.identity_key());
+    }
+
+    #[test]
+    fn refuses_a_message_from_a_changed_identity_with_a_clear_error() {
+        let (da, db, dc) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+        let mut a = E2eStore::load_or_create(da.path()).unwrap();
+        let mut b = E2eStore::load_or_create(db.path()).unwrap();
+        b.start_session(&bundle(&mut a, "alice")).unwrap();
+        let first = b.seal(&alice, b"hi").unwrap();
+        a.unseal(&bob, &first).unwrap();
+        // Someone else now claims to be bob and calls alice.
+        let mut imp = E2eStore::load_or_create(dc.path()).unwrap();
+        imp.start_session(&bundle(&mut a, "alice")).unwrap();
+        let forged = imp.seal(&alice, b"trust me").unwrap();
+        let e = a.unseal(&bob, &forged).unwrap_err();
+        assert!(matches!(e, Error::PeerKeyChanged { .. }));
+        assert!(e.to_string().contains("identity key of bob changed"));
+        assert_eq!(
+            a.pending_key(&bob).unwrap().identity_key,
+            imp.identity_key()
+        );
+        // Still refused after a restart, until accepted.
+        let mut a = E2eStore::load_or_create(da.path()).unwrap();
+        assert!(a.unseal(&bob, &forged).is_err());
+        assert!(a.accept_new_key(&bob).unwrap());
+        assert_eq!(a.unseal(&bob, &forged).unwrap(), b"trust me");
+    }
+
+    #[test]
+    fn rejects_a_bundle_with_a_bad_signature() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut a = E2eStore::load_or_create(da.path()).unwrap();
+        let mut b = E2eStore::load_or_create(db.path()).unwrap();
+        let mut bb = bundle(&mut b, "bob");
+        bb.one_time_key.key.0[0] ^= 1;
+        assert!(matches!(a.start_session(&bb), Err(Error::BadSignature)));
+    }
+}

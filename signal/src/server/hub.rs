@@ -1,0 +1,547 @@
+//! The routing table and the active-call registry (no I/O: the connection
+//! tasks hand it parsed messages and send what it returns).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::Limits;
+use crate::wire::{
+    CallHangup, CallId, CallReject, ErrorCode, HangupReason, Message, RejectReason, RelayFrame,
+    UserId,
+};
+
+/// What a connection task writes to its socket.
+#[derive(Debug)]
+pub(crate) enum Out {
+    Text(String),
+    Binary(Bytes),
+    Close(ErrorCode, String),
+}
+
+pub(crate) type Tx = mpsc::Sender<Out>;
+
+struct Peer {
+    conn_id: u64,
+    tx: Tx,
+    calls: Vec<CallId>,
+    last_unanswered_invite: Option<Instant>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum CallPhase {
+    Ringing,
+    Active,
+}
+
+struct Bucket {
+    frames: f64,
+    bytes: f64,
+    at: Instant,
+}
+
+struct CallEntry {
+    caller: UserId,
+    callee: UserId,
+    phase: CallPhase,
+    created: Instant,
+    relay: Bucket,
+}
+
+impl CallEntry {
+    fn other(&self, u: &UserId) -> Option<&UserId> {
+        if u == &self.caller {
+            Some(&self.callee)
+        } else if u == &self.callee {
+            Some(&self.caller)
+        } else {
+            None
+        }
+    }
+}
+
+/// A routing decision: messages to deliver, and an error for the sender.
+#[derive(Default)]
+pub(crate) struct Outcome {
+    pub(crate) deliver: Vec<(Tx, Out)>,
+    pub(crate) error: Option<(ErrorCode, &'static str, Option<CallId>)>,
+    /// The error counts towards the connection's bad-message budget.
+    pub(crate) strike: bool,
+}
+
+impl Outcome {
+    fn err(code: ErrorCode, msg: &'static str, call: Option<CallId>, strike: bool) -> Self {
+        Self {
+            deliver: Vec::new(),
+            error: Some((code, msg, call)),
+            strike,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Hub {
+    users: HashMap<UserId, Peer>,
+    calls: HashMap<CallId, CallEntry>,
+}
+
+impl Hub {
+    /// Registers a connection; returns the replaced connection's sender.
+    pub(crate) fn connect(
+        &mut self,
+        user: &UserId,
+        conn_id: u64,
+        tx: Tx,
+    ) -> (Option<Tx>, Vec<(Tx, Out)>) {
+        let old = self.users.remove(user);
+        let mut deliver = Vec::new();
+        if let Some(old) = &old {
+            self.end_calls_of(user, &old.calls, &mut deliver);
+        }
+        self.users.insert(
+            user.clone(),
+            Peer {
+                conn_id,
+                tx,
+                calls: Vec::new(),
+                last_unanswered_invite: None,
+            },
+        );
+        (old.map(|p| p.tx), deliver)
+    }
+
+    /// Unregisters a connection (if still current) and hangs up its calls.
+    pub(crate) fn disconnect(&mut self, user: &UserId, conn_id: u64) -> Vec<(Tx, Out)> {
+        let mut deliver = Vec::new();
+        if self.users.get(user).is_some_and(|p| p.conn_id == conn_id) {
+            if let Some(p) = self.users.remove(user) {
+                self.end_calls_of(user, &p.calls, &mut deliver);
+            }
+        }
+        deliver
+    }
+
+    /// All connections (for shutdown).
+    pub(crate) fn senders(&self) -> Vec<Tx> {
+        self.users.values().map(|p| p.tx.clone()).collect()
+    }
+
+    /// Number of registered calls.
+    pub(crate) fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    fn end_calls_of(&mut self, user: &UserId, calls: &[CallId], deliver: &mut Vec<(Tx, Out)>) {
+        for id in calls {
+            let Some(c) = self.calls.remove(id) else {
+                continue;
+            };
+            let Some(other) = c.other(user).cloned() else {
+                continue;
+            };
+            if let Some(p) = self.users.get_mut(&other) {
+                p.calls.retain(|x| x != id);
+                let m = Message::CallHangup(CallHangup {
+                    call_id: *id,
+                    from_user: user.clone(),
+                    to_user: other.clone(),
+                    reason: Some(HangupReason::PeerDisconnected),
+                });
+                deliver.push((p.tx.clone(), Out::Text(m.to_json())));
+            }
+            tracing::info!(call_id = %id, "call ended: participant disconnected");
+        }
+    }
+
+    fn remove_call(&mut self, id: &CallId) -> Option<CallEntry> {
+        let c = self.calls.remove(id)?;
+        for u in [&c.caller, &c.callee] {
+            if let Some(p) = self.users.get_mut(u) {
+                p.calls.retain(|x| x != id);
+            }
+        }
+        Some(c)
+    }
+
+    fn prune_stale(&mut self, user: &UserId, now: Instant, limits: &Limits) {
+        let Some(p) = self.users.get(user) else {
+            return;
+        };
+        let stale: Vec<CallId> = p
+            .calls
+            .iter()
+            .filter(|id| {
+                self.calls.get(id).is_none_or(|c| {
+                    c.phase == CallPhase::Ringing
+                        && now.duration_since(c.created) > limits.ring_timeout
+                })
+            })
+            .copied()
+            .collect();
+        for id in stale {
+            if self.remove_call(&id).is_none() {
+                if let Some(p) = self.users.get_mut(user) {
+                    p.calls.retain(|x| x != &id);
+                }
+            }
+        }
+    }
+
+    fn forward(&self, to: &UserId, m: &Message) -> Option<(Tx, Out)> {
+        self.users
+            .get(to)
+            .map(|p| (p.tx.clone(), Out::Text(m.to_json())))
+    }
+
+    /// Routes a call message from the authenticated `user`.
+    pub(crate) fn route(
+        &mut self,
+        user: &UserId,
+        msg: Message,
+        now: Instant,
+        limits: &Limits,
+    ) -> Outcome {
+        let Some((from, to)) = msg.route() else {
+            return Outcome::err(ErrorCode::NotAllowed, "not a call message", None, true);
+        };
+        let call_id = msg.call_id();
+        if from != user {
+            tracing::warn!(user = %user, "forged from_user rejected");
+            return Outcome::err(
+                ErrorCode::ForgedSender,
+                "from_user differs from your certificate",
+                call_id,
+                true,
+            );
+        }
+        if to == user {
+            return Outcome::err(
+                ErrorCode::InvalidValue,
+                "to_user is yourself",
+                call_id,
+                true,
+            );
+        }
+        let to = to.clone();
+        let Some(id) = call_id else {
+            return Outcome::default();
+        };
+        match &msg {
+            Message::CallInvite(_) => self.invite(user, &to, id, &msg, now, limits),
+            Message::CallAnswer(_) => {
+                let Some(c) = self.calls.get_mut(&id) else {
+                    return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
+                };
+                if &c.callee != user || c.caller != to {
+                    return Outcome::err(
+                        ErrorCode::NotParticipant,
+                        "not the callee of this call",
+                        Some(id),
+                        true,
+                    );
+                }
+                if c.phase != CallPhase::Ringing {
+                    return Outcome::err(
+                        ErrorCode::CallNotActive,
+                        "call already answered",
+                        Some(id),
+                        false,
+                    );
+                }
+                c.phase = CallPhase::Active;
+                // The relay buckets start full: one second's worth.
+                c.relay = Bucket {
+                    frames: f64::from(limits.relay_frames_per_second),
+                    bytes: limits.relay_bytes_per_second as f64,
+                    at: now,
+                };
+                if let Some(p) = self.users.get_mut(&to) {
+                    p.last_unanswered_invite = None;
+                }
+                tracing::info!(call_id = %id, "call answered");
+                Outcome {
+                    deliver: self.forward(&to, &msg).into_iter().collect(),
+                    ..Default::default()
+                }
+            }
+            Message::CallIceCandidate(_) | Message::CallHangup(_) | Message::CallReject(_) => {
+                let Some(c) = self.calls.get(&id) else {
+                    return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
+                };
+                if c.other(user) != Some(&to) {
+                    return Outcome::err(
+                        ErrorCode::NotParticipant,
+                        "not a participant of this call",
+                        Some(id),
+                        true,
+                    );
+                }
+                match &msg {
+                    Message::CallReject(_) => {
+                        if &c.callee != user || c.phase != CallPhase::Ringing {
+                            return Outcome::err(
+                                ErrorCode::CallNotActive,
+                                "only a ringing callee rejects",
+                                Some(id),
+                                false,
+                            );
+                        }
+                        self.remove_call(&id);
+                        if let Some(p) = self.users.get_mut(&to) {
+                            p.last_unanswered_invite = None;
+                        }
+                        tracing::info!(call_id = %id, "call rejected");
+                    }
+                    Message::CallHangup(_) => {
+                        self.remove_call(&id);
+                        tracing::info!(call_id = %id, "call hung up");
+                    }
+                    _ => {}
+                }
+                Outcome {
+                    deliver: self.forward(&to, &msg).into_iter().collect(),
+                    ..Default::default()
+                }
+            }
+            Message::CallRelayFrame(f) => {
+                let len = f.encrypted_frame.as_str().len() * 3 / 4;
+                match self.relay_check(user, id, len, now, limits) {
+                    Ok(other) => {
+                        if other != to {
+                            return Outcome::err(
+                                ErrorCode::NotParticipant,
+                                "wrong to_user for this call",
+                                Some(id),
+                                true,
+                            );
+                        }
+                        Outcome {
+                            deliver: self.forward(&to, &msg).into_iter().collect(),
+                            ..Default::default()
+                        }
+                    }
+                    Err(o) => o,
+                }
+            }
+            _ => Outcome::default(),
+        }
+    }
+
+    fn invite(
+        &mut self,
+        user: &UserId,
+        to: &UserId,
+        id: CallId,
+        msg: &Message,
+        now: Instant,
+        limits: &Limits,
+    ) -> Outcome {
+        if self.calls.contains_key(&id) {
+            return Outcome::err(
+                ErrorCode::InvalidValue,
+                "call_id already in use",
+                Some(id),
+                true,
+            );
+        }
+        self.prune_stale(user, now, limits);
+        self.prune_stale(to, now, limits);
+        let Some(me) = self.users.get(user) else {
+            return Outcome::default();
+        };
+        if me
+            .last_unanswered_invite
+            .is_some_and(|t| now.duration_since(t) < limits.invite_interval)
+        {
+            return Outcome::err(
+                ErrorCode::RateLimited,
+                "one unanswered invite per interval",
+                Some(id),
+                false,
+            );
+        }
+        // Only glare (a ringing call between the same two users) may coexist.
+        let glare_ok = |calls: &HashMap<CallId, CallEntry>, ids: &[CallId]| {
+            ids.iter().all(|x| {
+                calls.get(x).is_some_and(|c| {
+                    c.phase == CallPhase::Ringing
+                        && c.other(user) == Some(to)
+                        && c.other(to) == Some(user)
+                })
+            })
+        };
+        if !glare_ok(&self.calls, &me.calls) || me.calls.len() > 1 {
+            return Outcome::err(
+                ErrorCode::AlreadyInCall,
+                "you are already in a call",
+                Some(id),
+                false,
+            );
+        }
+        let Some(callee) = self.users.get(to) else {
+            return Outcome::err(
+                ErrorCode::UserOffline,
+                "user is not connected",
+                Some(id),
+                false,
+            );
+        };
+        if !glare_ok(&self.calls, &callee.calls) || callee.calls.len() > 1 {
+            let m = Message::CallReject(CallReject {
+                call_id: id,
+                from_user: to.clone(),
+                to_user: user.clone(),
+                reason: RejectReason::Busy,
+            });
+            let deliver = self.forward(user, &m).into_iter().collect();
+            return Outcome {
+                deliver,
+                ..Default::default()
+            };
+        }
+        let fwd = self.forward(to, msg);
+        self.calls.insert(
+            id,
+            CallEntry {
+                caller: user.clone(),
+                callee: to.clone(),
+                phase: CallPhase::Ringing,
+                created: now,
+                relay: Bucket {
+                    frames: 0.0,
+                    bytes: 0.0,
+                    at: now,
+                },
+            },
+        );
+        for u in [user, to] {
+            if let Some(p) = self.users.get_mut(u) {
+                p.calls.push(id);
+            }
+        }
+        if let Some(p) = self.users.get_mut(user) {
+            p.last_unanswered_invite = Some(now);
+        }
+        tracing::info!(call_id = %id, "call invite routed");
+        Outcome {
+            deliver: fwd.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Checks a relay frame of `len` bytes; returns the other participant.
+    fn relay_check(
+        &mut self,
+        user: &UserId,
+        id: CallId,
+        len: usize,
+        now: Instant,
+        limits: &Limits,
+    ) -> Result<UserId, Outcome> {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return Err(Outcome::err(
+                ErrorCode::UnknownCall,
+                "relay frame for no call",
+                Some(id),
+                true,
+            ));
+        };
+        let Some(other) = c.other(user).cloned() else {
+            return Err(Outcome::err(
+                ErrorCode::NotParticipant,
+                "relay frame for someone else's call",
+                Some(id),
+                true,
+            ));
+        };
+        if c.phase != CallPhase::Active {
+            return Err(Outcome::err(
+                ErrorCode::CallNotActive,
+                "relay frame before answer",
+                Some(id),
+                true,
+            ));
+        }
+        let b = &mut c.relay;
+        let dt = now.saturating_duration_since(b.at).as_secs_f64();
+        b.at = now;
+        let fps = f64::from(limits.relay_frames_per_second);
+        let bps = limits.relay_bytes_per_second as f64;
+        // Buckets refill at the cap rate and hold one second's worth.
+        b.frames = (b.frames + dt * fps).min(fps);
+        b.bytes = (b.bytes + dt * bps).min(bps);
+        if b.frames < 1.0 || b.bytes < len as f64 {
+            return Err(Outcome::err(
+                ErrorCode::RelayLimit,
+                "relay cap exceeded",
+                Some(id),
+                false,
+            ));
+        }
+        b.frames -= 1.0;
+        b.bytes -= len as f64;
+        Ok(other)
+    }
+
+    /// Routes a binary relay frame, forwarding the same bytes.
+    pub(crate) fn route_binary(
+        &mut self,
+        user: &UserId,
+        frame: Bytes,
+        now: Instant,
+        limits: &Limits,
+    ) -> Outcome {
+        let (id, len) = match RelayFrame::parse(&frame) {
+            Ok(f) => (f.call_id, f.frame.len()),
+            Err(e) => return Outcome::err(e.code, "bad binary frame", None, true),
+        };
+        match self.relay_check(user, id, len, now, limits) {
+            Ok(other) => {
+                let deliver = self
+                    .users
+                    .get(&other)
+                    .map(|p| (p.tx.clone(), Out::Binary(frame)))
+                    .into_iter()
+                    .collect();
+                Outcome {
+                    deliver,
+                    ..Default::default()
+                }
+            }
+            Err(o) => o,
+        }
+    }
+}
+
+/// A token bucket for a connection's message rate.
+pub(crate) struct RateLimiter {
+    tokens: f64,
+    at: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(rate: u32, burst: u32, now: Instant) -> Self {
+        Self {
+            tokens: f64::from(burst),
+            at: now,
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+        }
+    }
+
+    pub(crate) fn allow(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,583 @@
+//! The signaling server: TLS 1.3 with required client certificates, one
+//! WebSocket per user, routing by user, the active-call registry, relay
+//! frames, rate limits, and the SQLite key directory.
+//!
+//! ```text
+//! TcpListener ─accept─> TLS 1.3 (client cert from our CA) ─> WebSocket ─> connection task
+//!                                                                  │  parsed messages
+//!                                              Hub (routing, calls, limits) ─ mpsc ─> other connection tasks
+//!                                              KeyDirectory (SQLite, blocking pool)
+//! ```
+//!
+//! Embed it with [`Server::bind`] then [`Server::run`], or [`run`].
+//! Logs (tracing) name users and call ids, never keys or payloads.
+
+mod hub;
+pub mod keydir;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::certs::{certs_from_pem, key_from_pem, provider, root_store, user_from_cert_der};
+use crate::wire::{ErrorCode, KeysPublished, Message, Pong, UserId, Welcome, MAX_MESSAGE_BYTES};
+use crate::Error;
+use hub::{Hub, Out, RateLimiter};
+use keydir::KeyDirectory;
+
+/// Limits the server enforces.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Limits {
+    /// At most one unanswered invite per sender within this interval. Default 10 s.
+    pub invite_interval: Duration,
+    /// Ringing calls older than this are dropped from the registry. Default 60 s.
+    pub ring_timeout: Duration,
+    /// Text messages per second per connection (token bucket rate). Default 50.
+    pub messages_per_second: u32,
+    /// Token bucket size for text messages. Default 200.
+    pub message_burst: u32,
+    /// Relay frames per second per call (both directions together). Default 2,000.
+    pub relay_frames_per_second: u32,
+    /// Relay bytes per second per call. Default 2 MiB.
+    pub relay_bytes_per_second: u64,
+    /// Bad messages (malformed, forged, invalid relay) tolerated before closing. Default 20.
+    pub max_errors: u32,
+    /// A connection silent for this long is closed (clients ping). Default 120 s.
+    pub idle_timeout: Duration,
+    /// TLS + WebSocket handshake deadline. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Most simultaneous connections, handshakes in progress included. Default 50,000.
+    pub max_connections: usize,
+    /// Outgoing queue per connection (messages). Default 256.
+    pub queue_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            invite_interval: Duration::from_secs(10),
+            ring_timeout: Duration::from_secs(60),
+            messages_per_second: 50,
+            message_burst: 200,
+            relay_frames_per_second: 2_000,
+            relay_bytes_per_second: 2 * 1024 * 1024,
+            max_errors: 20,
+            idle_timeout: Duration::from_secs(120),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 50_000,
+            queue_len: 256,
+        }
+    }
+}
+
+/// Server configuration.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Server certificate chain, PEM.
+    pub cert_pem: String,
+    /// Server private key, PEM.
+    pub key_pem: String,
+    /// CA whose client certificates are accepted, PEM.
+    pub client_ca_pem: String,
+    /// Directory of the key directory database (`keys.sqlite`).
+    pub data_dir: PathBuf,
+    /// STUN/TURN server URIs advertised to clients in `welcome`
+    /// (e.g. `stun:127.0.0.1:3478`, `turn:127.0.0.1:3478?transport=udp`).
+    pub ice_servers: Vec<String>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerConfig {
+    /// A configuration with default limits.
+    pub fn new(
+        listen: SocketAddr,
+        cert_pem: String,
+        key_pem: String,
+        client_ca_pem: String,
+        data_dir: PathBuf,
+    ) -> Self {
+        Self {
+            listen,
+            cert_pem,
+            key_pem,
+            client_ca_pem,
+            data_dir,
+            ice_servers: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+struct Shared {
+    hub: Mutex<Hub>,
+    ice_servers: Vec<String>,
+    keys: Arc<KeyDirectory>,
+    limits: Limits,
+    next_conn: AtomicU64,
+    connections: AtomicUsize,
+}
+
+impl Shared {
+    fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
+        // Hub methods do not panic midway through updates; recover from poison anyway.
+        self.hub
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Live figures of a running server.
+#[derive(Clone)]
+pub struct ServerStats(Arc<Shared>);
+
+impl ServerStats {
+    /// Open WebSocket connections.
+    pub fn connections(&self) -> usize {
+        self.0.connections.load(Ordering::Relaxed)
+    }
+
+    /// Calls in the registry (ringing or active).
+    pub fn calls(&self) -> usize {
+        self.0.hub().call_count()
+    }
+}
+
+/// A bound server, ready to [`Server::run`].
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds and runs a server until `shutdown` completes.
+pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    Server::bind(config).await?.run(shutdown).await
+}
+
+fn tls_config(config: &ServerConfig) -> Result<rustls::ServerConfig, Error> {
+    let tls = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
+    let roots = Arc::new(root_store(&config.client_ca_pem)?);
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+        .build()
+        .map_err(|e| tls(&e))?;
+    let mut c = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            certs_from_pem(&config.cert_pem)?,
+            key_from_pem(&config.key_pem)?,
+        )
+        .map_err(|e| tls(&e))?;
+    // No resumption tickets: every connection proves its certificate.
+    c.send_tls13_tickets = 0;
+    c.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    Ok(c)
+}
+
+/// WebSocket limits: messages up to twice [`MAX_MESSAGE_BYTES`] are read so
+/// that the parser can answer `too_large`; larger ones close the connection.
+pub(crate) fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        // Frames queue up to 8 KiB before a write, so a burst of relay
+        // frames becomes one TLS record and one syscall, while an idle
+        // connection keeps no large buffer.
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
+}
+
+impl Server {
+    /// Loads the certificates, opens the key directory and binds the listener.
+    pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
+        let tls = tls_config(&config)?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::Storage(format!("{}: {e}", config.data_dir.display())))?;
+        let keys = Arc::new(KeyDirectory::open(&config.data_dir.join("keys.sqlite"))?);
+        let listener = TcpListener::bind(config.listen).await?;
+        Ok(Server {
+            listener,
+            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            shared: Arc::new(Shared {
+                hub: Mutex::new(Hub::default()),
+                ice_servers: config.ice_servers,
+                keys,
+                limits: config.limits,
+                next_conn: AtomicU64::new(1),
+                connections: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// A handle to live figures.
+    pub fn stats(&self) -> ServerStats {
+        ServerStats(self.shared.clone())
+    }
+
+    /// Accepts connections until `shutdown` completes, then tells every
+    /// client (error `server_shutdown`, close frame) and waits up to five
+    /// seconds for the connections to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        tracing::info!(addr = ?self.listener.local_addr().ok(), "signaling server listening");
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                r = self.listener.accept() => {
+                    let (tcp, _) = match r {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    // Counts handshakes in progress too, so half-open connections
+                    // cannot exhaust file descriptors.
+                    if tasks.len() >= self.shared.limits.max_connections {
+                        drop(tcp);
+                        continue;
+                    }
+                    let shared = self.shared.clone();
+                    let acceptor = self.acceptor.clone();
+                    let stop = stop_rx.clone();
+                    tasks.spawn(connection(shared, acceptor, tcp, stop));
+                }
+            }
+        }
+        tracing::info!("signaling server shutting down");
+        let _ = stop_tx.send(true);
+        for tx in self.shared.hub().senders() {
+            let _ = tx.try_send(Out::Close(
+                ErrorCode::ServerShutdown,
+                "server shutting down".into(),
+            ));
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        tasks.abort_all();
+        Ok(())
+    }
+}
+
+fn deliver(list: Vec<(hub::Tx, Out)>) {
+    for (tx, out) in list {
+        // A full queue means a slow reader: drop rather than block routing.
+        if tx.try_send(out).is_err() {
+            tracing::debug!("dropped a message for a slow or closed connection");
+        }
+    }
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let limits = shared.limits.clone();
+    let hs = async {
+        let tls = acceptor
+            .accept(tcp)
+            .await
+            .map_err(|e| format!("tls: {e}"))?;
+        let der = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.as_ref().to_vec())
+            .ok_or("no client certificate")?;
+        let user = user_from_cert_der(&der).map_err(|e| e.to_string())?;
+        let ws = tokio_tungstenite::accept_async_with_config(tls, Some(ws_config()))
+            .await
+            .map_err(|e| format!("websocket: {e}"))?;
+        Ok::<_, String>((user, ws))
+    };
+    let (user, ws) = match tokio::time::timeout(limits.handshake_timeout, hs).await {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            tracing::info!(reason = %e, "connection refused during handshake");
+            return;
+        }
+        Err(_) => {
+            tracing::info!("handshake timed out");
+            return;
+        }
+    };
+    shared.connections.fetch_add(1, Ordering::Relaxed);
+    serve(&shared, user, ws, stop).await;
+    shared.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_rustls::server::TlsStream<TcpStream>>;
+
+fn close_frame(code: ErrorCode, reason: &str) -> WsMessage {
+    let code = match code {
+        ErrorCode::ServerShutdown => CloseCode::Away,
+        ErrorCode::TooManyErrors => CloseCode::Policy,
+        _ => CloseCode::Normal,
+    };
+    WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    }))
+}
+
+async fn serve(shared: &Arc<Shared>, user: UserId, mut ws: Ws, mut stop: watch::Receiver<bool>) {
+    let limits = &shared.limits;
+    let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::channel::<Out>(limits.queue_len);
+    let (old, hangups) = shared.hub().connect(&user, conn_id, tx.clone());
+    deliver(hangups);
+    if let Some(old) = old {
+        tracing::info!(user = %user, "new login replaces the previous connection");
+        let _ = old.try_send(Out::Close(
+            ErrorCode::SessionReplaced,
+            "a newer connection for this user replaced this one".into(),
+        ));
+    }
+    tracing::info!(user = %user, "connected");
+    let welcome = Message::Welcome(Welcome {
+        user: user.clone(),
+        ice_servers: shared.ice_servers.clone(),
+    })
+    .to_json();
+    let mut ok = ws.send(WsMessage::text(welcome)).await.is_ok();
+    let mut rate = RateLimiter::new(
+        limits.messages_per_second,
+        limits.message_burst,
+        Instant::now(),
+    );
+    let mut strikes = 0u32;
+    let mut pending_close: Option<(ErrorCode, String)> = None;
+    let mut idle_armed = Instant::now();
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
+    while ok {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                pending_close = Some((ErrorCode::ServerShutdown, "server shutting down".into()));
+                break;
+            }
+            out = rx.recv() => {
+                let Some(out) = out else { break };
+                let mut next = Some(out);
+                let mut n = 0;
+                while let Some(o) = next.take() {
+                    match o {
+                        Out::Text(t) => ok = ws.feed(WsMessage::text(t)).await.is_ok(),
+                        Out::Binary(b) => ok = ws.feed(WsMessage::Binary(b)).await.is_ok(),
+                        Out::Close(code, why) => {
+                            pending_close = Some((code, why));
+                            break;
+                        }
+                    }
+                    n += 1;
+                    if !ok || n >= 64 {
+                        break;
+                    }
+                    next = rx.try_recv().ok();
+                }
+                if ok {
+                    ok = ws.flush().await.is_ok();
+                }
+                if pending_close.is_some() {
+                    break;
+                }
+            }
+            _ = &mut idle => {
+                tracing::info!(user = %user, "idle timeout");
+                break;
+            }
+            msg = ws.next() => {
+                let msg = match msg {
+                    None | Some(Err(_)) => break,
+                    Some(Ok(m)) => m,
+                };
+                let now = Instant::now();
+                // Re-arm the idle timer at most once a second.
+                if now.duration_since(idle_armed) > Duration::from_secs(1) {
+                    idle_armed = now;
+                    idle.as_mut().reset((now + limits.idle_timeout).into());
+                }
+                let reply = match msg {
+                    WsMessage::Text(t) => {
+                        if !rate.allow(now) {
+                            Some((ErrorCode::RateLimited, "too many messages", None, false))
+                        } else {
+                            handle_text(shared, &user, t.as_str(), now, &tx).await
+                        }
+                    }
+                    WsMessage::Binary(b) => {
+                        let o = shared.hub().route_binary(&user, b, now, limits);
+                        let e = o.error.map(|(c, m, id)| (c, m, id, o.strike));
+                        deliver(o.deliver);
+                        e
+                    }
+                    WsMessage::Close(_) => break,
+                    _ => None,
+                };
+                if let Some((code, text, call_id, strike)) = reply {
+                    if strike {
+                        strikes += 1;
+                    }
+                    let m = Message::error(code, text, call_id).to_json();
+                    ok = ws.send(WsMessage::text(m)).await.is_ok();
+                    if strikes >= limits.max_errors {
+                        tracing::warn!(user = %user, "too many bad messages, closing");
+                        pending_close = Some((ErrorCode::TooManyErrors, "too many bad messages".into()));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let hangups = shared.hub().disconnect(&user, conn_id);
+    deliver(hangups);
+    if let Some((code, why)) = pending_close {
+        let m = Message::error(code, why.clone(), None).to_json();
+        let _ = ws.send(WsMessage::text(m)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), ws.send(close_frame(code, &why))).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+    tracing::info!(user = %user, "disconnected");
+}
+
+type Reply = Option<(ErrorCode, &'static str, Option<crate::wire::CallId>, bool)>;
+
+async fn handle_text(
+    shared: &Arc<Shared>,
+    user: &UserId,
+    text: &str,
+    now: Instant,
+    tx: &hub::Tx,
+) -> Reply {
+    let msg = match Message::parse(text) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!(user = %user, code = ?e.code, "bad message");
+            return Some((e.code, "message rejected by the parser", None, true));
+        }
+    };
+    match msg {
+        Message::Ping(p) => {
+            let _ = tx.try_send(Out::Text(Message::Pong(Pong { nonce: p.nonce }).to_json()));
+            None
+        }
+        Message::KeysPublish(p) => {
+            let keys = shared.keys.clone();
+            let u = user.clone();
+            match tokio::task::spawn_blocking(move || keys.publish(&u, &p)).await {
+                Ok(Ok(Some(count))) => {
+                    tracing::info!(user = %user, "keys published");
+                    let _ = tx.try_send(Out::Text(
+                        Message::KeysPublished(KeysPublished {
+                            one_time_key_count: count,
+                        })
+                        .to_json(),
+                    ));
+                    None
+                }
+                Ok(Ok(None)) => Some((
+                    ErrorCode::InvalidValue,
+                    "key signatures do not verify",
+                    None,
+                    true,
+                )),
+                _ => Some((
+                    ErrorCode::Internal,
+                    "key directory unavailable",
+                    None,
+                    false,
+                )),
+            }
+        }
+        Message::KeysFetch(f) => {
+            let keys = shared.keys.clone();
+            let u = f.user.clone();
+            match tokio::task::spawn_blocking(move || keys.fetch(&u)).await {
+                Ok(Ok(Some(b))) => {
+                    let _ = tx.try_send(Out::Text(Message::KeysBundle(b).to_json()));
+                    None
+                }
+                Ok(Ok(None)) => Some((
+                    ErrorCode::NoKeys,
+                    "no keys published for that user",
+                    None,
+                    false,
+                )),
+                _ => Some((
+                    ErrorCode::Internal,
+                    "key directory unavailable",
+                    None,
+                    false,
+                )),
+            }
+        }
+        Message::KeysPublished(_)
+        | Message::KeysBundle(_)
+        | Message::Error(_)
+        | Message::Welcome(_)
+        | Message::Pong(_) => Some((
+            ErrorCode::NotAllowed,
+            "only the server sends this message",
+            None,
+            true,
+        )),
+        m => {
+            let o = shared.hub().route(user, m, now, &shared.limits);
+            deliver(o.deliver);
+            o.error.map(|(c, m, id)| (c, m, id, o.strike))
+        }
+    }
+}
