@@ -129,7 +129,7 @@ fn protect(c: &mut Criterion) {
                             payload,
                         )
                         .expect("seal");
-                    black_box(tag);
+                    let _sealed = black_box(tag);
                 })
             });
         }

@@ -1,3 +1,6 @@
 #![no_main]
-//! Placeholder until its issue lands.
-libfuzzer_sys::fuzz_target!(|_data: &[u8]| {});
+//! Arbitrary datagrams (from the peer, the TURN server or strangers, with
+//! live transaction ids patched in) into two running, connected agents.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cryptic_ice::fuzzing::agent_input(data);
+});

@@ -1,0 +1,73 @@
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+//! RFC 7675 consent freshness on a virtual clock: a cut path is reported as
+//! lost within 30 s, and an ICE restart reconnects once the path is back.
+
+mod common;
+use std::time::Duration;
+
+use common::*;
+use cryptic_ice::{ConnectionState, Event, Role};
+
+#[test]
+fn cut_path_is_lost_within_30s_and_restart_reconnects() {
+    let mut net = Net::new(5, 0.0, 10, 20);
+    let mut a = Peer::new(Role::Controlling, "198.51.100.1:4000", 1, net.now);
+    let mut b = Peer::new(Role::Controlled, "203.0.113.2:5000", 2, net.now);
+    signal(net.now, &mut a, &mut b);
+    assert!(net.run(&mut [&mut a, &mut b], Duration::from_secs(5), both_selected));
+    // Consent stays fresh for a minute of quiet connection.
+    net.run(&mut [&mut a, &mut b], Duration::from_secs(60), |_| false);
+    assert_eq!(a.agent.state(), ConnectionState::Connected);
+    assert_eq!(b.agent.state(), ConnectionState::Connected);
+    assert!(net.delivered > 20, "consent checks flowed");
+
+    net.cut = true;
+    let cut_at = net.now;
+    let lost = |p: &[&mut Peer]| p.iter().all(|p| p.count(|e| *e == Event::PathLost) == 1);
+    assert!(net.run(&mut [&mut a, &mut b], Duration::from_secs(40), lost));
+    for p in [&a, &b] {
+        let at = p
+            .events
+            .iter()
+            .find(|(_, e)| *e == Event::PathLost)
+            .unwrap()
+            .0;
+        let after = at - cut_at;
+        assert!(after <= Duration::from_secs(30), "lost after {after:?}");
+        assert!(
+            after >= Duration::from_secs(24),
+            "lost too early: {after:?}"
+        );
+        assert_eq!(p.agent.state(), ConnectionState::Disconnected);
+        assert!(p.agent.route().is_none());
+    }
+
+    net.cut = false;
+    let old = a.agent.local_credentials().clone();
+    a.agent.restart(net.now);
+    b.agent.restart(net.now);
+    assert_ne!(*a.agent.local_credentials(), old);
+    a.events.clear();
+    b.events.clear();
+    signal(net.now, &mut a, &mut b);
+    assert!(a
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Restarted(_))));
+    assert!(net.run(&mut [&mut a, &mut b], Duration::from_secs(5), both_selected));
+    assert_eq!(a.agent.state(), ConnectionState::Connected);
+}
+
+#[test]
+fn old_credentials_are_refused_after_a_restart() {
+    let mut net = Net::new(6, 0.0, 10, 20);
+    let mut a = Peer::new(Role::Controlling, "198.51.100.1:4000", 3, net.now);
+    let mut b = Peer::new(Role::Controlled, "203.0.113.2:5000", 4, net.now);
+    signal(net.now, &mut a, &mut b);
+    assert!(net.run(&mut [&mut a, &mut b], Duration::from_secs(5), both_selected));
+    // Only B restarts: A's checks with B's old ufrag are answered 401 and
+    // consent is lost on A.
+    b.agent.restart(net.now);
+    let lost = |p: &[&mut Peer]| p[0].count(|e| *e == Event::PathLost) == 1;
+    assert!(net.run(&mut [&mut a, &mut b], Duration::from_secs(40), lost));
+}
