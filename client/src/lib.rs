@@ -11,5 +11,7 @@
 //! the glue to ICE, signaling and audio are the subject of the client issue
 //! and are not built yet.
 
+pub mod call;
+pub mod demo;
 pub mod history;
 pub mod media;

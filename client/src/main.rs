@@ -5,14 +5,367 @@
 //!  client <- WebSocket/mTLS -> signaling server          (call set-up)
 //! ```
 //!
-//! **Not implemented yet.** The client, its `demo`, `call`, `listen` and
-//! `server` commands are the subject of the last issue; until it lands this
-//! binary only says so and exits with an error.
+//! `cryptic-call demo` runs a whole call on this machine with no set-up.
+//! The operator's tools are `ca init`, `ca issue` and `server`; users run
+//! `call`, `listen`, `history` and `devices`.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "cryptic-call: the calling client is not built yet (see README.md, \"Status\"); \
-         nothing to run"
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use cryptic_call::call::{run_call, CallOptions, CallReport, CallSide};
+use cryptic_call::demo::{print_summary, run_demo, DemoOptions};
+use cryptic_call::history::{format_record, CallRecord, Direction, History};
+use cryptic_signal::certs::{CertificateAuthority, Validity};
+use cryptic_signal::client::connect;
+use cryptic_signal::profile::Profile;
+use cryptic_signal::server::{Server, ServerConfig};
+use cryptic_signal::wire::UserId;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cryptic-call",
+    version,
+    about = "End-to-end encrypted 1:1 audio calls"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// A whole call on this machine: embedded server, two throw-away users,
+    /// a built-in tone, a WAV of what the callee heard, and a summary.
+    Demo {
+        /// Seconds the call lasts once connected.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Where the callee's audio is written.
+        #[arg(long, default_value = "demo-received.wav")]
+        output: PathBuf,
+        /// Use the real microphone and speaker instead of the tone and file.
+        #[arg(long)]
+        devices: bool,
+    },
+    /// Certificate authority of a server (operator).
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// Run the signaling server (operator).
+    Server {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: String,
+        /// The CA directory made by `ca init`.
+        #[arg(long)]
+        ca: PathBuf,
+        /// Names and addresses the server certificate is issued for.
+        #[arg(long = "name", default_value = "localhost")]
+        names: Vec<String>,
+        /// Where the key directory lives.
+        #[arg(long, default_value = "server-data")]
+        data: PathBuf,
+    },
+    /// Call a user.
+    Call {
+        /// Who to call.
+        user: String,
+        /// Your profile directory (from `ca issue`).
+        #[arg(long)]
+        profile: PathBuf,
+        /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence.
+        #[arg(long, default_value = "default")]
+        input: String,
+        /// Speaker: default, device:NAME, wav:PATH, null.
+        #[arg(long, default_value = "default")]
+        output: String,
+        /// Hang up after this many seconds of conversation.
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Wait for one call and take it.
+    Listen {
+        /// Your profile directory (from `ca issue`).
+        #[arg(long)]
+        profile: PathBuf,
+        /// Accept the call without asking.
+        #[arg(long)]
+        auto_accept: bool,
+        /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence.
+        #[arg(long, default_value = "default")]
+        input: String,
+        /// Speaker: default, device:NAME, wav:PATH, null.
+        #[arg(long, default_value = "default")]
+        output: String,
+        /// Hang up after this many seconds of conversation.
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// Past calls.
+    History {
+        /// Your profile directory.
+        #[arg(long)]
+        profile: PathBuf,
+        /// How many calls.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Sound devices.
+    Devices,
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Create a CA in a directory.
+    Init {
+        /// Where the CA's certificate and key go.
+        #[arg(long, default_value = "ca")]
+        dir: PathBuf,
+    },
+    /// Issue a user's profile directory.
+    Issue {
+        /// The user.
+        user: String,
+        /// The CA directory.
+        #[arg(long, default_value = "ca")]
+        dir: PathBuf,
+        /// The server's address as users reach it (host:port).
+        #[arg(long)]
+        server: String,
+        /// The name in the server's certificate.
+        #[arg(long, default_value = "localhost")]
+        server_name: String,
+        /// Where the profile directory goes.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cryptic-call: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cryptic-call: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn user(name: &str) -> Result<UserId, String> {
+    UserId::new(name).map_err(|e| format!("bad user name {name:?}: {e:?}"))
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Demo {
+            seconds,
+            output,
+            devices,
+        } => {
+            let mut options = DemoOptions::new(output.clone());
+            options.duration = Duration::from_secs(seconds);
+            options.devices = devices;
+            println!("cryptic-call demo: alice calls bob through an embedded server on loopback");
+            let summary = run_demo(&options).await?;
+            print_summary(&summary, &output);
+            let ok = summary.caller.sas.is_some() && summary.caller.sas == summary.callee.sas;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Ca { command } => match command {
+            CaCommand::Init { dir } => {
+                let ca =
+                    CertificateAuthority::create("Cryptic Call CA").map_err(|e| e.to_string())?;
+                ca.save(&dir).map_err(|e| e.to_string())?;
+                println!("CA written to {}", dir.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            CaCommand::Issue {
+                user: name,
+                dir,
+                server,
+                server_name,
+                out,
+            } => {
+                let ca = CertificateAuthority::load(&dir).map_err(|e| e.to_string())?;
+                let me = user(&name)?;
+                let cert = ca
+                    .issue_client(&me, Validity::days_from_now(365))
+                    .map_err(|e| e.to_string())?;
+                Profile::write(&out, &me, &server, &server_name, ca.cert_pem(), &cert)
+                    .map_err(|e| e.to_string())?;
+                println!("profile of {name} written to {}", out.display());
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        Command::Server {
+            listen,
+            ca,
+            names,
+            data,
+        } => {
+            let ca = CertificateAuthority::load(&ca).map_err(|e| e.to_string())?;
+            let cert = ca
+                .issue_server(&names, Validity::days_from_now(365))
+                .map_err(|e| e.to_string())?;
+            let config = ServerConfig::new(
+                listen.parse().map_err(|e| format!("bad --listen: {e}"))?,
+                cert.cert_pem,
+                cert.key_pem,
+                ca.cert_pem().to_string(),
+                data,
+            );
+            let server = Server::bind(config).await.map_err(|e| e.to_string())?;
+            println!(
+                "signaling server listening on {}",
+                server.local_addr().map_err(|e| e.to_string())?
+            );
+            server
+                .run(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call {
+            user: peer,
+            profile,
+            input,
+            output,
+            duration,
+        } => {
+            let peer = user(&peer)?;
+            let mut options = CallOptions::new(
+                input.parse().map_err(|e| format!("--input: {e}"))?,
+                output.parse().map_err(|e| format!("--output: {e}"))?,
+            );
+            options.duration = duration.map(Duration::from_secs);
+            one_call(&profile, Some(peer), options).await
+        }
+        Command::Listen {
+            profile,
+            auto_accept,
+            input,
+            output,
+            duration,
+        } => {
+            if !auto_accept {
+                return Err(
+                    "listen needs --auto-accept for now: answering by hand lands with the interactive shell"
+                        .into(),
+                );
+            }
+            let mut options = CallOptions::new(
+                input.parse().map_err(|e| format!("--input: {e}"))?,
+                output.parse().map_err(|e| format!("--output: {e}"))?,
+            );
+            options.duration = duration.map(Duration::from_secs);
+            options.auto_accept = Some(Duration::ZERO);
+            one_call(&profile, None, options).await
+        }
+        Command::History { profile, limit } => {
+            let history =
+                History::open(&profile.join("history.sqlite")).map_err(|e| e.to_string())?;
+            for call in history.recent(limit).map_err(|e| e.to_string())? {
+                println!("{}", format_record(&call));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Devices => {
+            for d in cryptic_audio::list_devices().map_err(|e| e.to_string())? {
+                println!("{d:?}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn one_call(
+    profile_dir: &std::path::Path,
+    callee: Option<UserId>,
+    options: CallOptions,
+) -> Result<ExitCode, String> {
+    let profile = Profile::load(profile_dir).map_err(|e| e.to_string())?;
+    let mut conn = connect(&profile.client_config().map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    let mut e2e = profile.e2e().map_err(|e| e.to_string())?;
+    conn.publish_keys(e2e.keys_to_publish(5).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(peer) = &callee {
+        if !e2e.has_session(peer) {
+            let bundle = conn.fetch_keys(peer).await.map_err(|e| e.to_string())?;
+            e2e.start_session(&bundle).map_err(|e| e.to_string())?;
+        }
+    }
+    let me = conn.user().clone();
+    let (sender, receiver) = conn.split();
+    let mut side = CallSide {
+        me,
+        e2e,
+        sender,
+        receiver,
+    };
+    if callee.is_none() {
+        println!("waiting for a call...");
+    }
+    let report = run_call(&mut side, callee, &options).await?;
+    record(profile_dir, &report);
+    println!(
+        "call ended: {} ({}), path {}, SAS {}",
+        report.outcome.as_str(),
+        report.reason,
+        report.path.as_deref().unwrap_or("-"),
+        report.sas.as_deref().unwrap_or("-")
     );
-    std::process::ExitCode::FAILURE
+    Ok(ExitCode::SUCCESS)
+}
+
+fn record(profile_dir: &std::path::Path, report: &CallReport) {
+    let (Some(call_id), Some(peer)) = (report.call_id, report.peer.as_ref()) else {
+        return;
+    };
+    let direction = match report.role {
+        cryptic_signal::call::Role::Caller => Direction::Outgoing,
+        _ => Direction::Incoming,
+    };
+    let mut rec = CallRecord::new(
+        call_id.to_string(),
+        peer.to_string(),
+        direction,
+        report.started_unix,
+        report.outcome,
+    );
+    rec.duration = report.active_time;
+    rec.path = report.path.clone();
+    rec.mean_loss = Some(report.stats.loss_received);
+    rec.mean_rtt = report.stats.rtt;
+    match History::open(&profile_dir.join("history.sqlite")) {
+        Ok(h) => {
+            if let Err(e) = h.record(&rec) {
+                eprintln!("cryptic-call: could not record the call: {e}");
+            }
+        }
+        Err(e) => eprintln!("cryptic-call: could not open the history: {e}"),
+    }
 }

@@ -1,0 +1,817 @@
+//! One call, end to end: signaling, ICE, DTLS with the end-to-end
+//! fingerprint, SRTP media with Opus, on one user's side.
+//!
+//! ```text
+//!  signaling (sealed offer/answer/candidates) --> CallMachine --> events
+//!        |                                                          |
+//!        v                                                          v
+//!  ICE Driver --Selected--> IceTransport --demux--> DTLS (20..=63) --keys--+
+//!                                           \-----> media (128..=191) <----+
+//!  media task: Input -> Opus -> MediaSession -> IceTransport; IceTransport ->
+//!              MediaSession -> jitter -> Opus decode/FEC/PLC -> Output
+//! ```
+//!
+//! [`run_call`] drives one call for one user until it ends and returns a
+//! [`CallReport`]. The caller is the ICE controlling agent and the DTLS
+//! server; the callee is controlled and the DTLS client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use cryptic_audio::{
+    Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
+    Pacing, Read, SinkSpec, SourceSpec,
+};
+use cryptic_dtls_srtp::handshake::{
+    handshake, DatagramTransport, DtlsSession, HandshakeConfig, Identity, Role as DtlsRole,
+    SrtpKeys,
+};
+use cryptic_dtls_srtp::stats::NtpClock;
+use cryptic_dtls_srtp::{Error as DtlsError, Fingerprint};
+use cryptic_ice::{
+    AgentConfig, Credentials, Driver, Event as IceEvent, IceTransport, PathKind, Role as IceRole,
+    END_OF_CANDIDATES,
+};
+use cryptic_jitter::Playout;
+use cryptic_signal::call::{CallConfig, CallEvent, CallMachine, CallState, Reason, Role};
+use cryptic_signal::callkey::CallKey;
+use cryptic_signal::client::{Incoming as SignalIncoming, Receiver, Sender};
+use cryptic_signal::e2e::E2eStore;
+use cryptic_signal::payload::{CallOffer, CandidateUpdate};
+use cryptic_signal::wire::{CallId, UserId};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::history::Outcome;
+use crate::media::{
+    Incoming as MediaIncoming, MediaConfig, MediaSession, MediaStats, MAX_DATAGRAM,
+};
+
+/// The codec we offer.
+pub const CODEC: &str = "opus/48000/2";
+/// The SRTP profiles we accept, preferred first.
+pub const SRTP_PROFILES: [&str; 2] = ["AEAD_AES_128_GCM", "CRYPTIC_CHACHA20_POLY1305"];
+
+/// What the user asked for.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CallOptions {
+    /// Where our audio comes from.
+    pub input: SourceSpec,
+    /// Where the peer's audio goes.
+    pub output: SinkSpec,
+    /// Hang up after this long in the active state (`None`: until the peer
+    /// hangs up or the call fails).
+    pub duration: Option<Duration>,
+    /// Opus bitrate, bits per second.
+    pub bitrate: u32,
+    /// Bind ICE to loopback only (the demo and tests); otherwise every
+    /// local address.
+    pub loopback_only: bool,
+    /// Print the live status line every second.
+    pub status_line: bool,
+    /// How long the callee lets a call ring before auto-accepting
+    /// (`None`: the callee never accepts by itself).
+    pub auto_accept: Option<Duration>,
+    /// Give up on ICE after this long and end the call.
+    pub ice_timeout: Duration,
+}
+
+impl CallOptions {
+    /// Options with the given input and output and no time limit.
+    pub fn new(input: SourceSpec, output: SinkSpec) -> Self {
+        CallOptions {
+            input,
+            output,
+            duration: None,
+            bitrate: 24_000,
+            loopback_only: false,
+            status_line: true,
+            auto_accept: None,
+            ice_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a call went, for the summary and the history.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CallReport {
+    /// The call.
+    pub call_id: Option<CallId>,
+    /// The other user.
+    pub peer: Option<UserId>,
+    /// Our side.
+    pub role: Role,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why, in words.
+    pub reason: String,
+    /// From the invite (sent or received) to the first audio frame played.
+    pub setup_time: Option<Duration>,
+    /// From the answer to the end.
+    pub active_time: Duration,
+    /// The media path.
+    pub path: Option<String>,
+    /// The short authentication string both users should see.
+    pub sas: Option<String>,
+    /// Media figures at the end.
+    pub stats: MediaStats,
+    /// When the call started (invite sent or received), Unix seconds.
+    pub started_unix: i64,
+}
+
+/// Datagrams the DTLS layer reads: fed by the media task's demultiplexer.
+struct DemuxedDtls {
+    ice: IceTransport,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
+}
+
+#[async_trait]
+impl DatagramTransport for DemuxedDtls {
+    async fn send(&self, datagram: &[u8]) -> std::io::Result<()> {
+        self.ice.send(datagram).await
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.rx.lock().await.recv().await {
+            Some(d) => {
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                Ok(n)
+            }
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "media path closed",
+            )),
+        }
+    }
+}
+
+fn path_name(kind: PathKind) -> &'static str {
+    match kind {
+        PathKind::Relay => "turn-relay",
+        _ => "direct",
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What the media task tells the call loop.
+#[derive(Debug)]
+enum MediaNote {
+    FirstFramePlayed(Instant),
+    Bye,
+    Failed(String),
+}
+
+struct MediaTaskConfig {
+    input: SourceSpec,
+    output: SinkSpec,
+    bitrate: u32,
+    ssrc: u32,
+    cname: String,
+}
+
+/// The media task: owns the ICE transport's receive side, forwards DTLS
+/// datagrams to the handshake, and once keys arrive runs the 20 ms loop.
+async fn media_task(
+    ice: IceTransport,
+    dtls_tx: mpsc::Sender<Vec<u8>>,
+    keys_rx: oneshot::Receiver<SrtpKeys>,
+    config: MediaTaskConfig,
+    stats_tx: watch::Sender<MediaStats>,
+    notes: mpsc::UnboundedSender<MediaNote>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut out = vec![0u8; MAX_DATAGRAM];
+    let mut keys_rx = Some(keys_rx);
+    let mut media: Option<(MediaSession, Input, Output, Encoder, Decoder)> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut pcm = [0i16; 960];
+    let mut packet = [0u8; cryptic_audio::MAX_PACKET];
+    let mut first_played = false;
+    let mut first_sent = true;
+    let mut frames = 0u64;
+    loop {
+        tokio::select! {
+            r = ice.recv(&mut buf) => {
+                let Ok(n) = r else { break };
+                let Some(&first) = buf[..n].first() else { continue };
+                if (20..=63).contains(&first) {
+                    // The handshake may be over; a late retransmission is fine to drop.
+                    let _ = dtls_tx.try_send(buf[..n].to_vec());
+                } else if let Some((session, ..)) = media.as_mut() {
+                    if let Ok(MediaIncoming::Bye) = session.handle_datagram(Instant::now(), &buf[..n]) {
+                        let _ = notes.send(MediaNote::Bye);
+                    }
+                }
+            }
+            keys = async { keys_rx.as_mut().expect("guarded by the select condition").await }, if keys_rx.is_some() => {
+                keys_rx = None;
+                let Ok(keys) = keys else { break };
+                let now = Instant::now();
+                let clock = NtpClock::from_system_time(
+                    now,
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default(),
+                );
+                let opened = (|| -> Result<_, String> {
+                    let session = MediaSession::new(
+                        &keys,
+                        MediaConfig::new(config.ssrc, config.cname.clone(), u64::from(config.ssrc)),
+                        clock,
+                        now,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    let input = Input::open(
+                        &config.input,
+                        InputOptions::default().with_pacing(Pacing::RealTime),
+                    )
+                    .map_err(|e| format!("input: {e}"))?;
+                    let output = Output::open(&config.output, OutputOptions::default())
+                        .map_err(|e| format!("output: {e}"))?;
+                    let encoder = Encoder::new(EncoderConfig::default().with_bitrate(config.bitrate))
+                        .map_err(|e| e.to_string())?;
+                    let decoder = Decoder::new(FrameDuration::Ms20).map_err(|e| e.to_string())?;
+                    Ok((session, input, output, encoder, decoder))
+                })();
+                match opened {
+                    Ok(m) => media = Some(m),
+                    Err(e) => {
+                        let _ = notes.send(MediaNote::Failed(e));
+                        break;
+                    }
+                }
+            }
+            _ = tick.tick(), if media.is_some() => {
+                let Some((session, input, output, encoder, decoder)) = media.as_mut() else { continue };
+                let now = Instant::now();
+                // Capture and send every frame that is ready.
+                loop {
+                    match input.read_frame(now, &mut pcm) {
+                        Ok(Read::Frame) => {
+                            let Ok(len) = encoder.encode(&pcm, &mut packet) else { break };
+                            if let Ok(n) = session.send_frame(now, &packet[..len], first_sent, &mut out) {
+                                first_sent = false;
+                                let _ = ice.send(&out[..n]).await;
+                            }
+                        }
+                        Ok(_) => break,
+                        Err(e) => {
+                            let _ = notes.send(MediaNote::Failed(format!("input: {e}")));
+                            break;
+                        }
+                    }
+                }
+                // Play one frame.
+                let played = match session.poll_playout(now) {
+                    Playout::Frame(f) => {
+                        decoder.decode(f.payload, &mut pcm).or_else(|_| decoder.conceal(&mut pcm)).is_ok()
+                    }
+                    Playout::Conceal(c) => {
+                        let r = match c.fec {
+                            Some(next) => decoder.decode_fec(next, &mut pcm),
+                            None => decoder.conceal(&mut pcm),
+                        };
+                        if r.is_err() {
+                            pcm.fill(0);
+                        }
+                        false
+                    }
+                    _ => {
+                        pcm.fill(0);
+                        false
+                    }
+                };
+                if played && !first_played {
+                    first_played = true;
+                    let _ = notes.send(MediaNote::FirstFramePlayed(now));
+                }
+                if let Err(e) = output.write_frame(&pcm) {
+                    let _ = notes.send(MediaNote::Failed(format!("output: {e}")));
+                }
+                while let Some(Ok(n)) = session.poll_transmit(now, &mut out) {
+                    let _ = ice.send(&out[..n]).await;
+                }
+                frames += 1;
+                if frames % 50 == 0 {
+                    // Feed the loss the peer reports back into Opus FEC.
+                    let stats = session.stats();
+                    let loss = (stats.loss_reported_by_peer * 100.0).round().clamp(0.0, 100.0) as u8;
+                    let _ = encoder.set_expected_loss_percent(loss.max(5));
+                }
+                let _ = stats_tx.send(session.stats());
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    if let Some((mut session, _input, mut output, ..)) = media {
+        if let Ok(n) = session.write_bye(Instant::now(), &mut out) {
+            let _ = ice.send(&out[..n]).await;
+        }
+        let _ = output.finish();
+        let _ = stats_tx.send(session.stats());
+    }
+}
+
+/// Everything one side needs for one call.
+pub struct CallSide {
+    /// Our user.
+    pub me: UserId,
+    /// Our end-to-end store (sessions with the peer must exist or be
+    /// started by the caller beforehand).
+    pub e2e: E2eStore,
+    /// Signaling, sending half.
+    pub sender: Sender,
+    /// Signaling, receiving half.
+    pub receiver: Receiver,
+}
+
+impl std::fmt::Debug for CallSide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallSide")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs one call for `side`: places it to `callee` when given, otherwise
+/// waits for an incoming call (accepted after `options.auto_accept`).
+pub async fn run_call(
+    side: &mut CallSide,
+    callee: Option<UserId>,
+    options: &CallOptions,
+) -> Result<CallReport, String> {
+    let role = if callee.is_some() {
+        Role::Caller
+    } else {
+        Role::Callee
+    };
+    let mut machine = CallMachine::new(side.me.clone(), CallConfig::default());
+    let identity = Identity::generate().map_err(|e| e.to_string())?;
+    let mut report = CallReport {
+        call_id: None,
+        peer: callee.clone(),
+        role,
+        outcome: Outcome::Failed,
+        reason: String::new(),
+        setup_time: None,
+        active_time: Duration::ZERO,
+        path: None,
+        sas: None,
+        stats: MediaStats::default(),
+        started_unix: unix_now(),
+    };
+    let bind = if options.loopback_only {
+        "127.0.0.1:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let ice_role = if role == Role::Caller {
+        IceRole::Controlling
+    } else {
+        IceRole::Controlled
+    };
+    let mut ice = Driver::start(
+        AgentConfig::new(ice_role),
+        bind.parse().map_err(|e| format!("{e}"))?,
+    )
+    .await
+    .map_err(|e| format!("ICE: {e}"))?;
+    let local_creds = ice.local_credentials().clone();
+    let mut started = Instant::now();
+    let my_offer = |candidates: Vec<String>, eoc: bool| {
+        CallOffer::new(
+            &mut rand::rng(),
+            identity.fingerprint().to_string(),
+            local_creds.ufrag.clone(),
+            local_creds.pwd.clone(),
+            candidates,
+            eoc,
+            vec![CODEC.to_string()],
+            SRTP_PROFILES.iter().map(|s| s.to_string()).collect(),
+        )
+    };
+    let mut our_offer: Option<CallOffer> = None;
+    let mut their_offer: Option<CallOffer> = None;
+    let mut gathered: Vec<String> = Vec::new();
+    let mut gathering_done = false;
+
+    // The caller gathers its first candidates (host candidates come at
+    // once) so that the invite carries them.
+    if let Some(peer) = &callee {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+        while !gathering_done {
+            match tokio::time::timeout_at(deadline, ice.next_event()).await {
+                Ok(Some(IceEvent::CandidateGathered(c))) => gathered.push(c.to_sdp_string()),
+                Ok(Some(IceEvent::GatheringDone)) => gathering_done = true,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let offer = my_offer(std::mem::take(&mut gathered), gathering_done);
+        let sealed = side
+            .e2e
+            .seal(peer, &offer.to_bytes())
+            .map_err(|e| e.to_string())?;
+        let call_id = CallId::random(&mut rand::rng());
+        report.call_id = Some(call_id);
+        started = Instant::now();
+        report.started_unix = unix_now();
+        machine
+            .place_call(started, call_id, peer.clone(), sealed)
+            .map_err(|e| e.to_string())?;
+        our_offer = Some(offer);
+    }
+
+    let (dtls_tx, dtls_rx) = mpsc::channel::<Vec<u8>>(64);
+    let mut dtls_rx = Some(dtls_rx);
+    let (keys_tx, keys_rx) = oneshot::channel::<SrtpKeys>();
+    let mut keys_tx = Some(keys_tx);
+    let mut keys_rx = Some(keys_rx);
+    let (stats_tx, stats_rx) = watch::channel(MediaStats::default());
+    let (notes_tx, mut notes_rx) = mpsc::unbounded_channel::<MediaNote>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut media_started = false;
+    let (dtls_done_tx, mut dtls_done_rx) = mpsc::channel::<Result<DtlsSession, DtlsError>>(1);
+    let mut dtls_session: Option<DtlsSession> = None;
+    let mut answered_at: Option<Instant> = None;
+    let mut accept_at: Option<tokio::time::Instant> = None;
+    let mut hangup_at: Option<tokio::time::Instant> = None;
+    let ice_deadline = tokio::time::Instant::now() + options.ice_timeout + Duration::from_secs(45);
+    let mut connect_deadline: Option<tokio::time::Instant> = None;
+    let mut status_tick = tokio::time::interval(Duration::from_secs(1));
+    let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+    let mut ended = false;
+
+    while !ended {
+        // Send what the machine wants sent.
+        while let Some(m) = machine.poll_transmit() {
+            side.sender.send(&m).await.map_err(|e| e.to_string())?;
+        }
+        let machine_wake = machine
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(far);
+        tokio::select! {
+            incoming = side.receiver.recv() => {
+                match incoming {
+                    Ok(SignalIncoming::Message(m)) => machine.handle_message(Instant::now(), m),
+                    Ok(_) => {}
+                    Err(e) => {
+                        report.reason = format!("signaling: {e}");
+                        break;
+                    }
+                }
+            }
+            event = ice.next_event() => {
+                match event {
+                    Some(IceEvent::CandidateGathered(c)) => {
+                        if report.peer.is_some() && (our_offer.is_some()) {
+                            let peer = report.peer.clone().expect("checked");
+                            let update = CandidateUpdate::new(vec![c.to_sdp_string()], false);
+                            if let Ok(sealed) = side.e2e.seal(&peer, &update.to_bytes()) {
+                                let _ = machine.send_candidate(sealed);
+                            }
+                        } else {
+                            gathered.push(c.to_sdp_string());
+                        }
+                    }
+                    Some(IceEvent::GatheringDone) => {
+                        gathering_done = true;
+                        if let (Some(peer), Some(_)) = (report.peer.clone(), our_offer.as_ref()) {
+                            let update = CandidateUpdate::new(Vec::new(), true);
+                            if let Ok(sealed) = side.e2e.seal(&peer, &update.to_bytes()) {
+                                let _ = machine.send_candidate(sealed);
+                            }
+                        }
+                    }
+                    Some(IceEvent::Selected(pair)) => {
+                        report.path = Some(path_name(pair.kind).to_string());
+                        if !media_started {
+                            media_started = true;
+                            let transport = ice.transport();
+                            let dtls_transport: Arc<dyn DatagramTransport> = Arc::new(DemuxedDtls {
+                                ice: transport.clone(),
+                                rx: tokio::sync::Mutex::new(dtls_rx.take().expect("taken once")),
+                            });
+                            tokio::spawn(media_task(
+                                transport,
+                                dtls_tx.clone(),
+                                keys_rx.take().expect("taken once"),
+                                MediaTaskConfig {
+                                    input: options.input.clone(),
+                                    output: options.output.clone(),
+                                    bitrate: options.bitrate,
+                                    ssrc: rand::random(),
+                                    cname: side.me.to_string(),
+                                },
+                                stats_tx.clone(),
+                                notes_tx.clone(),
+                                stop_rx.clone(),
+                            ));
+                            let expected: Fingerprint = their_offer
+                                .as_ref()
+                                .and_then(|o| o.dtls_fingerprint.parse().ok())
+                                .ok_or("the peer's fingerprint is missing or malformed")?;
+                            let dtls_role = if role == Role::Caller { DtlsRole::Server } else { DtlsRole::Client };
+                            let identity = identity.clone();
+                            let done = dtls_done_tx.clone();
+                            tokio::spawn(async move {
+                                let r = handshake(dtls_transport, &identity, expected, HandshakeConfig::new(dtls_role)).await;
+                                let _ = done.send(r).await;
+                            });
+                        }
+                    }
+                    Some(IceEvent::PathLost) => {
+                        report.reason = "the media path was lost (consent expired)".into();
+                        report.outcome = Outcome::Failed;
+                        machine.media_failed(Instant::now());
+                    }
+                    Some(IceEvent::Failed) => {
+                        report.reason = "no media path found (ICE failed)".into();
+                        report.outcome = Outcome::Failed;
+                        machine.media_failed(Instant::now());
+                    }
+                    Some(_) => {}
+                    None => {
+                        report.reason = "ICE stopped".into();
+                        break;
+                    }
+                }
+            }
+            done = dtls_done_rx.recv() => {
+                match done {
+                    Some(Ok(session)) => {
+                        if let Some(tx) = keys_tx.take() {
+                            let _ = tx.send(session.srtp_keys().clone());
+                        }
+                        if let (Some(ours), Some(theirs), Some(call_id)) = (&our_offer, &their_offer, report.call_id) {
+                            let (caller, callee_offer) = if role == Role::Caller { (ours, theirs) } else { (theirs, ours) };
+                            let key = CallKey::derive(&call_id, &caller.call_nonce, &callee_offer.call_nonce);
+                            report.sas = key
+                                .short_auth_string(&caller.dtls_fingerprint, &callee_offer.dtls_fingerprint)
+                                .ok();
+                            if options.status_line {
+                                if let Some(sas) = &report.sas {
+                                    println!("[{}] call secured: compare the short authentication string with {}: {sas}", side.me, report.peer.as_ref().map(|p| p.to_string()).unwrap_or_default());
+                                }
+                            }
+                        }
+                        machine.media_connected(Instant::now());
+                        dtls_session = Some(session);
+                        if let Some(d) = options.duration {
+                            hangup_at = Some(tokio::time::Instant::now() + d);
+                        }
+                    }
+                    Some(Err(DtlsError::FingerprintMismatch)) => {
+                        report.outcome = Outcome::SecurityAbort;
+                        report.reason = "the peer's DTLS certificate does not match the fingerprint received end to end: someone is in the middle; call aborted".into();
+                        let _ = machine.hangup(Instant::now());
+                    }
+                    Some(Err(e)) => {
+                        report.reason = format!("DTLS: {e}");
+                        machine.media_failed(Instant::now());
+                    }
+                    None => {}
+                }
+            }
+            note = notes_rx.recv() => {
+                match note {
+                    Some(MediaNote::FirstFramePlayed(at)) => {
+                        report.setup_time = Some(at.saturating_duration_since(started));
+                    }
+                    Some(MediaNote::Bye) => {
+                        // The peer's hang-up arrives by signaling too.
+                    }
+                    Some(MediaNote::Failed(e)) => {
+                        report.reason = format!("media: {e}");
+                        let _ = machine.hangup(Instant::now());
+                    }
+                    None => {}
+                }
+            }
+            _ = tokio::time::sleep_until(accept_at.unwrap_or_else(far)), if accept_at.is_some() => {
+                accept_at = None;
+                let peer = report.peer.clone().ok_or("no caller")?;
+                let offer = my_offer(std::mem::take(&mut gathered), gathering_done);
+                let sealed = side.e2e.seal(&peer, &offer.to_bytes()).map_err(|e| e.to_string())?;
+                machine.accept(Instant::now(), sealed).map_err(|e| e.to_string())?;
+                our_offer = Some(offer);
+                answered_at = Some(Instant::now());
+                connect_deadline = Some(tokio::time::Instant::now() + options.ice_timeout);
+            }
+            _ = tokio::time::sleep_until(hangup_at.unwrap_or_else(far)), if hangup_at.is_some() => {
+                hangup_at = None;
+                report.outcome = Outcome::Completed;
+                report.reason = "hung up".into();
+                let _ = machine.hangup(Instant::now());
+            }
+            _ = tokio::time::sleep_until(connect_deadline.unwrap_or_else(far)), if connect_deadline.is_some() && dtls_session.is_none() => {
+                connect_deadline = None;
+                if dtls_session.is_none() {
+                    report.reason = "no media path within the ICE timeout".into();
+                    machine.media_failed(Instant::now());
+                }
+            }
+            _ = tokio::time::sleep_until(machine_wake) => machine.handle_timeout(Instant::now()),
+            _ = tokio::time::sleep_until(ice_deadline), if answered_at.is_none() && machine.state() != CallState::Ringing && machine.state() != CallState::Inviting && machine.state() != CallState::Idle => {
+                report.reason = "timed out".into();
+                let _ = machine.hangup(Instant::now());
+            }
+            _ = status_tick.tick(), if options.status_line && dtls_session.is_some() => {
+                let stats = *stats_rx.borrow();
+                println!("[{}] {}", side.me, status_line(&report, &stats, answered_at.map(|a| a.elapsed()).unwrap_or_default()));
+            }
+        }
+
+        // React to what the machine reports.
+        while let Some(event) = machine.poll_event() {
+            match event {
+                CallEvent::Incoming {
+                    call_id,
+                    from,
+                    payload,
+                    ..
+                } => {
+                    report.call_id = Some(call_id);
+                    report.peer = Some(from.clone());
+                    started = Instant::now();
+                    report.started_unix = unix_now();
+                    match side
+                        .e2e
+                        .unseal(&from, &payload)
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| CallOffer::from_bytes(&b).map_err(|e| e.to_string()))
+                    {
+                        Ok(offer) => {
+                            if options.status_line {
+                                println!("[{}] incoming call from {from}", side.me);
+                            }
+                            apply_remote(
+                                &ice,
+                                &offer.ice_ufrag,
+                                &offer.ice_pwd,
+                                &offer.candidates,
+                                offer.end_of_candidates,
+                            )
+                            .await;
+                            their_offer = Some(offer);
+                            if let Some(delay) = options.auto_accept {
+                                accept_at = Some(tokio::time::Instant::now() + delay);
+                            }
+                        }
+                        Err(e) => {
+                            report.reason = format!("could not open the invite: {e}");
+                            let _ = machine.reject(
+                                Instant::now(),
+                                cryptic_signal::wire::RejectReason::Incompatible,
+                            );
+                        }
+                    }
+                }
+                CallEvent::Answer { payload, .. } => {
+                    let peer = report.peer.clone().ok_or("answer without a peer")?;
+                    let offer = side
+                        .e2e
+                        .unseal(&peer, &payload)
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| CallOffer::from_bytes(&b).map_err(|e| e.to_string()))?;
+                    apply_remote(
+                        &ice,
+                        &offer.ice_ufrag,
+                        &offer.ice_pwd,
+                        &offer.candidates,
+                        offer.end_of_candidates,
+                    )
+                    .await;
+                    their_offer = Some(offer);
+                    answered_at = Some(Instant::now());
+                    connect_deadline = Some(tokio::time::Instant::now() + options.ice_timeout);
+                    // Candidates gathered while waiting for the answer.
+                    for c in std::mem::take(&mut gathered) {
+                        let update = CandidateUpdate::new(vec![c], false);
+                        if let Ok(sealed) = side.e2e.seal(&peer, &update.to_bytes()) {
+                            let _ = machine.send_candidate(sealed);
+                        }
+                    }
+                }
+                CallEvent::Candidate { payload, .. } => {
+                    if let Some(peer) = report.peer.clone() {
+                        if let Ok(update) = side
+                            .e2e
+                            .unseal(&peer, &payload)
+                            .map_err(|e| e.to_string())
+                            .and_then(|b| {
+                                CandidateUpdate::from_bytes(&b).map_err(|e| e.to_string())
+                            })
+                        {
+                            for c in &update.candidates {
+                                let _ = ice.add_remote_candidate(c).await;
+                            }
+                            if update.end_of_candidates {
+                                ice.end_of_remote_candidates();
+                            }
+                        }
+                    }
+                }
+                CallEvent::State {
+                    to: CallState::Ended,
+                    reason,
+                    ..
+                } => {
+                    ended = true;
+                    let (outcome, words) = outcome_of(reason, answered_at.is_some());
+                    if report.outcome != Outcome::SecurityAbort
+                        && !(report.outcome == Outcome::Failed
+                            && !report.reason.is_empty()
+                            && outcome == Outcome::Completed
+                            && reason == Reason::LocalHangup)
+                    {
+                        report.outcome = outcome;
+                    }
+                    if report.reason.is_empty() || report.reason == "hung up" {
+                        report.reason = words;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    while let Some(m) = machine.poll_transmit() {
+        let _ = side.sender.send(&m).await;
+    }
+    let _ = stop_tx.send(true);
+    // Give the media task a moment to send BYE and finish the output file.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    report.stats = *stats_rx.borrow();
+    report.active_time = answered_at.map(|a| a.elapsed()).unwrap_or_default();
+    if let Some(s) = dtls_session {
+        s.close().await;
+    }
+    ice.close().await;
+    Ok(report)
+}
+
+async fn apply_remote(ice: &Driver, ufrag: &str, pwd: &str, candidates: &[String], eoc: bool) {
+    if let Ok(creds) = Credentials::new(ufrag, pwd) {
+        let _ = ice.set_remote_credentials(creds).await;
+    }
+    for c in candidates {
+        if c != END_OF_CANDIDATES {
+            let _ = ice.add_remote_candidate(c).await;
+        }
+    }
+    if eoc {
+        ice.end_of_remote_candidates();
+    }
+}
+
+fn outcome_of(reason: Reason, answered: bool) -> (Outcome, String) {
+    use cryptic_signal::wire::RejectReason;
+    match reason {
+        Reason::LocalHangup | Reason::RemoteHangup(_) if answered => {
+            (Outcome::Completed, "hung up".into())
+        }
+        Reason::LocalHangup => (Outcome::Cancelled, "cancelled before the answer".into()),
+        Reason::RemoteHangup(_) => (Outcome::Cancelled, "the caller cancelled".into()),
+        Reason::RemoteReject(RejectReason::Busy) | Reason::LocalReject(RejectReason::Busy) => {
+            (Outcome::Busy, "busy".into())
+        }
+        Reason::RemoteReject(r) | Reason::LocalReject(r) => {
+            (Outcome::Rejected, format!("rejected ({r:?})"))
+        }
+        Reason::RingTimeout => (Outcome::Missed, "nobody answered".into()),
+        Reason::ConnectTimeout | Reason::MediaFailed => (Outcome::Failed, "media failed".into()),
+        other => (Outcome::Failed, format!("{other:?}")),
+    }
+}
+
+/// The live status line: path, round-trip time, loss, jitter, bitrate,
+/// cipher, duration, mute state.
+pub fn status_line(report: &CallReport, stats: &MediaStats, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(0.5);
+    let kbps = stats.bytes_sent as f64 * 8.0 / secs / 1000.0;
+    format!(
+        "path={} rtt={} loss={:.1}% jitter={}ms bitrate={:.1}kbit/s cipher=AES-128-GCM time={}:{:02} mic=on",
+        report.path.as_deref().unwrap_or("-"),
+        stats
+            .rtt
+            .map(|r| format!("{}ms", r.as_millis()))
+            .unwrap_or_else(|| "-".into()),
+        stats.loss_received * 100.0,
+        stats.jitter.as_millis(),
+        kbps,
+        elapsed.as_secs() / 60,
+        elapsed.as_secs() % 60,
+    )
+}
