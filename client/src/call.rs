@@ -75,6 +75,12 @@ pub struct CallOptions {
     pub auto_accept: Option<Duration>,
     /// Give up on ICE after this long and end the call.
     pub ice_timeout: Duration,
+    /// The callee declines every call instead of accepting it.
+    pub auto_reject: bool,
+    /// The caller hangs up if the call is not answered within this long.
+    pub cancel_after: Option<Duration>,
+    /// How long an invite rings before it ends unanswered.
+    pub ring_timeout: Duration,
 }
 
 impl CallOptions {
@@ -89,6 +95,9 @@ impl CallOptions {
             status_line: true,
             auto_accept: None,
             ice_timeout: Duration::from_secs(10),
+            auto_reject: false,
+            cancel_after: None,
+            ring_timeout: Duration::from_secs(45),
         }
     }
 }
@@ -356,7 +365,9 @@ pub async fn run_call(
     } else {
         Role::Callee
     };
-    let mut machine = CallMachine::new(side.me.clone(), CallConfig::default());
+    let mut call_config = CallConfig::default();
+    call_config.ring_timeout = options.ring_timeout;
+    let mut machine = CallMachine::new(side.me.clone(), call_config);
     let identity = Identity::generate().map_err(|e| e.to_string())?;
     let mut report = CallReport {
         call_id: None,
@@ -432,6 +443,10 @@ pub async fn run_call(
             .map_err(|e| e.to_string())?;
         our_offer = Some(offer);
     }
+    let mut cancel_at = options
+        .cancel_after
+        .filter(|_| role == Role::Caller)
+        .map(|d| tokio::time::Instant::now() + d);
 
     let (dtls_tx, dtls_rx) = mpsc::channel::<Vec<u8>>(64);
     let mut dtls_rx = Some(dtls_rx);
@@ -610,6 +625,12 @@ pub async fn run_call(
                 answered_at = Some(Instant::now());
                 connect_deadline = Some(tokio::time::Instant::now() + options.ice_timeout);
             }
+            _ = tokio::time::sleep_until(cancel_at.unwrap_or_else(far)), if cancel_at.is_some() => {
+                cancel_at = None;
+                if answered_at.is_none() {
+                    let _ = machine.hangup(Instant::now());
+                }
+            }
             _ = tokio::time::sleep_until(hangup_at.unwrap_or_else(far)), if hangup_at.is_some() => {
                 hangup_at = None;
                 report.outcome = Outcome::Completed;
@@ -666,7 +687,12 @@ pub async fn run_call(
                             )
                             .await;
                             their_offer = Some(offer);
-                            if let Some(delay) = options.auto_accept {
+                            if options.auto_reject {
+                                let _ = machine.reject(
+                                    Instant::now(),
+                                    cryptic_signal::wire::RejectReason::Declined,
+                                );
+                            } else if let Some(delay) = options.auto_accept {
                                 accept_at = Some(tokio::time::Instant::now() + delay);
                             }
                         }

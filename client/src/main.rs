@@ -85,6 +85,12 @@ enum Command {
         /// Hang up after this many seconds of conversation.
         #[arg(long)]
         duration: Option<u64>,
+        /// Hang up if nobody answers within this many seconds.
+        #[arg(long)]
+        cancel_after: Option<f64>,
+        /// How long the call may ring before it ends unanswered (seconds).
+        #[arg(long, default_value_t = 45)]
+        ring_timeout: u64,
     },
     /// Wait for one call and take it.
     Listen {
@@ -94,6 +100,12 @@ enum Command {
         /// Accept the call without asking.
         #[arg(long)]
         auto_accept: bool,
+        /// Accept the call after it rang this many seconds.
+        #[arg(long)]
+        accept_after: Option<f64>,
+        /// Decline the call.
+        #[arg(long)]
+        reject: bool,
         /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence.
         #[arg(long, default_value = "default")]
         input: String,
@@ -252,6 +264,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             input,
             output,
             duration,
+            cancel_after,
+            ring_timeout,
         } => {
             let peer = user(&peer)?;
             let mut options = CallOptions::new(
@@ -259,18 +273,22 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 output.parse().map_err(|e| format!("--output: {e}"))?,
             );
             options.duration = duration.map(Duration::from_secs);
+            options.cancel_after = cancel_after.map(Duration::from_secs_f64);
+            options.ring_timeout = Duration::from_secs(ring_timeout);
             one_call(&profile, Some(peer), options).await
         }
         Command::Listen {
             profile,
             auto_accept,
+            accept_after,
+            reject,
             input,
             output,
             duration,
         } => {
-            if !auto_accept {
+            if !auto_accept && !reject && accept_after.is_none() {
                 return Err(
-                    "listen needs --auto-accept for now: answering by hand lands with the interactive shell"
+                    "listen needs --auto-accept, --accept-after SECS or --reject for now: answering by hand lands with the interactive shell"
                         .into(),
                 );
             }
@@ -279,7 +297,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 output.parse().map_err(|e| format!("--output: {e}"))?,
             );
             options.duration = duration.map(Duration::from_secs);
-            options.auto_accept = Some(Duration::ZERO);
+            options.auto_reject = reject;
+            options.auto_accept = if auto_accept {
+                Some(Duration::ZERO)
+            } else {
+                accept_after.map(Duration::from_secs_f64)
+            };
             one_call(&profile, None, options).await
         }
         Command::History { profile, limit } => {

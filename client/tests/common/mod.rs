@@ -1,0 +1,343 @@
+//! Real processes of the real binary: a CA, a signaling server over mTLS on
+//! loopback, and users' profiles, all in a temp dir; every process is
+//! stopped by its pid when the test ends.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cryptic-call");
+
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cryptic-e2e-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running process whose stdout and stderr lines arrive on a channel.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Proc {
+            name: name.to_string(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{} never printed {needle:?}; output:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits (bounded) for the process to exit and returns whether it
+    /// succeeded, collecting its output.
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            while let Ok(line) = self.lines.try_recv() {
+                self.seen.push(line);
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                while let Ok(line) = self.lines.try_recv() {
+                    self.seen.push(line);
+                }
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not exit within {within:?}; output:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.seen.join("\n")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn run_ok(args: &[&str]) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cryptic-call {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a running server and a profile per user.
+pub struct World {
+    pub dir: TempDir,
+    pub server: Proc,
+    pub addr: String,
+}
+
+impl World {
+    pub fn start(tag: &str, users: &[&str]) -> Self {
+        let dir = TempDir::new(tag);
+        let ca = dir.0.join("ca");
+        run_ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        for u in users {
+            run_ok(&[
+                "ca",
+                "issue",
+                u,
+                "--dir",
+                ca.to_str().unwrap(),
+                "--server",
+                &addr,
+                "--out",
+                dir.0.join(u).to_str().unwrap(),
+            ]);
+        }
+        let mut server = Proc::spawn(
+            "server",
+            &[
+                "server",
+                "--ca",
+                ca.to_str().unwrap(),
+                "--name",
+                "localhost",
+                "--name",
+                "127.0.0.1",
+                "--listen",
+                &addr,
+                "--data",
+                dir.0.join("server-data").to_str().unwrap(),
+            ],
+        );
+        server.wait_for("listening on", Duration::from_secs(20));
+        World { dir, server, addr }
+    }
+
+    pub fn profile(&self, user: &str) -> PathBuf {
+        self.dir.0.join(user)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    /// `cryptic-call listen` for `user`, waiting until it is ready.
+    pub fn listen(&self, user: &str, extra: &[&str]) -> Proc {
+        let profile = self.profile(user);
+        let mut args = vec!["listen", "--profile", profile.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut p = Proc::spawn(user, &args);
+        p.wait_for("waiting for a call", Duration::from_secs(20));
+        p
+    }
+
+    /// `cryptic-call call <peer>` for `user`.
+    pub fn call(&self, user: &str, peer: &str, extra: &[&str]) -> Proc {
+        let profile = self.profile(user);
+        let mut args = vec!["call", peer, "--profile", profile.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Proc::spawn(user, &args)
+    }
+
+    /// The newest history line of `user`.
+    pub fn last_history(&self, user: &str) -> String {
+        let out = Command::new(BIN)
+            .args([
+                "history",
+                "--profile",
+                self.profile(user).to_str().unwrap(),
+                "--limit",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+/// Speech from espeak-ng at 48 kHz mono, or `None` (with the reason
+/// printed) when espeak-ng or sox is missing.
+pub fn speech_wav(dir: &Path) -> Option<PathBuf> {
+    let raw = dir.join("speech-raw.wav");
+    let out = dir.join("speech48k.wav");
+    let ok = Command::new("espeak-ng")
+        .args(["-w", raw.to_str().unwrap()])
+        .arg("Cryptic call carries this sentence from alice to bob, end to end encrypted, over a real network stack.")
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+        && Command::new("sox")
+            .arg(&raw)
+            .args(["-r", "48000", "-c", "1", "-b", "16"])
+            .arg(&out)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if ok {
+        Some(out)
+    } else {
+        println!(
+            "SKIP: espeak-ng and sox are needed for the speech WAV (scripts/setup installs them)"
+        );
+        None
+    }
+}
+
+/// 10 ms RMS envelope.
+pub fn envelope(samples: &[i16]) -> Vec<f64> {
+    samples
+        .chunks(480)
+        .map(|c| (c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
+        .collect()
+}
+
+/// The best Pearson correlation of `b` against `a` over lags of 0 to
+/// `max_lag` envelope steps (b later than a), and that lag.
+pub fn best_alignment(a: &[f64], b: &[f64], max_lag: usize) -> (f64, usize) {
+    let mut best = (f64::MIN, 0);
+    for lag in 0..=max_lag.min(b.len().saturating_sub(1)) {
+        let n = a.len().min(b.len() - lag);
+        if n < 50 {
+            break;
+        }
+        let (x, y) = (&a[..n], &b[lag..lag + n]);
+        let mx = x.iter().sum::<f64>() / n as f64;
+        let my = y.iter().sum::<f64>() / n as f64;
+        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+        for i in 0..n {
+            sxy += (x[i] - mx) * (y[i] - my);
+            sxx += (x[i] - mx).powi(2);
+            syy += (y[i] - my).powi(2);
+        }
+        let r = sxy / (sxx.sqrt() * syy.sqrt()).max(1e-9);
+        if r > best.0 {
+            best = (r, lag);
+        }
+    }
+    best
+}
+
+/// Splits `a` into segments of `seg` envelope steps; aligns each against
+/// `b` within `window` steps of `lag`; returns the mean best correlation
+/// over segments that carry sound, and each segment's value.
+pub fn segment_alignment(
+    a: &[f64],
+    b: &[f64],
+    lag: usize,
+    seg: usize,
+    window: usize,
+) -> (f64, Vec<f64>) {
+    let peak = a.iter().cloned().fold(0.0, f64::max);
+    let mut rs = Vec::new();
+    for (i, s) in a.chunks_exact(seg).enumerate() {
+        if s.iter().cloned().fold(0.0, f64::max) < peak * 0.1 {
+            continue; // a pause: nothing to follow
+        }
+        let start = i * seg + lag;
+        let lo = start.saturating_sub(window);
+        let hi = (start + window).min(b.len().saturating_sub(seg));
+        let mut best = f64::MIN;
+        for off in lo..=hi {
+            let y = &b[off..off + seg];
+            let mx = s.iter().sum::<f64>() / seg as f64;
+            let my = y.iter().sum::<f64>() / seg as f64;
+            let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+            for k in 0..seg {
+                sxy += (s[k] - mx) * (y[k] - my);
+                sxx += (s[k] - mx).powi(2);
+                syy += (y[k] - my).powi(2);
+            }
+            best = best.max(sxy / (sxx.sqrt() * syy.sqrt()).max(1e-9));
+        }
+        if best > f64::MIN {
+            rs.push((best * 1000.0).round() / 1000.0);
+        }
+    }
+    let mean = if rs.is_empty() {
+        0.0
+    } else {
+        rs.iter().sum::<f64>() / rs.len() as f64
+    };
+    (mean, rs)
+}
