@@ -15,6 +15,7 @@
 //! [`CallReport`]. The caller is the ICE controlling agent and the DTLS
 //! server; the callee is controlled and the DTLS client.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,6 +82,11 @@ pub struct CallOptions {
     pub cancel_after: Option<Duration>,
     /// How long an invite rings before it ends unanswered.
     pub ring_timeout: Duration,
+    /// Send media through the signaling server from the start.
+    pub force_relay: bool,
+    /// Fall back to the server relay when ICE has found no path this long
+    /// after the answer.
+    pub relay_after: Duration,
 }
 
 impl CallOptions {
@@ -98,6 +104,8 @@ impl CallOptions {
             auto_reject: false,
             cancel_after: None,
             ring_timeout: Duration::from_secs(45),
+            force_relay: false,
+            relay_after: Duration::from_secs(3),
         }
     }
 }
@@ -130,16 +138,61 @@ pub struct CallReport {
     pub started_unix: i64,
 }
 
+/// The two ways a call's datagrams can travel: the ICE socket's selected
+/// pair, or `call_relay_frame`s through the signaling server. Sending uses
+/// the relay once it is switched on (by our fallback timer, by the user, or
+/// because the peer's datagrams arrive that way), the ICE pair otherwise.
+struct Paths {
+    ice: IceTransport,
+    relay: Sender,
+    call_id: CallId,
+    seq: AtomicU64,
+    use_relay: AtomicBool,
+}
+
+impl Paths {
+    fn relay_in_use(&self) -> bool {
+        self.use_relay.load(Ordering::Relaxed)
+    }
+
+    fn switch_to_relay(&self) {
+        self.use_relay.store(true, Ordering::Relaxed);
+    }
+
+    async fn send(&self, datagram: &[u8]) -> std::io::Result<()> {
+        if self.relay_in_use() || !self.ice.is_connected() {
+            if !self.relay_in_use() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "no media path yet",
+                ));
+            }
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+            // A full queue drops the datagram, as a congested network would.
+            return self
+                .relay
+                .try_send_relay(self.call_id, seq, datagram)
+                .map(|_| ())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::BrokenPipe, e.to_string()));
+        }
+        self.ice.send(datagram).await
+    }
+}
+
 /// Datagrams the DTLS layer reads: fed by the media task's demultiplexer.
 struct DemuxedDtls {
-    ice: IceTransport,
+    paths: Arc<Paths>,
     rx: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
 }
 
 #[async_trait]
 impl DatagramTransport for DemuxedDtls {
     async fn send(&self, datagram: &[u8]) -> std::io::Result<()> {
-        self.ice.send(datagram).await
+        match self.paths.send(datagram).await {
+            // Before a path exists the flight is lost; DTLS retransmits.
+            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        }
     }
 
     async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -175,6 +228,7 @@ fn unix_now() -> i64 {
 #[derive(Debug)]
 enum MediaNote {
     FirstFramePlayed(Instant),
+    RelayInUse,
     Bye,
     Failed(String),
 }
@@ -189,8 +243,10 @@ struct MediaTaskConfig {
 
 /// The media task: owns the ICE transport's receive side, forwards DTLS
 /// datagrams to the handshake, and once keys arrive runs the 20 ms loop.
+#[allow(clippy::too_many_arguments)]
 async fn media_task(
-    ice: IceTransport,
+    paths: Arc<Paths>,
+    mut relay_rx: mpsc::Receiver<bytes::Bytes>,
     dtls_tx: mpsc::Sender<Vec<u8>>,
     keys_rx: oneshot::Receiver<SrtpKeys>,
     config: MediaTaskConfig,
@@ -211,17 +267,17 @@ async fn media_task(
     let mut frames = 0u64;
     loop {
         tokio::select! {
-            r = ice.recv(&mut buf) => {
+            r = paths.ice.recv(&mut buf) => {
                 let Ok(n) = r else { break };
-                let Some(&first) = buf[..n].first() else { continue };
-                if (20..=63).contains(&first) {
-                    // The handshake may be over; a late retransmission is fine to drop.
-                    let _ = dtls_tx.try_send(buf[..n].to_vec());
-                } else if let Some((session, ..)) = media.as_mut() {
-                    if let Ok(MediaIncoming::Bye) = session.handle_datagram(Instant::now(), &buf[..n]) {
-                        let _ = notes.send(MediaNote::Bye);
-                    }
+                demux(&buf[..n], &dtls_tx, media.as_mut().map(|m| &mut m.0), &notes);
+            }
+            frame = relay_rx.recv() => {
+                let Some(frame) = frame else { break };
+                if !paths.relay_in_use() && !paths.ice.is_connected() {
+                    paths.switch_to_relay();
+                    let _ = notes.send(MediaNote::RelayInUse);
                 }
+                demux(&frame, &dtls_tx, media.as_mut().map(|m| &mut m.0), &notes);
             }
             keys = async { keys_rx.as_mut().expect("guarded by the select condition").await }, if keys_rx.is_some() => {
                 keys_rx = None;
@@ -271,7 +327,7 @@ async fn media_task(
                             let Ok(len) = encoder.encode(&pcm, &mut packet) else { break };
                             if let Ok(n) = session.send_frame(now, &packet[..len], first_sent, &mut out) {
                                 first_sent = false;
-                                let _ = ice.send(&out[..n]).await;
+                                let _ = paths.send(&out[..n]).await;
                             }
                         }
                         Ok(_) => break,
@@ -309,7 +365,7 @@ async fn media_task(
                     let _ = notes.send(MediaNote::Failed(format!("output: {e}")));
                 }
                 while let Some(Ok(n)) = session.poll_transmit(now, &mut out) {
-                    let _ = ice.send(&out[..n]).await;
+                    let _ = paths.send(&out[..n]).await;
                 }
                 frames += 1;
                 if frames % 50 == 0 {
@@ -325,10 +381,31 @@ async fn media_task(
     }
     if let Some((mut session, _input, mut output, ..)) = media {
         if let Ok(n) = session.write_bye(Instant::now(), &mut out) {
-            let _ = ice.send(&out[..n]).await;
+            let _ = paths.send(&out[..n]).await;
         }
         let _ = output.finish();
         let _ = stats_tx.send(session.stats());
+    }
+}
+
+/// Hands a datagram to the DTLS layer (first byte 20..=63) or to the media
+/// session (128..=191, RFC 7983).
+fn demux(
+    datagram: &[u8],
+    dtls_tx: &mpsc::Sender<Vec<u8>>,
+    session: Option<&mut MediaSession>,
+    notes: &mpsc::UnboundedSender<MediaNote>,
+) {
+    let Some(&first) = datagram.first() else {
+        return;
+    };
+    if (20..=63).contains(&first) {
+        // The handshake may be over; a late retransmission is fine to drop.
+        let _ = dtls_tx.try_send(datagram.to_vec());
+    } else if let Some(session) = session {
+        if let Ok(MediaIncoming::Bye) = session.handle_datagram(Instant::now(), datagram) {
+            let _ = notes.send(MediaNote::Bye);
+        }
     }
 }
 
@@ -456,7 +533,14 @@ pub async fn run_call(
     let (stats_tx, stats_rx) = watch::channel(MediaStats::default());
     let (notes_tx, mut notes_rx) = mpsc::unbounded_channel::<MediaNote>();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut media_started = false;
+    let (relay_tx, relay_rx) = mpsc::channel::<bytes::Bytes>(256);
+    let mut relay_rx = Some(relay_rx);
+    let mut paths: Option<Arc<Paths>> = None;
+    let mut dtls_transport: Option<Arc<dyn DatagramTransport>> = None;
+    let mut dtls_started = false;
+    let mut ice_selected = false;
+    let mut relay_at: Option<tokio::time::Instant> = None;
+
     let (dtls_done_tx, mut dtls_done_rx) = mpsc::channel::<Result<DtlsSession, DtlsError>>(1);
     let mut dtls_session: Option<DtlsSession> = None;
     let mut answered_at: Option<Instant> = None;
@@ -468,6 +552,85 @@ pub async fn run_call(
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
     let mut ended = false;
 
+    // Once both offers are known: the media task and its two paths.
+    macro_rules! start_media {
+        () => {{
+            if let (None, Some(call_id)) = (&paths, report.call_id) {
+                let p = Arc::new(Paths {
+                    ice: ice.transport(),
+                    relay: side.sender.clone(),
+                    call_id,
+                    seq: AtomicU64::new(0),
+                    use_relay: AtomicBool::new(options.force_relay),
+                });
+                if let (Some(drx), Some(rrx), Some(krx)) =
+                    (dtls_rx.take(), relay_rx.take(), keys_rx.take())
+                {
+                    dtls_transport = Some(Arc::new(DemuxedDtls {
+                        paths: p.clone(),
+                        rx: tokio::sync::Mutex::new(drx),
+                    }));
+                    tokio::spawn(media_task(
+                        p.clone(),
+                        rrx,
+                        dtls_tx.clone(),
+                        krx,
+                        MediaTaskConfig {
+                            input: options.input.clone(),
+                            output: options.output.clone(),
+                            bitrate: options.bitrate,
+                            ssrc: rand::random(),
+                            cname: side.me.to_string(),
+                        },
+                        stats_tx.clone(),
+                        notes_tx.clone(),
+                        stop_rx.clone(),
+                    ));
+                }
+                if options.force_relay {
+                    report.path = Some("server-relay".into());
+                }
+                paths = Some(p);
+                relay_at = Some(if options.force_relay {
+                    tokio::time::Instant::now()
+                } else {
+                    tokio::time::Instant::now() + options.relay_after
+                });
+            }
+        }};
+    }
+
+    // Once a path exists (ICE selected a pair, or the relay is on).
+    macro_rules! start_dtls {
+        () => {{
+            if let (false, Some(transport)) = (dtls_started, dtls_transport.clone()) {
+                if ice_selected || paths.as_ref().is_some_and(|p| p.relay_in_use()) {
+                    dtls_started = true;
+                    let expected: Fingerprint = their_offer
+                        .as_ref()
+                        .and_then(|o| o.dtls_fingerprint.parse().ok())
+                        .ok_or("the peer's fingerprint is missing or malformed")?;
+                    let dtls_role = if role == Role::Caller {
+                        DtlsRole::Server
+                    } else {
+                        DtlsRole::Client
+                    };
+                    let identity = identity.clone();
+                    let done = dtls_done_tx.clone();
+                    tokio::spawn(async move {
+                        let r = handshake(
+                            transport,
+                            &identity,
+                            expected,
+                            HandshakeConfig::new(dtls_role),
+                        )
+                        .await;
+                        let _ = done.send(r).await;
+                    });
+                }
+            }
+        }};
+    }
     while !ended {
         // Send what the machine wants sent.
         while let Some(m) = machine.poll_transmit() {
@@ -481,7 +644,11 @@ pub async fn run_call(
             incoming = side.receiver.recv() => {
                 match incoming {
                     Ok(SignalIncoming::Message(m)) => machine.handle_message(Instant::now(), m),
-                    Ok(_) => {}
+                    Ok(SignalIncoming::Relay { call_id, frame, .. }) => {
+                        if Some(call_id) == report.call_id {
+                            let _ = relay_tx.try_send(frame);
+                        }
+                    }
                     Err(e) => {
                         report.reason = format!("signaling: {e}");
                         break;
@@ -511,41 +678,11 @@ pub async fn run_call(
                         }
                     }
                     Some(IceEvent::Selected(pair)) => {
-                        report.path = Some(path_name(pair.kind).to_string());
-                        if !media_started {
-                            media_started = true;
-                            let transport = ice.transport();
-                            let dtls_transport: Arc<dyn DatagramTransport> = Arc::new(DemuxedDtls {
-                                ice: transport.clone(),
-                                rx: tokio::sync::Mutex::new(dtls_rx.take().expect("taken once")),
-                            });
-                            tokio::spawn(media_task(
-                                transport,
-                                dtls_tx.clone(),
-                                keys_rx.take().expect("taken once"),
-                                MediaTaskConfig {
-                                    input: options.input.clone(),
-                                    output: options.output.clone(),
-                                    bitrate: options.bitrate,
-                                    ssrc: rand::random(),
-                                    cname: side.me.to_string(),
-                                },
-                                stats_tx.clone(),
-                                notes_tx.clone(),
-                                stop_rx.clone(),
-                            ));
-                            let expected: Fingerprint = their_offer
-                                .as_ref()
-                                .and_then(|o| o.dtls_fingerprint.parse().ok())
-                                .ok_or("the peer's fingerprint is missing or malformed")?;
-                            let dtls_role = if role == Role::Caller { DtlsRole::Server } else { DtlsRole::Client };
-                            let identity = identity.clone();
-                            let done = dtls_done_tx.clone();
-                            tokio::spawn(async move {
-                                let r = handshake(dtls_transport, &identity, expected, HandshakeConfig::new(dtls_role)).await;
-                                let _ = done.send(r).await;
-                            });
+                        ice_selected = true;
+                        if !paths.as_ref().is_some_and(|p| p.relay_in_use()) {
+                            report.path = Some(path_name(pair.kind).to_string());
                         }
+                        start_dtls!();
                     }
                     Some(IceEvent::PathLost) => {
                         report.reason = "the media path was lost (consent expired)".into();
@@ -605,6 +742,10 @@ pub async fn run_call(
                     Some(MediaNote::FirstFramePlayed(at)) => {
                         report.setup_time = Some(at.saturating_duration_since(started));
                     }
+                    Some(MediaNote::RelayInUse) => {
+                        report.path = Some("server-relay".into());
+                        start_dtls!();
+                    }
                     Some(MediaNote::Bye) => {
                         // The peer's hang-up arrives by signaling too.
                     }
@@ -624,6 +765,21 @@ pub async fn run_call(
                 our_offer = Some(offer);
                 answered_at = Some(Instant::now());
                 connect_deadline = Some(tokio::time::Instant::now() + options.ice_timeout);
+                start_media!();
+                start_dtls!();
+            }
+            _ = tokio::time::sleep_until(relay_at.unwrap_or_else(far)), if relay_at.is_some() => {
+                relay_at = None;
+                if let Some(p) = &paths {
+                    if dtls_session.is_none() && (options.force_relay || !p.ice.is_connected()) {
+                        p.switch_to_relay();
+                        report.path = Some("server-relay".into());
+                        if options.status_line && !options.force_relay {
+                            println!("[{}] no direct path yet: media goes through the server relay", side.me);
+                        }
+                        start_dtls!();
+                    }
+                }
             }
             _ = tokio::time::sleep_until(cancel_at.unwrap_or_else(far)), if cancel_at.is_some() => {
                 cancel_at = None;
@@ -723,6 +879,8 @@ pub async fn run_call(
                     their_offer = Some(offer);
                     answered_at = Some(Instant::now());
                     connect_deadline = Some(tokio::time::Instant::now() + options.ice_timeout);
+                    start_media!();
+                    start_dtls!();
                     // Candidates gathered while waiting for the answer.
                     for c in std::mem::take(&mut gathered) {
                         let update = CandidateUpdate::new(vec![c], false);

@@ -33,6 +33,8 @@ pub struct DemoOptions {
     pub devices: bool,
     /// Print the live status lines.
     pub status_line: bool,
+    /// Send the media through the server relay instead of directly.
+    pub relay: bool,
 }
 
 impl DemoOptions {
@@ -43,6 +45,7 @@ impl DemoOptions {
             output_wav,
             devices: false,
             status_line: true,
+            relay: false,
         }
     }
 }
@@ -179,11 +182,13 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<DemoSummary, String
         caller_opts.duration = Some(options.duration);
         caller_opts.loopback_only = true;
         caller_opts.status_line = options.status_line;
+        caller_opts.force_relay = options.relay;
         let mut callee_opts =
             CallOptions::new("silence".parse().map_err(|e| format!("{e}"))?, b_out);
         callee_opts.auto_accept = Some(Duration::from_millis(100));
         callee_opts.loopback_only = true;
         callee_opts.status_line = options.status_line;
+        callee_opts.force_relay = options.relay;
 
         let callee_task = tokio::spawn(async move { run_call(&mut b, None, &callee_opts).await });
         let caller = run_call(&mut a, Some(bob), &caller_opts).await?;

@@ -48,6 +48,9 @@ enum Command {
         /// Use the real microphone and speaker instead of the tone and file.
         #[arg(long)]
         devices: bool,
+        /// Send the media through the signaling server's relay.
+        #[arg(long)]
+        relay: bool,
     },
     /// Certificate authority of a server (operator).
     Ca {
@@ -91,6 +94,9 @@ enum Command {
         /// How long the call may ring before it ends unanswered (seconds).
         #[arg(long, default_value_t = 45)]
         ring_timeout: u64,
+        /// Send media through the signaling server from the start.
+        #[arg(long)]
+        relay: bool,
     },
     /// Wait for one call and take it.
     Listen {
@@ -106,6 +112,9 @@ enum Command {
         /// Decline the call.
         #[arg(long)]
         reject: bool,
+        /// Send media through the signaling server from the start.
+        #[arg(long)]
+        relay: bool,
         /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence.
         #[arg(long, default_value = "default")]
         input: String,
@@ -188,8 +197,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             seconds,
             output,
             devices,
+            relay,
         } => {
             let mut options = DemoOptions::new(output.clone());
+            options.relay = relay;
             options.duration = Duration::from_secs(seconds);
             options.devices = devices;
             println!("cryptic-call demo: alice calls bob through an embedded server on loopback");
@@ -266,6 +277,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             duration,
             cancel_after,
             ring_timeout,
+            relay,
         } => {
             let peer = user(&peer)?;
             let mut options = CallOptions::new(
@@ -275,6 +287,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             options.duration = duration.map(Duration::from_secs);
             options.cancel_after = cancel_after.map(Duration::from_secs_f64);
             options.ring_timeout = Duration::from_secs(ring_timeout);
+            options.force_relay = relay;
             one_call(&profile, Some(peer), options).await
         }
         Command::Listen {
@@ -282,6 +295,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             auto_accept,
             accept_after,
             reject,
+            relay,
             input,
             output,
             duration,
@@ -298,6 +312,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             );
             options.duration = duration.map(Duration::from_secs);
             options.auto_reject = reject;
+            options.force_relay = relay;
             options.auto_accept = if auto_accept {
                 Some(Duration::ZERO)
             } else {
