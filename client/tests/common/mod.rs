@@ -341,3 +341,182 @@ pub fn segment_alignment(
     };
     (mean, rs)
 }
+
+/// Three hosts behind a router, made of network namespaces that exist only
+/// for this test (not connected to the host): alice at 10.77.1.2, bob at
+/// 10.77.2.2, the server at 10.77.3.2. Deleted when dropped.
+pub struct Lab {
+    pub tag: String,
+    pub made: Vec<String>,
+}
+
+impl Lab {
+    pub fn ns(&self, host: &str) -> String {
+        format!("{}{host}", self.tag)
+    }
+
+    /// Builds the lab, or prints why it cannot and returns `None`.
+    pub fn build() -> Option<Lab> {
+        let tag = format!("cc{}", std::process::id() % 100_000);
+        let mut lab = Lab {
+            tag: tag.clone(),
+            made: Vec::new(),
+        };
+        let sh = |args: &[&str]| -> bool {
+            Command::new(args[0])
+                .args(&args[1..])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        let router = lab.ns("r");
+        if !sh(&["ip", "netns", "add", &router]) {
+            println!("SKIP: cannot create network namespaces (needs root and iproute2)");
+            return None;
+        }
+        lab.made.push(router.clone());
+        sh(&[
+            "ip", "netns", "exec", &router, "ip", "link", "set", "lo", "up",
+        ]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &router,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        for (i, host) in ["a", "b", "s"].iter().enumerate() {
+            let ns = lab.ns(host);
+            if !sh(&["ip", "netns", "add", &ns]) {
+                println!("SKIP: cannot create network namespace {ns}");
+                return None;
+            }
+            lab.made.push(ns.clone());
+            let inner = format!("{tag}{host}0");
+            let outer = format!("{tag}{host}1");
+            let net = i + 1;
+            let ok = sh(&[
+                "ip", "link", "add", &inner, "type", "veth", "peer", "name", &outer,
+            ]) && sh(&["ip", "link", "set", &inner, "netns", &ns])
+                && sh(&["ip", "link", "set", &outer, "netns", &router])
+                && sh(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    &ns,
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("10.77.{net}.2/24"),
+                    "dev",
+                    &inner,
+                ])
+                && sh(&[
+                    "ip", "netns", "exec", &ns, "ip", "link", "set", &inner, "up",
+                ])
+                && sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])
+                && sh(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    &ns,
+                    "ip",
+                    "route",
+                    "add",
+                    "default",
+                    "via",
+                    &format!("10.77.{net}.1"),
+                ])
+                && sh(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    &router,
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("10.77.{net}.1/24"),
+                    "dev",
+                    &outer,
+                ])
+                && sh(&[
+                    "ip", "netns", "exec", &router, "ip", "link", "set", &outer, "up",
+                ]);
+            if !ok {
+                println!("SKIP: could not wire namespace {ns}");
+                return None;
+            }
+        }
+        Some(lab)
+    }
+
+    /// Drops UDP between alice's and bob's hosts in the router (TCP to the
+    /// server still flows).
+    pub fn block_udp_between_peers(&self) -> bool {
+        let router = self.ns("r");
+        ["10.77.1.0/24,10.77.2.0/24", "10.77.2.0/24,10.77.1.0/24"]
+            .iter()
+            .all(|pair| {
+                let (src, dst) = pair.split_once(',').unwrap();
+                Command::new("ip")
+                    .args([
+                        "netns", "exec", &router, "iptables", "-A", "FORWARD", "-p", "udp", "-s",
+                        src, "-d", dst, "-j", "DROP",
+                    ])
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.made.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+impl Proc {
+    /// Runs the binary inside a network namespace.
+    pub fn spawn_in(ns: &str, name: &str, args: &[&str]) -> Self {
+        let mut all = vec!["netns", "exec", ns, BIN];
+        all.extend_from_slice(args);
+        Self::spawn_cmd(name, "ip", &all)
+    }
+
+    fn spawn_cmd(name: &str, program: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Proc {
+            name: name.to_string(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+}
