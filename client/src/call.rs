@@ -728,7 +728,7 @@ pub async fn run_call(
                     Some(Err(DtlsError::FingerprintMismatch)) => {
                         report.outcome = Outcome::SecurityAbort;
                         report.reason = "the peer's DTLS certificate does not match the fingerprint received end to end: someone is in the middle; call aborted".into();
-                        let _ = machine.hangup(Instant::now());
+                        machine.security_abort(Instant::now());
                     }
                     Some(Err(e)) => {
                         report.reason = format!("DTLS: {e}");
@@ -961,8 +961,16 @@ async fn apply_remote(ice: &Driver, ufrag: &str, pwd: &str, candidates: &[String
 }
 
 fn outcome_of(reason: Reason, answered: bool) -> (Outcome, String) {
-    use cryptic_signal::wire::RejectReason;
+    use cryptic_signal::wire::{HangupReason, RejectReason};
     match reason {
+        Reason::SecurityAbort => (Outcome::SecurityAbort, "someone is in the middle".into()),
+        Reason::RemoteHangup(Some(HangupReason::SecurityAbort)) => (
+            Outcome::SecurityAbort,
+            "the peer found someone in the middle (its DTLS certificate check failed); call aborted".into(),
+        ),
+        Reason::RemoteHangup(Some(HangupReason::MediaFailed)) => {
+            (Outcome::Failed, "the peer's media failed".into())
+        }
         Reason::LocalHangup | Reason::RemoteHangup(_) if answered => {
             (Outcome::Completed, "hung up".into())
         }

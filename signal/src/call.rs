@@ -114,6 +114,9 @@ pub enum Reason {
     GlareLost,
     /// The server refused a message of this call.
     ServerError(ErrorCode),
+    /// We aborted: the peer's DTLS certificate did not match the
+    /// fingerprint received end to end.
+    SecurityAbort,
 }
 
 /// What the machine reports.
@@ -374,6 +377,20 @@ impl CallMachine {
             let m = self.hangup_msg(&c, HangupReason::MediaFailed);
             self.transmit.push_back(m);
             self.set(CallState::Ended, Reason::MediaFailed, None);
+        }
+    }
+
+    /// The DTLS certificate of the peer did not match the fingerprint it
+    /// sent end to end: abort the call and tell the peer why.
+    pub fn security_abort(&mut self, _now: Instant) {
+        if let Some(c) = self
+            .call
+            .clone()
+            .filter(|c| matches!(c.state, CallState::Connecting | CallState::Active))
+        {
+            let m = self.hangup_msg(&c, HangupReason::SecurityAbort);
+            self.transmit.push_back(m);
+            self.set(CallState::Ended, Reason::SecurityAbort, None);
         }
     }
 

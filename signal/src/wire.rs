@@ -396,6 +396,9 @@ pub enum HangupReason {
     ServerShutdown,
     /// Glare: both invited each other; this call lost (see [`crate::call`]).
     Glare,
+    /// The sender aborted the call because the peer's DTLS certificate did
+    /// not match the fingerprint received end to end (someone in the middle).
+    SecurityAbort,
 }
 
 /// Machine-readable error codes (`error.code`).

@@ -490,10 +490,10 @@ impl Proc {
         Self::spawn_cmd(name, "ip", &all)
     }
 
-    fn spawn_cmd(name: &str, program: &str, args: &[&str]) -> Self {
+    pub fn spawn_cmd(name: &str, program: &str, args: &[&str]) -> Self {
         let mut child = Command::new(program)
             .args(args)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped()) // kept open: openssl's s_server/s_client quit on EOF
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -517,6 +517,29 @@ impl Proc {
             child,
             lines,
             seen: Vec::new(),
+        }
+    }
+}
+
+/// Spawning any program (not only our binary) with collected output.
+pub struct ProcCmd;
+
+impl ProcCmd {
+    pub fn spawn(name: &str, program: &str, args: &[&str]) -> Proc {
+        Proc::spawn_cmd(name, program, args)
+    }
+}
+
+impl Proc {
+    /// Collects what the process printed so far and stops it.
+    pub fn wait_exit_or_kill(&mut self) {
+        std::thread::sleep(Duration::from_millis(100));
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.kill();
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
         }
     }
 }
