@@ -552,6 +552,7 @@ pub async fn run_call(
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
     let mut ended = false;
+    let mut signaling_up = true;
 
     // Once both offers are known: the media task and its two paths.
     macro_rules! start_media {
@@ -635,14 +636,18 @@ pub async fn run_call(
     while !ended {
         // Send what the machine wants sent.
         while let Some(m) = machine.poll_transmit() {
-            side.sender.send(&m).await.map_err(|e| e.to_string())?;
+            if let Err(e) = side.sender.send(&m).await {
+                if signaling_up {
+                    return Err(format!("signaling: {e}"));
+                }
+            }
         }
         let machine_wake = machine
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(far);
         tokio::select! {
-            incoming = side.receiver.recv() => {
+            incoming = side.receiver.recv(), if signaling_up => {
                 match incoming {
                     Ok(SignalIncoming::Message(m)) => machine.handle_message(Instant::now(), m),
                     Ok(SignalIncoming::Relay { call_id, frame, .. }) => {
@@ -650,9 +655,20 @@ pub async fn run_call(
                             let _ = relay_tx.try_send(frame);
                         }
                     }
+                    // A message the server should not have sent: skip it.
+                    Err(cryptic_signal::Error::Protocol(_)) => {}
                     Err(e) => {
-                        report.reason = format!("signaling: {e}");
-                        break;
+                        if dtls_session.is_some() && !paths.as_ref().is_some_and(|p| p.relay_in_use()) {
+                            // Media flows peer to peer: the call does not need
+                            // the server any more.
+                            signaling_up = false;
+                            if options.status_line {
+                                println!("[{}] signaling server lost ({e}): the call goes on peer to peer", side.me);
+                            }
+                        } else {
+                            report.reason = format!("signaling: {e}");
+                            break;
+                        }
                     }
                 }
             }
@@ -747,7 +763,12 @@ pub async fn run_call(
                         start_dtls!();
                     }
                     Some(MediaNote::Bye) => {
-                        // The peer's hang-up arrives by signaling too.
+                        // The peer hung up (its call_hangup may also arrive,
+                        // or not when the server is gone).
+                        if report.reason.is_empty() {
+                            report.reason = "the peer hung up".into();
+                        }
+                        let _ = machine.hangup(Instant::now());
                     }
                     Some(MediaNote::Failed(e)) => {
                         report.reason = format!("media: {e}");
@@ -994,7 +1015,7 @@ pub fn status_line(report: &CallReport, stats: &MediaStats, elapsed: Duration) -
     let secs = elapsed.as_secs_f64().max(0.5);
     let kbps = stats.bytes_sent as f64 * 8.0 / secs / 1000.0;
     format!(
-        "path={} rtt={} loss={:.1}% jitter={}ms bitrate={:.1}kbit/s cipher=AES-128-GCM time={}:{:02} mic=on",
+        "path={} rtt={} loss={:.1}% jitter={}ms bitrate={:.1}kbit/s rx={} cipher=AES-128-GCM time={}:{:02} mic=on",
         report.path.as_deref().unwrap_or("-"),
         stats
             .rtt
@@ -1003,6 +1024,7 @@ pub fn status_line(report: &CallReport, stats: &MediaStats, elapsed: Duration) -
         stats.loss_received * 100.0,
         stats.jitter.as_millis(),
         kbps,
+        stats.packets_received,
         elapsed.as_secs() / 60,
         elapsed.as_secs() % 60,
     )
