@@ -330,6 +330,17 @@ async fn media_task(
                                 let _ = paths.send(&out[..n]).await;
                             }
                         }
+                        Ok(Read::End) => {
+                            // The file ran out: keep sending silence at the
+                            // same rate, so the packet flow says nothing.
+                            pcm.fill(0);
+                            if let Ok(len) = encoder.encode(&pcm, &mut packet) {
+                                if let Ok(n) = session.send_frame(now, &packet[..len], false, &mut out) {
+                                    let _ = paths.send(&out[..n]).await;
+                                }
+                            }
+                            break;
+                        }
                         Ok(_) => break,
                         Err(e) => {
                             let _ = notes.send(MediaNote::Failed(format!("input: {e}")));

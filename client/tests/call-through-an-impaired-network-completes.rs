@@ -1,0 +1,192 @@
+//! A call over a bad network: alice and bob on two namespace hosts whose
+//! router pushes every datagram between them through an impairment relay
+//! (5% loss, 40 ms +- 10 ms one-way delay with jitter, seeded). The call
+//! completes and its quality figures are reported: loss, jitter, RTT, and
+//! how closely bob's audio follows alice's speech. Runs as root (CI does);
+//! skips with a reason elsewhere.
+
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn speech_over_5pct_loss_and_40ms_jitter_gets_through_with_reported_quality() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        println!("SKIP: python3 is needed for the impairment relay");
+        return;
+    }
+    let Some(lab) = Lab::build() else { return };
+    let router = lab.ns("r");
+    for rule in [
+        "-s 10.77.1.0/24 -d 10.77.2.0/24 -j DNAT --to-destination 10.77.1.1:5001",
+        "-s 10.77.2.0/24 -d 10.77.1.0/24 -j DNAT --to-destination 10.77.2.1:5002",
+    ] {
+        let mut args = vec![
+            "netns",
+            "exec",
+            router.as_str(),
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-p",
+            "udp",
+        ];
+        args.extend(rule.split(' '));
+        assert!(
+            Command::new("ip").args(&args).status().unwrap().success(),
+            "iptables {rule}"
+        );
+    }
+    let dir = TempDir::new("impaired");
+    let Some(speech) = speech_wav(&dir.0) else {
+        return;
+    };
+    let relay = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/impairment_forwarder.py");
+    let mut impairment = ProcCmd::spawn(
+        "impairment",
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &router,
+            "python3",
+            relay,
+            "10.77.1.1:5001",
+            "10.77.2.1:5002",
+            "0.05",
+            "40",
+            "10",
+            "7",
+            "60",
+        ],
+    );
+    impairment.wait_for("impairment ready", Duration::from_secs(10));
+
+    let ca = dir.0.join("ca");
+    run_ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
+    let server_addr = "10.77.3.2:8443";
+    for u in ["alice", "bob"] {
+        run_ok(&[
+            "ca",
+            "issue",
+            u,
+            "--dir",
+            ca.to_str().unwrap(),
+            "--server",
+            server_addr,
+            "--server-name",
+            "10.77.3.2",
+            "--out",
+            dir.0.join(u).to_str().unwrap(),
+        ]);
+    }
+    let mut server = Proc::spawn_in(
+        &lab.ns("s"),
+        "server",
+        &[
+            "server",
+            "--ca",
+            ca.to_str().unwrap(),
+            "--name",
+            "10.77.3.2",
+            "--listen",
+            server_addr,
+            "--data",
+            dir.0.join("server-data").to_str().unwrap(),
+        ],
+    );
+    server.wait_for("listening on", Duration::from_secs(20));
+    let heard = dir.0.join("bob-heard.wav");
+    let bob_profile = dir.0.join("bob");
+    let mut bob = Proc::spawn_in(
+        &lab.ns("b"),
+        "bob",
+        &[
+            "listen",
+            "--profile",
+            bob_profile.to_str().unwrap(),
+            "--auto-accept",
+            "--input",
+            "silence",
+            "--output",
+            &format!("wav:{}", heard.display()),
+        ],
+    );
+    bob.wait_for("waiting for a call", Duration::from_secs(20));
+    let alice_profile = dir.0.join("alice");
+    let mut alice = Proc::spawn_in(
+        &lab.ns("a"),
+        "alice",
+        &[
+            "call",
+            "bob",
+            "--profile",
+            alice_profile.to_str().unwrap(),
+            "--input",
+            &format!("wav:{}", speech.display()),
+            "--output",
+            "null",
+            "--duration",
+            "8",
+        ],
+    );
+    assert!(
+        alice.wait_exit(Duration::from_secs(60)),
+        "{}",
+        alice.output()
+    );
+    assert!(bob.wait_exit(Duration::from_secs(10)), "{}", bob.output());
+    impairment.wait_exit_or_kill();
+    let last_status = |p: &Proc| {
+        p.output()
+            .lines()
+            .filter(|l| l.contains("rtt="))
+            .last()
+            .unwrap_or_default()
+            .to_string()
+    };
+    println!(
+        "alice: {}\nbob:   {}",
+        last_status(&alice),
+        last_status(&bob)
+    );
+    for p in [&alice, &bob] {
+        assert!(
+            p.output().contains("call ended: completed"),
+            "{}",
+            p.output()
+        );
+        assert!(p.output().contains("path=direct"), "{}", p.output());
+    }
+    let field = |line: &str, key: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(|v| v.trim_end_matches(|c: char| !c.is_ascii_digit()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let bob_line = last_status(&bob);
+    let loss = field(&bob_line, "loss=");
+    let rtt = field(&last_status(&alice), "rtt=");
+    assert!((1.0..=12.0).contains(&loss), "bob's measured loss {loss}%");
+    assert!(
+        (60.0..=150.0).contains(&rtt),
+        "alice's measured RTT {rtt} ms"
+    );
+
+    let sent = cryptic_audio::read_wav_48k_mono(&speech).unwrap();
+    let got = cryptic_audio::read_wav_48k_mono(&heard).unwrap();
+    let (a, b) = (envelope(&sent), envelope(&got));
+    let (_, lag) = best_alignment(&a, &b, 400);
+    let (mean, per_second) = segment_alignment(&a, &b, lag, 100, 15);
+    println!("quality: loss {loss}%, rtt {rtt} ms, per-second envelope correlation {mean:.3} {per_second:?}");
+    assert!(mean > 0.8, "speech barely got through: {mean}");
+    println!("{}", impairment.output());
+}
