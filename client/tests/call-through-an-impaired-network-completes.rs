@@ -147,8 +147,7 @@ fn speech_over_5pct_loss_and_40ms_jitter_gets_through_with_reported_quality() {
     let last_status = |p: &Proc| {
         p.output()
             .lines()
-            .filter(|l| l.contains("rtt="))
-            .last()
+            .rfind(|l| l.contains("rtt="))
             .unwrap_or_default()
             .to_string()
     };
