@@ -136,6 +136,16 @@ pub struct CallReport {
     pub stats: MediaStats,
     /// When the call started (invite sent or received), Unix seconds.
     pub started_unix: i64,
+    /// When our first audio frame was encoded and sent.
+    pub first_sent: Option<Instant>,
+    /// When the first of the peer's frames was played.
+    pub first_played: Option<Instant>,
+    /// When sounds started in what we sent (after 100 ms or more of
+    /// silence), to measure mouth-to-ear delay against the peer's
+    /// `onsets_played`.
+    pub onsets_sent: Vec<Instant>,
+    /// When sounds started in what we played.
+    pub onsets_played: Vec<Instant>,
 }
 
 /// The two ways a call's datagrams can travel: the ICE socket's selected
@@ -228,6 +238,10 @@ fn unix_now() -> i64 {
 #[derive(Debug)]
 enum MediaNote {
     FirstFramePlayed(Instant),
+    FirstFrameSent(Instant),
+    /// A sound started after at least 100 ms of silence: sent or played.
+    OnsetSent(Instant),
+    OnsetPlayed(Instant),
     RelayInUse,
     Bye,
     Failed(String),
@@ -263,6 +277,7 @@ async fn media_task(
     let mut pcm = [0i16; 960];
     let mut packet = [0u8; cryptic_audio::MAX_PACKET];
     let mut first_played = false;
+    let (mut quiet_in, mut quiet_out) = (0u32, 0u32);
     let mut first_sent = true;
     let mut frames = 0u64;
     loop {
@@ -324,8 +339,19 @@ async fn media_task(
                 loop {
                     match input.read_frame(now, &mut pcm) {
                         Ok(Read::Frame) => {
+                            if loud(&pcm) {
+                                if quiet_in >= 5 {
+                                    let _ = notes.send(MediaNote::OnsetSent(now));
+                                }
+                                quiet_in = 0;
+                            } else {
+                                quiet_in += 1;
+                            }
                             let Ok(len) = encoder.encode(&pcm, &mut packet) else { break };
                             if let Ok(n) = session.send_frame(now, &packet[..len], first_sent, &mut out) {
+                                if first_sent {
+                                    let _ = notes.send(MediaNote::FirstFrameSent(now));
+                                }
                                 first_sent = false;
                                 let _ = paths.send(&out[..n]).await;
                             }
@@ -368,6 +394,14 @@ async fn media_task(
                         false
                     }
                 };
+                if loud(&pcm) {
+                    if quiet_out >= 5 {
+                        let _ = notes.send(MediaNote::OnsetPlayed(now));
+                    }
+                    quiet_out = 0;
+                } else {
+                    quiet_out += 1;
+                }
                 if played && !first_played {
                     first_played = true;
                     let _ = notes.send(MediaNote::FirstFramePlayed(now));
@@ -397,6 +431,12 @@ async fn media_task(
         let _ = output.finish();
         let _ = stats_tx.send(session.stats());
     }
+}
+
+/// Whether a 20 ms frame carries sound (RMS above about -50 dBFS).
+fn loud(pcm: &[i16]) -> bool {
+    let energy: i64 = pcm.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
+    energy > 100 * 100 * pcm.len() as i64
 }
 
 /// Hands a datagram to the DTLS layer (first byte 20..=63) or to the media
@@ -469,6 +509,10 @@ pub async fn run_call(
         sas: None,
         stats: MediaStats::default(),
         started_unix: unix_now(),
+        first_sent: None,
+        first_played: None,
+        onsets_sent: Vec::new(),
+        onsets_played: Vec::new(),
     };
     let bind = if options.loopback_only {
         "127.0.0.1:0"
@@ -768,7 +812,13 @@ pub async fn run_call(
                 match note {
                     Some(MediaNote::FirstFramePlayed(at)) => {
                         report.setup_time = Some(at.saturating_duration_since(started));
+                        report.first_played = Some(at);
                     }
+                    Some(MediaNote::FirstFrameSent(at)) => {
+                        report.first_sent = Some(at);
+                    }
+                    Some(MediaNote::OnsetSent(at)) => report.onsets_sent.push(at),
+                    Some(MediaNote::OnsetPlayed(at)) => report.onsets_played.push(at),
                     Some(MediaNote::RelayInUse) => {
                         report.path = Some("server-relay".into());
                         start_dtls!();

@@ -163,6 +163,8 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<DemoSummary, String
         let mut a = call_side(alice, a_e2e, a_conn);
         let mut b = call_side(bob.clone(), b_e2e, b_conn);
 
+        let bursts = dir.join("bursts.wav");
+        write_bursts(&bursts)?;
         let (a_in, b_out): (SourceSpec, SinkSpec) = if options.devices {
             (
                 "default".parse().map_err(|e| format!("{e}"))?,
@@ -170,7 +172,7 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<DemoSummary, String
             )
         } else {
             (
-                format!("tone:{DEMO_TONE_HZ}")
+                format!("wav:{}", bursts.display())
                     .parse()
                     .map_err(|e| format!("{e}"))?,
                 format!("wav:{}", options.output_wav.display())
@@ -185,7 +187,7 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<DemoSummary, String
         caller_opts.force_relay = options.relay;
         let mut callee_opts =
             CallOptions::new("silence".parse().map_err(|e| format!("{e}"))?, b_out);
-        callee_opts.auto_accept = Some(Duration::from_millis(100));
+        callee_opts.auto_accept = Some(Duration::ZERO);
         callee_opts.loopback_only = true;
         callee_opts.status_line = options.status_line;
         callee_opts.force_relay = options.relay;
@@ -239,6 +241,59 @@ pub fn tone_purity(wav: &Path, hz: u32) -> Option<f64> {
     (total > 0.0).then(|| (tone / total).min(1.0))
 }
 
+/// Alice's demo input: 0.6 s of silence, then 0.4 s of the tone, over and
+/// over (30 s), so that each tone onset measures the mouth-to-ear delay.
+fn write_bursts(path: &Path) -> Result<(), String> {
+    let spec: SinkSpec = format!("wav:{}", path.display())
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let mut out = cryptic_audio::Output::open(&spec, cryptic_audio::OutputOptions::default())
+        .map_err(|e| e.to_string())?;
+    let mut frame = [0i16; 960];
+    let mut n = 0u64;
+    for i in 0..1500u64 {
+        let loud = i % 50 >= 30;
+        for s in frame.iter_mut() {
+            let t = n as f64 / 48_000.0;
+            *s = if loud {
+                (8000.0 * (2.0 * std::f64::consts::PI * f64::from(DEMO_TONE_HZ) * t).sin()) as i16
+            } else {
+                0
+            };
+            n += 1;
+        }
+        out.write_frame(&frame).map_err(|e| e.to_string())?;
+    }
+    out.finish().map_err(|e| e.to_string())
+}
+
+/// Mouth-to-ear delays: each tone onset bob played, against the latest
+/// onset alice sent before it (the demo's two sides share one clock).
+pub fn mouth_to_ear(s: &DemoSummary) -> Vec<Duration> {
+    s.callee
+        .onsets_played
+        .iter()
+        .filter_map(|played| {
+            s.caller
+                .onsets_sent
+                .iter()
+                .filter(|sent| *sent <= played)
+                .max()
+                .map(|sent| played.saturating_duration_since(*sent))
+        })
+        .collect()
+}
+
+/// From alice's first frame encoded and sent to bob playing it: the delay
+/// the stack adds on this machine (both sides share a clock in the demo).
+pub fn stack_delay(s: &DemoSummary) -> Option<Duration> {
+    Some(
+        s.callee
+            .first_played?
+            .saturating_duration_since(s.caller.first_sent?),
+    )
+}
+
 /// Prints the demo's summary.
 pub fn print_summary(s: &DemoSummary, output_wav: &Path) {
     let ms = |d: Option<Duration>| {
@@ -265,6 +320,14 @@ pub fn print_summary(s: &DemoSummary, output_wav: &Path) {
     println!(
         "set-up time    : {} (bob heard the first frame, from alice's invite)",
         ms(s.callee.setup_time.map(|t| t + Duration::ZERO))
+    );
+    let mut delays = mouth_to_ear(s);
+    delays.sort();
+    println!(
+        "mouth to ear   : first frame {}; tone onsets median {} over {} (encode, SRTP, UDP, jitter buffer, decode; no sound card)",
+        ms(stack_delay(s)),
+        ms(delays.get(delays.len() / 2).copied()),
+        delays.len()
     );
     println!(
         "path           : {}",
