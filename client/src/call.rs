@@ -110,6 +110,23 @@ impl CallOptions {
     }
 }
 
+/// What the user can do to a call in progress (the interactive shell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// Answer the ringing call.
+    Accept,
+    /// Decline the ringing call.
+    Reject,
+    /// End the call (or cancel it before the answer).
+    Hangup,
+    /// Replace the microphone with silence (`true`) or stop doing so; the
+    /// packet flow goes on unchanged.
+    Mute(bool),
+    /// Print the status line now.
+    Stats,
+}
+
 /// How a call went, for the summary and the history.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -267,6 +284,7 @@ async fn media_task(
     stats_tx: watch::Sender<MediaStats>,
     notes: mpsc::UnboundedSender<MediaNote>,
     mut stop: watch::Receiver<bool>,
+    muted: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut out = vec![0u8; MAX_DATAGRAM];
@@ -339,6 +357,9 @@ async fn media_task(
                 loop {
                     match input.read_frame(now, &mut pcm) {
                         Ok(Read::Frame) => {
+                            if *muted.borrow() {
+                                pcm.fill(0);
+                            }
                             if loud(&pcm) {
                                 if quiet_in >= 5 {
                                     let _ = notes.send(MediaNote::OnsetSent(now));
@@ -488,6 +509,20 @@ pub async fn run_call(
     callee: Option<UserId>,
     options: &CallOptions,
 ) -> Result<CallReport, String> {
+    let (_keep, mut controls) = mpsc::unbounded_channel();
+    run_call_with(side, callee, options, None, &mut controls).await
+}
+
+/// [`run_call`] with the user's [`Control`]s, and optionally a signaling
+/// message already received for this call (the shell reads the invite
+/// before it knows a call is starting).
+pub async fn run_call_with(
+    side: &mut CallSide,
+    callee: Option<UserId>,
+    options: &CallOptions,
+    initial: Option<cryptic_signal::wire::Message>,
+    controls: &mut mpsc::UnboundedReceiver<Control>,
+) -> Result<CallReport, String> {
     let role = if callee.is_some() {
         Role::Caller
     } else {
@@ -608,6 +643,14 @@ pub async fn run_call(
     let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
     let mut ended = false;
     let mut signaling_up = true;
+    // Set when we end the call because something went wrong; otherwise the
+    // outcome follows from how the call machine ended.
+    let mut forced_outcome: Option<Outcome> = None;
+    let (mute_tx, mute_rx) = watch::channel(false);
+    let mut controls_open = true;
+    if let Some(m) = initial {
+        machine.handle_message(Instant::now(), m);
+    }
 
     // Once both offers are known: the media task and its two paths.
     macro_rules! start_media {
@@ -642,6 +685,7 @@ pub async fn run_call(
                         stats_tx.clone(),
                         notes_tx.clone(),
                         stop_rx.clone(),
+                        mute_rx.clone(),
                     ));
                 }
                 if options.force_relay {
@@ -758,7 +802,7 @@ pub async fn run_call(
                     }
                     Some(IceEvent::PathLost) if !paths.as_ref().is_some_and(|p| p.relay_in_use()) => {
                         report.reason = "the media path was lost (consent expired)".into();
-                        report.outcome = Outcome::Failed;
+                        forced_outcome = Some(Outcome::Failed);
                         machine.media_failed(Instant::now());
                     }
                     // Without a direct path the server relay carries the call
@@ -797,7 +841,7 @@ pub async fn run_call(
                         }
                     }
                     Some(Err(DtlsError::FingerprintMismatch)) => {
-                        report.outcome = Outcome::SecurityAbort;
+                        forced_outcome = Some(Outcome::SecurityAbort);
                         report.reason = "the peer's DTLS certificate does not match the fingerprint received end to end: someone is in the middle; call aborted".into();
                         machine.security_abort(Instant::now());
                     }
@@ -833,6 +877,7 @@ pub async fn run_call(
                     }
                     Some(MediaNote::Failed(e)) => {
                         report.reason = format!("media: {e}");
+                        forced_outcome = Some(Outcome::Failed);
                         let _ = machine.hangup(Instant::now());
                     }
                     None => {}
@@ -871,7 +916,6 @@ pub async fn run_call(
             }
             _ = tokio::time::sleep_until(hangup_at.unwrap_or_else(far)), if hangup_at.is_some() => {
                 hangup_at = None;
-                report.outcome = Outcome::Completed;
                 report.reason = "hung up".into();
                 let _ = machine.hangup(Instant::now());
             }
@@ -887,9 +931,34 @@ pub async fn run_call(
                 report.reason = "timed out".into();
                 let _ = machine.hangup(Instant::now());
             }
+            control = controls.recv(), if controls_open => {
+                match control {
+                    None => controls_open = false,
+                    Some(Control::Accept) => {
+                        if machine.state() == CallState::Ringing && our_offer.is_none() {
+                            accept_at = Some(tokio::time::Instant::now());
+                        }
+                    }
+                    Some(Control::Reject) => {
+                        if machine.state() == CallState::Ringing {
+                            let _ = machine.reject(Instant::now(), cryptic_signal::wire::RejectReason::Declined);
+                        }
+                    }
+                    Some(Control::Hangup) => {
+                        let _ = machine.hangup(Instant::now());
+                    }
+                    Some(Control::Mute(m)) => {
+                        let _ = mute_tx.send(m);
+                    }
+                    Some(Control::Stats) => {
+                        let stats = *stats_rx.borrow();
+                        println!("[{}] {}", side.me, status_line(&report, &stats, answered_at.map(|a| a.elapsed()).unwrap_or_default(), *mute_tx.borrow()));
+                    }
+                }
+            }
             _ = status_tick.tick(), if options.status_line && dtls_session.is_some() => {
                 let stats = *stats_rx.borrow();
-                println!("[{}] {}", side.me, status_line(&report, &stats, answered_at.map(|a| a.elapsed()).unwrap_or_default()));
+                println!("[{}] {}", side.me, status_line(&report, &stats, answered_at.map(|a| a.elapsed()).unwrap_or_default(), *mute_tx.borrow()));
             }
         }
 
@@ -997,14 +1066,7 @@ pub async fn run_call(
                 } => {
                     ended = true;
                     let (outcome, words) = outcome_of(reason, answered_at.is_some());
-                    if report.outcome != Outcome::SecurityAbort
-                        && !(report.outcome == Outcome::Failed
-                            && !report.reason.is_empty()
-                            && outcome == Outcome::Completed
-                            && reason == Reason::LocalHangup)
-                    {
-                        report.outcome = outcome;
-                    }
+                    report.outcome = forced_outcome.unwrap_or(outcome);
                     if report.reason.is_empty() || report.reason == "hung up" {
                         report.reason = words;
                     }
@@ -1072,11 +1134,16 @@ fn outcome_of(reason: Reason, answered: bool) -> (Outcome, String) {
 
 /// The live status line: path, round-trip time, loss, jitter, bitrate,
 /// cipher, duration, mute state.
-pub fn status_line(report: &CallReport, stats: &MediaStats, elapsed: Duration) -> String {
+pub fn status_line(
+    report: &CallReport,
+    stats: &MediaStats,
+    elapsed: Duration,
+    muted: bool,
+) -> String {
     let secs = elapsed.as_secs_f64().max(0.5);
     let kbps = stats.bytes_sent as f64 * 8.0 / secs / 1000.0;
     format!(
-        "path={} rtt={} loss={:.1}% jitter={}ms bitrate={:.1}kbit/s rx={} cipher=AES-128-GCM time={}:{:02} mic=on",
+        "path={} rtt={} loss={:.1}% jitter={}ms bitrate={:.1}kbit/s rx={} cipher=AES-128-GCM time={}:{:02} mic={}",
         report.path.as_deref().unwrap_or("-"),
         stats
             .rtt
@@ -1088,5 +1155,6 @@ pub fn status_line(report: &CallReport, stats: &MediaStats, elapsed: Duration) -
         stats.packets_received,
         elapsed.as_secs() / 60,
         elapsed.as_secs() % 60,
+        if muted { "muted" } else { "on" },
     )
 }

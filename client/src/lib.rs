@@ -5,13 +5,17 @@
 //!  client <- WebSocket/mTLS -> signaling server                      (call set-up)
 //! ```
 //!
-//! Today this holds [`media`], the sans-IO media session of a call (RTP and
-//! RTCP over SRTP with the adaptive jitter buffer), and [`history`], the
-//! call history in SQLite. The CLI, its demo and
-//! the glue to ICE, signaling and audio are the subject of the client issue
-//! and are not built yet.
+//! * [`call`]: one call end to end for one user (signaling with sealed
+//!   payloads, ICE, DTLS bound to the end-to-end fingerprint, SRTP media
+//!   with Opus and the jitter buffer, the server-relay fallback);
+//! * [`media`]: the sans-IO media session (RTP/RTCP over SRTP, padding to
+//!   fixed sizes, RTT and loss from RTCP);
+//! * [`demo`]: the self-contained demo call;
+//! * [`shell`]: the interactive mode;
+//! * [`history`]: the call history in SQLite.
 
 pub mod call;
 pub mod demo;
 pub mod history;
 pub mod media;
+pub mod shell;

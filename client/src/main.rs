@@ -31,7 +31,7 @@ use cryptic_signal::wire::UserId;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -136,6 +136,19 @@ enum Command {
     },
     /// Sound devices.
     Devices,
+    /// The interactive mode (also what runs with no subcommand, with the
+    /// profile in $CRYPTIC_CALL_PROFILE or ./profile).
+    Shell {
+        /// Your profile directory.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence.
+        #[arg(long, default_value = "default")]
+        input: String,
+        /// Speaker: default, device:NAME, wav:PATH, null.
+        #[arg(long, default_value = "default")]
+        output: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,7 +191,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // The shell's stdin reader sits in a blocking read: do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cryptic-call: {e}");
@@ -192,7 +208,28 @@ fn user(name: &str) -> Result<UserId, String> {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Shell {
+        profile: None,
+        input: "default".into(),
+        output: "default".into(),
+    });
+    match command {
+        Command::Shell {
+            profile,
+            input,
+            output,
+        } => {
+            let profile = profile
+                .or_else(|| std::env::var_os("CRYPTIC_CALL_PROFILE").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("profile"));
+            let options = CallOptions::new(
+                input.parse().map_err(|e| format!("--input: {e}"))?,
+                output.parse().map_err(|e| format!("--output: {e}"))?,
+            );
+            let dir = profile.clone();
+            cryptic_call::shell::run_shell(&profile, options, move |r| record(&dir, r)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo {
             seconds,
             output,

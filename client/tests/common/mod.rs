@@ -543,3 +543,18 @@ impl Proc {
         }
     }
 }
+
+impl Proc {
+    /// Types a line into the process's standard input (spawned with
+    /// `spawn_cmd`).
+    pub fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .expect("spawned with a piped stdin");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+}
