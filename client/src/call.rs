@@ -32,7 +32,7 @@ use cryptic_dtls_srtp::stats::NtpClock;
 use cryptic_dtls_srtp::{Error as DtlsError, Fingerprint};
 use cryptic_ice::{
     AgentConfig, Credentials, Driver, Event as IceEvent, IceTransport, PathKind, Role as IceRole,
-    END_OF_CANDIDATES,
+    TurnServer, END_OF_CANDIDATES,
 };
 use cryptic_jitter::Playout;
 use cryptic_signal::call::{CallConfig, CallEvent, CallMachine, CallState, Reason, Role};
@@ -84,6 +84,9 @@ pub struct CallOptions {
     pub ring_timeout: Duration,
     /// Send media through the signaling server from the start.
     pub force_relay: bool,
+    /// Offer the Cryptic ChaCha20-Poly1305 SRTP profile first; it is used
+    /// when both users prefer it, AES-128-GCM otherwise.
+    pub prefer_chacha: bool,
     /// Fall back to the server relay when ICE has found no path this long
     /// after the answer.
     pub relay_after: Duration,
@@ -105,6 +108,7 @@ impl CallOptions {
             cancel_after: None,
             ring_timeout: Duration::from_secs(45),
             force_relay: false,
+            prefer_chacha: false,
             relay_after: Duration::from_secs(3),
         }
     }
@@ -149,6 +153,8 @@ pub struct CallReport {
     pub path: Option<String>,
     /// The short authentication string both users should see.
     pub sas: Option<String>,
+    /// The SRTP cipher of the call.
+    pub cipher: &'static str,
     /// Media figures at the end.
     pub stats: MediaStats,
     /// When the call started (invite sent or received), Unix seconds.
@@ -235,6 +241,31 @@ impl DatagramTransport for DemuxedDtls {
             )),
         }
     }
+}
+
+/// A STUN or TURN server as the signaling server advertises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IceServer {
+    Stun(std::net::SocketAddr),
+    Turn(std::net::SocketAddr, String, String),
+}
+
+/// Parses `stun:HOST:PORT` or `turn:USER:PASS@HOST:PORT`, resolving HOST.
+async fn parse_ice_server(s: &str) -> Option<IceServer> {
+    let resolve = |hostport: String| async move {
+        tokio::net::lookup_host(hostport)
+            .await
+            .ok()?
+            .find(|a| a.is_ipv4())
+    };
+    if let Some(rest) = s.strip_prefix("stun:") {
+        return resolve(rest.to_string()).await.map(IceServer::Stun);
+    }
+    let rest = s.strip_prefix("turn:")?;
+    let (cred, hostport) = rest.rsplit_once('@')?;
+    let (user, pass) = cred.split_once(':')?;
+    let addr = resolve(hostport.to_string()).await?;
+    Some(IceServer::Turn(addr, user.to_string(), pass.to_string()))
 }
 
 fn path_name(kind: PathKind) -> &'static str {
@@ -492,6 +523,9 @@ pub struct CallSide {
     pub sender: Sender,
     /// Signaling, receiving half.
     pub receiver: Receiver,
+    /// STUN and TURN servers the signaling server advertised
+    /// (`stun:HOST:PORT`, `turn:USER:PASS@HOST:PORT`).
+    pub ice_servers: Vec<String>,
 }
 
 impl std::fmt::Debug for CallSide {
@@ -542,6 +576,7 @@ pub async fn run_call_with(
         active_time: Duration::ZERO,
         path: None,
         sas: None,
+        cipher: "AES-128-GCM",
         stats: MediaStats::default(),
         started_unix: unix_now(),
         first_sent: None,
@@ -559,12 +594,19 @@ pub async fn run_call_with(
     } else {
         IceRole::Controlled
     };
-    let mut ice = Driver::start(
-        AgentConfig::new(ice_role),
-        bind.parse().map_err(|e| format!("{e}"))?,
-    )
-    .await
-    .map_err(|e| format!("ICE: {e}"))?;
+    let mut ice_config = AgentConfig::new(ice_role);
+    for server in &side.ice_servers {
+        match parse_ice_server(server).await {
+            Some(IceServer::Stun(addr)) => ice_config = ice_config.with_stun_server(addr),
+            Some(IceServer::Turn(addr, user, pass)) => {
+                ice_config = ice_config.with_turn_server(TurnServer::new(addr, user, pass))
+            }
+            None => eprintln!("[{}] ignoring ICE server {server:?}", side.me),
+        }
+    }
+    let mut ice = Driver::start(ice_config, bind.parse().map_err(|e| format!("{e}"))?)
+        .await
+        .map_err(|e| format!("ICE: {e}"))?;
     let local_creds = ice.local_credentials().clone();
     let mut started = Instant::now();
     let my_offer = |candidates: Vec<String>, eoc: bool| {
@@ -576,7 +618,11 @@ pub async fn run_call_with(
             candidates,
             eoc,
             vec![CODEC.to_string()],
-            SRTP_PROFILES.iter().map(|s| s.to_string()).collect(),
+            if options.prefer_chacha {
+                SRTP_PROFILES.iter().rev().map(|s| s.to_string()).collect()
+            } else {
+                SRTP_PROFILES.iter().map(|s| s.to_string()).collect()
+            },
         )
     };
     let mut our_offer: Option<CallOffer> = None;
@@ -716,6 +762,17 @@ pub async fn run_call_with(
                     } else {
                         DtlsRole::Client
                     };
+                    // ChaCha20-Poly1305 only when both users put it first.
+                    let chacha = [our_offer.as_ref(), their_offer.as_ref()].iter().all(|o| {
+                        o.and_then(|o| o.srtp_profiles.first())
+                            .is_some_and(|p| p == "CRYPTIC_CHACHA20_POLY1305")
+                    });
+                    let profile = if chacha {
+                        report.cipher = "ChaCha20-Poly1305";
+                        cryptic_dtls_srtp::srtp::Profile::CrypticChaCha20Poly1305
+                    } else {
+                        cryptic_dtls_srtp::srtp::Profile::AeadAes128Gcm
+                    };
                     let identity = identity.clone();
                     let done = dtls_done_tx.clone();
                     tokio::spawn(async move {
@@ -723,7 +780,7 @@ pub async fn run_call_with(
                             transport,
                             &identity,
                             expected,
-                            HandshakeConfig::new(dtls_role),
+                            HandshakeConfig::new(dtls_role).with_profile(profile),
                         )
                         .await;
                         let _ = done.send(r).await;
@@ -1143,7 +1200,7 @@ pub fn status_line(
     let secs = elapsed.as_secs_f64().max(0.5);
     let kbps = stats.bytes_sent as f64 * 8.0 / secs / 1000.0;
     format!(
-        "path={} rtt={} loss={:.1}% jitter={}ms bitrate={:.1}kbit/s rx={} cipher=AES-128-GCM time={}:{:02} mic={}",
+        "path={} rtt={} loss={:.1}% jitter={}ms bitrate={:.1}kbit/s rx={} cipher={} time={}:{:02} mic={}",
         report.path.as_deref().unwrap_or("-"),
         stats
             .rtt
@@ -1153,8 +1210,75 @@ pub fn status_line(
         stats.jitter.as_millis(),
         kbps,
         stats.packets_received,
+        report.cipher,
         elapsed.as_secs() / 60,
         elapsed.as_secs() % 60,
         if muted { "muted" } else { "on" },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ice_server_strings_parse_into_stun_and_turn_servers() {
+        assert_eq!(
+            parse_ice_server("stun:127.0.0.1:3478").await,
+            Some(IceServer::Stun("127.0.0.1:3478".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_ice_server("turn:alice:s3cret:x@127.0.0.1:3479").await,
+            Some(IceServer::Turn(
+                "127.0.0.1:3479".parse().unwrap(),
+                "alice".into(),
+                "s3cret:x".into()
+            ))
+        );
+        for bad in [
+            "",
+            "stun:",
+            "turn:127.0.0.1:3478",
+            "turn:nopass@127.0.0.1:1",
+            "http://x",
+        ] {
+            assert_eq!(parse_ice_server(bad).await, None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_status_line_shows_path_cipher_and_mute() {
+        let mut report = CallReport {
+            call_id: None,
+            peer: None,
+            role: Role::Caller,
+            outcome: Outcome::Completed,
+            reason: String::new(),
+            setup_time: None,
+            active_time: Duration::ZERO,
+            path: Some("server-relay".into()),
+            sas: None,
+            cipher: "ChaCha20-Poly1305",
+            stats: MediaStats::default(),
+            started_unix: 0,
+            first_sent: None,
+            first_played: None,
+            onsets_sent: Vec::new(),
+            onsets_played: Vec::new(),
+        };
+        let line = status_line(
+            &report,
+            &MediaStats::default(),
+            Duration::from_secs(65),
+            true,
+        );
+        assert!(line.contains("path=server-relay"));
+        assert!(line.contains("cipher=ChaCha20-Poly1305"));
+        assert!(line.contains("time=1:05"));
+        assert!(line.contains("mic=muted"));
+        report.path = None;
+        assert!(
+            status_line(&report, &MediaStats::default(), Duration::ZERO, false).contains("mic=on")
+        );
+    }
 }

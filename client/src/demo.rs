@@ -111,12 +111,14 @@ async fn side(
 }
 
 fn call_side(me: UserId, e2e: E2eStore, conn: Connection) -> CallSide {
+    let ice_servers = conn.ice_servers().to_vec();
     let (sender, receiver) = conn.split();
     CallSide {
         me,
         e2e,
         sender,
         receiver,
+        ice_servers,
     }
 }
 

@@ -71,6 +71,19 @@ enum Command {
         /// Where the key directory lives.
         #[arg(long, default_value = "server-data")]
         data: PathBuf,
+        /// A STUN or TURN server to advertise to clients, repeatable:
+        /// `stun:HOST:PORT` or `turn:USER:PASS@HOST:PORT`.
+        #[arg(long = "ice-server")]
+        ice_servers: Vec<String>,
+        /// Most simultaneous client connections.
+        #[arg(long, default_value_t = 50_000)]
+        max_connections: usize,
+        /// Least time between two unanswered invites of one user (seconds).
+        #[arg(long, default_value_t = 10)]
+        invite_interval: u64,
+        /// Most relay frames per second per call.
+        #[arg(long, default_value_t = 2000)]
+        relay_frames_per_second: u32,
     },
     /// Call a user.
     Call {
@@ -97,6 +110,9 @@ enum Command {
         /// Send media through the signaling server from the start.
         #[arg(long)]
         relay: bool,
+        /// Prefer the ChaCha20-Poly1305 SRTP profile (used when both prefer it).
+        #[arg(long)]
+        chacha: bool,
     },
     /// Wait for one call and take it.
     Listen {
@@ -115,6 +131,9 @@ enum Command {
         /// Send media through the signaling server from the start.
         #[arg(long)]
         relay: bool,
+        /// Prefer the ChaCha20-Poly1305 SRTP profile (used when both prefer it).
+        #[arg(long)]
+        chacha: bool,
         /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence.
         #[arg(long, default_value = "default")]
         input: String,
@@ -281,18 +300,26 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             ca,
             names,
             data,
+            ice_servers,
+            max_connections,
+            invite_interval,
+            relay_frames_per_second,
         } => {
             let ca = CertificateAuthority::load(&ca).map_err(|e| e.to_string())?;
             let cert = ca
                 .issue_server(&names, Validity::days_from_now(365))
                 .map_err(|e| e.to_string())?;
-            let config = ServerConfig::new(
+            let mut config = ServerConfig::new(
                 listen.parse().map_err(|e| format!("bad --listen: {e}"))?,
                 cert.cert_pem,
                 cert.key_pem,
                 ca.cert_pem().to_string(),
                 data,
             );
+            config.ice_servers = ice_servers;
+            config.limits.max_connections = max_connections;
+            config.limits.invite_interval = Duration::from_secs(invite_interval);
+            config.limits.relay_frames_per_second = relay_frames_per_second;
             let server = Server::bind(config).await.map_err(|e| e.to_string())?;
             println!(
                 "signaling server listening on {}",
@@ -315,6 +342,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             cancel_after,
             ring_timeout,
             relay,
+            chacha,
         } => {
             let peer = user(&peer)?;
             let mut options = CallOptions::new(
@@ -325,6 +353,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             options.cancel_after = cancel_after.map(Duration::from_secs_f64);
             options.ring_timeout = Duration::from_secs(ring_timeout);
             options.force_relay = relay;
+            options.prefer_chacha = chacha;
             one_call(&profile, Some(peer), options).await
         }
         Command::Listen {
@@ -333,6 +362,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             accept_after,
             reject,
             relay,
+            chacha,
             input,
             output,
             duration,
@@ -350,6 +380,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             options.duration = duration.map(Duration::from_secs);
             options.auto_reject = reject;
             options.force_relay = relay;
+            options.prefer_chacha = chacha;
             options.auto_accept = if auto_accept {
                 Some(Duration::ZERO)
             } else {
@@ -394,12 +425,14 @@ async fn one_call(
         }
     }
     let me = conn.user().clone();
+    let ice_servers = conn.ice_servers().to_vec();
     let (sender, receiver) = conn.split();
     let mut side = CallSide {
         me,
         e2e,
         sender,
         receiver,
+        ice_servers,
     };
     if callee.is_none() {
         println!("waiting for a call...");

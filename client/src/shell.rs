@@ -34,12 +34,14 @@ pub async fn run_shell(
         .await
         .map_err(|e| e.to_string())?;
     let me = conn.user().clone();
+    let ice_servers = conn.ice_servers().to_vec();
     let (sender, receiver) = conn.split();
     let mut side = CallSide {
         me: me.clone(),
         e2e,
         sender,
         receiver,
+        ice_servers,
     };
     let (line_tx, mut lines) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
