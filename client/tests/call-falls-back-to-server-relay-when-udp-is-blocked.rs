@@ -20,72 +20,19 @@ fn a_call_between_hosts_without_udp_completes_through_the_relay() {
         "iptables in the router namespace"
     );
     let dir = TempDir::new("udp-blocked");
-    let ca = dir.0.join("ca");
-    run_ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
-    let server_addr = "10.77.3.2:8443";
-    for u in ["alice", "bob"] {
-        run_ok(&[
-            "ca",
-            "issue",
-            u,
-            "--dir",
-            ca.to_str().unwrap(),
-            "--server",
-            server_addr,
-            "--server-name",
-            "10.77.3.2",
-            "--out",
-            dir.0.join(u).to_str().unwrap(),
-        ]);
-    }
-    let mut server = Proc::spawn_in(
-        &lab.ns("s"),
-        "server",
-        &[
-            "server",
-            "--ca",
-            ca.to_str().unwrap(),
-            "--name",
-            "10.77.3.2",
-            "--listen",
-            server_addr,
-            "--data",
-            dir.0.join("server-data").to_str().unwrap(),
-        ],
-    );
-    server.wait_for("listening on", Duration::from_secs(20));
-    let bob_profile = dir.0.join("bob");
-    let mut bob = Proc::spawn_in(
-        &lab.ns("b"),
+    let _server = lab.start_server(&dir.0, &["alice", "bob"]);
+    let mut bob = lab.listen(
+        &dir.0,
         "bob",
-        &[
-            "listen",
-            "--profile",
-            bob_profile.to_str().unwrap(),
-            "--auto-accept",
-            "--input",
-            "tone:440",
-            "--output",
-            "null",
-        ],
+        "b",
+        &["--auto-accept", "--input", "tone:440", "--output", "null"],
     );
-    bob.wait_for("waiting for a call", Duration::from_secs(20));
-    let alice_profile = dir.0.join("alice");
-    let mut alice = Proc::spawn_in(
-        &lab.ns("a"),
+    let mut alice = lab.call(
+        &dir.0,
         "alice",
-        &[
-            "call",
-            "bob",
-            "--profile",
-            alice_profile.to_str().unwrap(),
-            "--input",
-            "tone:440",
-            "--output",
-            "null",
-            "--duration",
-            "3",
-        ],
+        "a",
+        "bob",
+        &["--input", "tone:440", "--output", "null", "--duration", "3"],
     );
     assert!(
         alice.wait_exit(Duration::from_secs(60)),

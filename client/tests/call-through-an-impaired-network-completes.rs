@@ -22,28 +22,10 @@ fn speech_over_5pct_loss_and_40ms_jitter_gets_through_with_reported_quality() {
     }
     let Some(lab) = Lab::build() else { return };
     let router = lab.ns("r");
-    for rule in [
-        "-s 10.77.1.0/24 -d 10.77.2.0/24 -j DNAT --to-destination 10.77.1.1:5001",
-        "-s 10.77.2.0/24 -d 10.77.1.0/24 -j DNAT --to-destination 10.77.2.1:5002",
-    ] {
-        let mut args = vec![
-            "netns",
-            "exec",
-            router.as_str(),
-            "iptables",
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-p",
-            "udp",
-        ];
-        args.extend(rule.split(' '));
-        assert!(
-            Command::new("ip").args(&args).status().unwrap().success(),
-            "iptables {rule}"
-        );
-    }
+    assert!(
+        lab.redirect_udp_between_peers(),
+        "iptables in the router namespace"
+    );
     let dir = TempDir::new("impaired");
     let Some(speech) = speech_wav(&dir.0) else {
         return;
@@ -69,73 +51,22 @@ fn speech_over_5pct_loss_and_40ms_jitter_gets_through_with_reported_quality() {
     );
     impairment.wait_for("impairment ready", Duration::from_secs(10));
 
-    let ca = dir.0.join("ca");
-    run_ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
-    let server_addr = "10.77.3.2:8443";
-    for u in ["alice", "bob"] {
-        run_ok(&[
-            "ca",
-            "issue",
-            u,
-            "--dir",
-            ca.to_str().unwrap(),
-            "--server",
-            server_addr,
-            "--server-name",
-            "10.77.3.2",
-            "--out",
-            dir.0.join(u).to_str().unwrap(),
-        ]);
-    }
-    let mut server = Proc::spawn_in(
-        &lab.ns("s"),
-        "server",
-        &[
-            "server",
-            "--ca",
-            ca.to_str().unwrap(),
-            "--name",
-            "10.77.3.2",
-            "--listen",
-            server_addr,
-            "--data",
-            dir.0.join("server-data").to_str().unwrap(),
-        ],
-    );
-    server.wait_for("listening on", Duration::from_secs(20));
+    let _server = lab.start_server(&dir.0, &["alice", "bob"]);
     let heard = dir.0.join("bob-heard.wav");
-    let bob_profile = dir.0.join("bob");
-    let mut bob = Proc::spawn_in(
-        &lab.ns("b"),
+    let bob_out = format!("wav:{}", heard.display());
+    let mut bob = lab.listen(
+        &dir.0,
         "bob",
-        &[
-            "listen",
-            "--profile",
-            bob_profile.to_str().unwrap(),
-            "--auto-accept",
-            "--input",
-            "silence",
-            "--output",
-            &format!("wav:{}", heard.display()),
-        ],
+        "b",
+        &["--auto-accept", "--input", "silence", "--output", &bob_out],
     );
-    bob.wait_for("waiting for a call", Duration::from_secs(20));
-    let alice_profile = dir.0.join("alice");
-    let mut alice = Proc::spawn_in(
-        &lab.ns("a"),
+    let alice_in = format!("wav:{}", speech.display());
+    let mut alice = lab.call(
+        &dir.0,
         "alice",
-        &[
-            "call",
-            "bob",
-            "--profile",
-            alice_profile.to_str().unwrap(),
-            "--input",
-            &format!("wav:{}", speech.display()),
-            "--output",
-            "null",
-            "--duration",
-            "8",
-        ],
+        "a",
+        "bob",
+        &["--input", &alice_in, "--output", "null", "--duration", "8"],
     );
     assert!(
         alice.wait_exit(Duration::from_secs(60)),

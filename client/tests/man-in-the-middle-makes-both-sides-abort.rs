@@ -33,26 +33,10 @@ fn a_relay_terminating_dtls_with_its_own_certificate_is_caught_by_both_users() {
     }
     let Some(lab) = Lab::build() else { return };
     let router = lab.ns("r");
-    for rule in [
-        "-s 10.77.1.0/24 -d 10.77.2.0/24 -j DNAT --to-destination 10.77.1.1:5001",
-        "-s 10.77.2.0/24 -d 10.77.1.0/24 -j DNAT --to-destination 10.77.2.1:5002",
-    ] {
-        let mut args = vec![
-            "ip",
-            "netns",
-            "exec",
-            &router,
-            "iptables",
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-p",
-            "udp",
-        ];
-        args.extend(rule.split(' '));
-        assert!(sh(&args), "iptables {rule}");
-    }
+    assert!(
+        lab.redirect_udp_between_peers(),
+        "iptables in the router namespace"
+    );
     let dir = TempDir::new("mitm");
     let (cert, key) = (dir.0.join("mitm.crt"), dir.0.join("mitm.key"));
     assert!(sh(&[
@@ -120,76 +104,25 @@ fn a_relay_terminating_dtls_with_its_own_certificate_is_caught_by_both_users() {
     );
 
     // The signaling server and the two users.
-    let ca = dir.0.join("ca");
-    run_ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
-    let server_addr = "10.77.3.2:8443";
-    for u in ["alice", "bob"] {
-        run_ok(&[
-            "ca",
-            "issue",
-            u,
-            "--dir",
-            ca.to_str().unwrap(),
-            "--server",
-            server_addr,
-            "--server-name",
-            "10.77.3.2",
-            "--out",
-            dir.0.join(u).to_str().unwrap(),
-        ]);
-    }
-    let mut server = Proc::spawn_in(
-        &lab.ns("s"),
-        "server",
-        &[
-            "server",
-            "--ca",
-            ca.to_str().unwrap(),
-            "--name",
-            "10.77.3.2",
-            "--listen",
-            server_addr,
-            "--data",
-            dir.0.join("server-data").to_str().unwrap(),
-        ],
-    );
-    server.wait_for("listening on", Duration::from_secs(20));
+    let _server = lab.start_server(&dir.0, &["alice", "bob"]);
     let heard = dir.0.join("bob-heard.wav");
-    let bob_profile = dir.0.join("bob");
-    let mut bob = Proc::spawn_in(
-        &lab.ns("b"),
+    let bob_out = format!("wav:{}", heard.display());
+    let mut bob = lab.listen(
+        &dir.0,
         "bob",
-        &[
-            "listen",
-            "--profile",
-            bob_profile.to_str().unwrap(),
-            "--auto-accept",
-            "--input",
-            "tone:440",
-            "--output",
-            &format!("wav:{}", heard.display()),
-        ],
+        "b",
+        &["--auto-accept", "--input", "tone:440", "--output", &bob_out],
     );
-    bob.wait_for("waiting for a call", Duration::from_secs(20));
-    let alice_profile = dir.0.join("alice");
-    let mut alice = Proc::spawn_in(
-        &lab.ns("a"),
+    let mut alice = lab.call(
+        &dir.0,
         "alice",
-        &[
-            "call",
-            "bob",
-            "--profile",
-            alice_profile.to_str().unwrap(),
-            "--input",
-            "tone:440",
-            "--output",
-            "null",
-            "--duration",
-            "5",
-        ],
+        "a",
+        "bob",
+        &["--input", "tone:440", "--output", "null", "--duration", "5"],
     );
-    // Once alice is reachable through the attacker, handshake with her too.
-    std::thread::sleep(Duration::from_secs(1));
+    // Handshake with alice too once the call is under way (the forwarder
+    // holds s_client's datagrams until it has seen alice).
+    bob.wait_for("incoming call from alice", Duration::from_secs(20));
     let client_args = dtls_args("s_client");
     let mut fake_bob = spawn(
         "openssl s_client",

@@ -38,33 +38,7 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Proc {
-            name: name.to_string(),
-            child,
-            lines,
-            seen: Vec::new(),
-        }
+        Self::spawn_cmd(name, BIN, args)
     }
 
     /// Waits (bounded) for a line containing `needle`.
@@ -474,6 +448,100 @@ impl Lab {
     }
 }
 
+/// Where the lab's signaling server listens.
+pub const LAB_SERVER: &str = "10.77.3.2:8443";
+
+impl Lab {
+    /// A CA and a profile per user in `dir`, and the signaling server
+    /// running on the lab's server host, ready.
+    pub fn start_server(&self, dir: &Path, users: &[&str]) -> Proc {
+        let ca = dir.join("ca");
+        run_ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
+        for u in users {
+            run_ok(&[
+                "ca",
+                "issue",
+                u,
+                "--dir",
+                ca.to_str().unwrap(),
+                "--server",
+                LAB_SERVER,
+                "--server-name",
+                "10.77.3.2",
+                "--out",
+                dir.join(u).to_str().unwrap(),
+            ]);
+        }
+        let mut server = Proc::spawn_in(
+            &self.ns("s"),
+            "server",
+            &[
+                "server",
+                "--ca",
+                ca.to_str().unwrap(),
+                "--name",
+                "10.77.3.2",
+                "--listen",
+                LAB_SERVER,
+                "--data",
+                dir.join("server-data").to_str().unwrap(),
+            ],
+        );
+        server.wait_for("listening on", Duration::from_secs(20));
+        server
+    }
+
+    /// `cryptic-call listen` for `user` (profile in `dir`) on host `host`,
+    /// ready for a call.
+    pub fn listen(&self, dir: &Path, user: &str, host: &str, extra: &[&str]) -> Proc {
+        let profile = dir.join(user);
+        let mut args = vec!["listen", "--profile", profile.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut p = Proc::spawn_in(&self.ns(host), user, &args);
+        p.wait_for("waiting for a call", Duration::from_secs(20));
+        p
+    }
+
+    /// `cryptic-call call <peer>` for `user` (profile in `dir`) on `host`.
+    pub fn call(&self, dir: &Path, user: &str, host: &str, peer: &str, extra: &[&str]) -> Proc {
+        let profile = dir.join(user);
+        let mut args = vec!["call", peer, "--profile", profile.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Proc::spawn_in(&self.ns(host), user, &args)
+    }
+
+    /// Redirects the peers' UDP to ports on the router (10.77.1.1:5001 for
+    /// alice's traffic, 10.77.2.1:5002 for bob's), for a relay of the test's.
+    pub fn redirect_udp_between_peers(&self) -> bool {
+        let router = self.ns("r");
+        [
+            "-s 10.77.1.0/24 -d 10.77.2.0/24 -j DNAT --to-destination 10.77.1.1:5001",
+            "-s 10.77.2.0/24 -d 10.77.1.0/24 -j DNAT --to-destination 10.77.2.1:5002",
+        ]
+        .iter()
+        .all(|rule| {
+            let mut args = vec![
+                "netns",
+                "exec",
+                router.as_str(),
+                "iptables",
+                "-t",
+                "nat",
+                "-A",
+                "PREROUTING",
+                "-p",
+                "udp",
+            ];
+            args.extend(rule.split(' '));
+            Command::new("ip")
+                .args(&args)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        })
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         for ns in self.made.iter().rev() {
@@ -533,12 +601,9 @@ impl ProcCmd {
 impl Proc {
     /// Collects what the process printed so far and stops it.
     pub fn wait_exit_or_kill(&mut self) {
-        std::thread::sleep(Duration::from_millis(100));
-        while let Ok(line) = self.lines.try_recv() {
-            self.seen.push(line);
-        }
         self.kill();
-        while let Ok(line) = self.lines.try_recv() {
+        // The reader threads end when the pipes close: drain until then.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.seen.push(line);
         }
     }
