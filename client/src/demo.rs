@@ -194,8 +194,14 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<DemoSummary, String
         callee_opts.status_line = options.status_line;
         callee_opts.force_relay = options.relay;
 
-        let callee_task = tokio::spawn(async move { run_call(&mut b, None, &callee_opts).await });
-        let caller = run_call(&mut a, Some(bob), &caller_opts).await?;
+        let callee_task = tokio::spawn(async move {
+            run_call(&mut b, None, &callee_opts)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        let caller = run_call(&mut a, Some(bob), &caller_opts)
+            .await
+            .map_err(|e| e.to_string())?;
         let callee = tokio::time::timeout(Duration::from_secs(10), callee_task)
             .await
             .map_err(|_| "bob's side did not end".to_string())?

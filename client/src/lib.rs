@@ -5,9 +5,13 @@
 //!  client <- WebSocket/mTLS -> signaling server                      (call set-up)
 //! ```
 //!
-//! * [`call`]: one call end to end for one user (signaling with sealed
-//!   payloads, ICE, DTLS bound to the end-to-end fingerprint, SRTP media
-//!   with Opus and the jitter buffer, the server-relay fallback);
+//! * [`session`]: **the call**, sans-IO: the call machine, ICE, DTLS bound
+//!   to the end-to-end fingerprint, SRTP media, the choice between the ICE
+//!   pair and the server relay, the SAS, outcomes, glare;
+//! * [`call`]: the driver that runs a session on a UDP socket, the
+//!   signaling connection and the audio devices;
+//! * [`dtls`]: DTLS behind a sans-IO trait, and the adapter that runs the
+//!   `dtls` crate's handshake behind it;
 //! * [`media`]: the sans-IO media session (RTP/RTCP over SRTP, padding to
 //!   fixed sizes, RTT and loss from RTCP);
 //! * [`demo`]: the self-contained demo call;
@@ -16,6 +20,12 @@
 
 pub mod call;
 pub mod demo;
+pub mod dtls;
+pub mod error;
 pub mod history;
 pub mod media;
+pub mod session;
 pub mod shell;
+mod voice;
+
+pub use error::Error;

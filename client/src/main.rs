@@ -437,7 +437,9 @@ async fn one_call(
     if callee.is_none() {
         println!("waiting for a call...");
     }
-    let report = run_call(&mut side, callee, &options).await?;
+    let report = run_call(&mut side, callee, &options)
+        .await
+        .map_err(|e| e.to_string())?;
     record(profile_dir, &report);
     println!(
         "call ended: {} ({}), path {}, SAS {}",

@@ -142,7 +142,7 @@ async fn in_call(
     tokio::pin!(call);
     loop {
         tokio::select! {
-            report = &mut call => return report,
+            report = &mut call => return report.map_err(|e| e.to_string()),
             line = lines.recv() => {
                 let control = match line.as_deref().map(str::trim) {
                     Some("accept") => Control::Accept,

@@ -668,6 +668,47 @@ impl Agent {
         })
     }
 
+    /// Wraps one application datagram (DTLS, SRTP) for the selected pair:
+    /// straight to the peer, or through our TURN allocation as ChannelData
+    /// (a Send indication until the channel is bound). `None` when no pair
+    /// is selected or the datagram is too large to relay.
+    pub fn transmit_app(&mut self, datagram: &[u8]) -> Option<Transmit> {
+        let p = &self.pairs[self.selected?];
+        let source = self.locals[p.local].base;
+        let contents = match self.route()? {
+            Route::Direct { peer } => {
+                return Some(Transmit {
+                    source,
+                    destination: peer,
+                    contents: datagram.to_vec(),
+                })
+            }
+            Route::Relay {
+                server,
+                channel: Some(ch),
+                ..
+            } => {
+                let mut buf = vec![0u8; datagram.len() + 8];
+                let n = crate::stun::ChannelData::write(ch, datagram, &mut buf)?;
+                buf.truncate(n);
+                return Some(Transmit {
+                    source,
+                    destination: server,
+                    contents: buf,
+                });
+            }
+            Route::Relay { server, peer, .. } => (
+                server,
+                crate::turn::send_indication(peer, datagram, self.rng.random())?,
+            ),
+        };
+        Some(Transmit {
+            source,
+            destination: contents.0,
+            contents: contents.1,
+        })
+    }
+
     /// Next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()

@@ -60,8 +60,10 @@
 
 mod agent;
 mod candidate;
+#[cfg(feature = "tokio")]
 mod driver;
 mod error;
+mod host;
 mod stun;
 mod turn;
 
@@ -70,8 +72,10 @@ pub use agent::{
     SelectedPair, Timers, Transmit,
 };
 pub use candidate::{Candidate, CandidateKind};
+#[cfg(feature = "tokio")]
 pub use driver::{Driver, IceTransport};
 pub use error::Error;
+pub use host::host_addresses;
 pub use stun::{ChannelData, PacketKind};
 pub use turn::TurnServer;
 

@@ -1,0 +1,1309 @@
+//! One call, sans-IO: every decision of a call lives here.
+//!
+//! ```text
+//!   signaling messages ──handle_signal──┐         ┌──poll_signal──> call messages, relay frames
+//!   relay frames ───────handle_relay────┤         │
+//!   UDP datagrams ──────handle_datagram─┤ Call-   ├──poll_transmit─> UDP datagrams
+//!   user: accept/reject/hangup/mute ────┤ Session ├──poll_event────> incoming, secured, path, ended
+//!   encoded audio ──────send_audio──────┤         ├──poll_playout──> frame / conceal / silence
+//!   the clock ──────────handle_timeout──┘         └──poll_timeout──> when to call handle_timeout
+//!
+//!   inside: CallMachine (signal) · ice::Agent · Dtls · MediaSession (SRTP, jitter)
+//!           · the path choice (ICE pair or server relay) · the call key and SAS
+//! ```
+//!
+//! # How to drive it
+//!
+//! A [`CallSession`] does no I/O, never reads the clock and draws its
+//! randomness from a seeded generator. Its driver (see [`crate::call`]):
+//!
+//! 1. makes one with the host addresses of its UDP socket, the end-to-end
+//!    store ([`Sealer`]) and a [`Dtls`] engine, then either
+//!    [`place_call`](CallSession::place_call)s or waits for an invite;
+//! 2. feeds what arrives: call messages to
+//!    [`handle_signal`](CallSession::handle_signal), relay frames to
+//!    [`handle_relay`](CallSession::handle_relay), datagrams to
+//!    [`handle_datagram`](CallSession::handle_datagram), the user's
+//!    commands to [`accept`](CallSession::accept),
+//!    [`reject`](CallSession::reject), [`hangup`](CallSession::hangup),
+//!    [`set_muted`](CallSession::set_muted);
+//! 3. after every input drains [`poll_transmit`](CallSession::poll_transmit)
+//!    (send on the socket), [`poll_signal`](CallSession::poll_signal) (send on
+//!    the signaling connection) and [`poll_event`](CallSession::poll_event)
+//!    (tell the user), then sleeps until
+//!    [`poll_timeout`](CallSession::poll_timeout) and calls
+//!    [`handle_timeout`](CallSession::handle_timeout) (also when the DTLS
+//!    engine wakes it);
+//! 4. once [`media_ready`](CallSession::media_ready), every 20 ms hands one
+//!    encoded frame to [`send_audio`](CallSession::send_audio) and plays
+//!    what [`poll_playout`](CallSession::poll_playout) says;
+//! 5. stops at [`SessionEvent::Ended`] and reads
+//!    [`report`](CallSession::report).
+//!
+//! # Rules it keeps
+//!
+//! - The caller is the ICE controlling agent and the DTLS server; the callee
+//!   is controlled and the DTLS client.
+//! - The callee opens no socket path before its user accepts: it gathers
+//!   no candidates and answers no connectivity check while ringing, so an
+//!   unanswered call learns nothing of its address.
+//! - Glare: when both users call each other, the call machine keeps the
+//!   call with the smaller id; the side whose call lost answers the other at
+//!   once (its user asked to talk to that peer).
+//! - Media takes the ICE pair when one is selected, else the server relay
+//!   after [`SessionConfig::relay_after`] (or from the start with
+//!   [`SessionConfig::force_relay`], or when the peer's authenticated media
+//!   arrives that way, or when consent on the ICE pair is lost).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cryptic_dtls_srtp::handshake::{Role as DtlsRole, SrtpKeys};
+use cryptic_dtls_srtp::srtp::Profile;
+use cryptic_dtls_srtp::stats::NtpClock;
+use cryptic_dtls_srtp::{Error as DtlsError, Fingerprint};
+use cryptic_ice::{
+    Agent, AgentConfig, Credentials, Event as IceEvent, PathKind, Received, Role as IceRole,
+    Timers, Transmit, TurnServer,
+};
+use cryptic_jitter::Playout;
+use cryptic_signal::call::{CallConfig, CallEvent, CallMachine, CallState, Reason, Role};
+use cryptic_signal::callkey::CallKey;
+use cryptic_signal::e2e::E2eStore;
+use cryptic_signal::payload::{CallOffer, CandidateUpdate};
+use cryptic_signal::wire::{CallId, Message, RejectReason, Sealed, UserId};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::dtls::{Dtls, DtlsOutput};
+use crate::history::Outcome;
+use crate::media::{
+    Incoming as MediaIncoming, MediaConfig, MediaSession, MediaStats, MAX_DATAGRAM,
+};
+
+/// The codec we offer (the only one: Opus, 48 kHz, RFC 7587).
+pub const CODEC: &str = "opus/48000/2";
+/// The SRTP profiles we accept, by their names in the offer, preferred
+/// first.
+pub const SRTP_PROFILES: [(&str, Profile); 2] = [
+    ("AEAD_AES_128_GCM", Profile::AeadAes128Gcm),
+    (
+        "CRYPTIC_CHACHA20_POLY1305",
+        Profile::CrypticChaCha20Poly1305,
+    ),
+];
+
+/// Seals and opens end-to-end payloads for one peer (the Olm store).
+pub trait Sealer {
+    /// Seals `plaintext` for `peer`.
+    fn seal(&mut self, peer: &UserId, plaintext: &[u8]) -> Result<Sealed, cryptic_signal::Error>;
+    /// Opens a payload `peer` sealed.
+    fn unseal(&mut self, peer: &UserId, sealed: &Sealed) -> Result<Vec<u8>, cryptic_signal::Error>;
+}
+
+impl Sealer for E2eStore {
+    fn seal(&mut self, peer: &UserId, plaintext: &[u8]) -> Result<Sealed, cryptic_signal::Error> {
+        E2eStore::seal(self, peer, plaintext)
+    }
+
+    fn unseal(&mut self, peer: &UserId, sealed: &Sealed) -> Result<Vec<u8>, cryptic_signal::Error> {
+        E2eStore::unseal(self, peer, sealed)
+    }
+}
+
+impl<T: Sealer + ?Sized> Sealer for &mut T {
+    fn seal(&mut self, peer: &UserId, plaintext: &[u8]) -> Result<Sealed, cryptic_signal::Error> {
+        (**self).seal(peer, plaintext)
+    }
+
+    fn unseal(&mut self, peer: &UserId, sealed: &Sealed) -> Result<Vec<u8>, cryptic_signal::Error> {
+        (**self).unseal(peer, sealed)
+    }
+}
+
+/// Settings of one call.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionConfig {
+    /// Our user.
+    pub me: UserId,
+    /// The addresses our UDP socket receives on (host candidates).
+    pub hosts: Vec<SocketAddr>,
+    /// STUN servers for server-reflexive candidates.
+    pub stun_servers: Vec<SocketAddr>,
+    /// TURN servers for relayed candidates.
+    pub turn_servers: Vec<TurnServer>,
+    /// ICE timers (`None`: RFC defaults).
+    pub ice_timers: Option<Timers>,
+    /// How long an invite rings before it ends unanswered.
+    pub ring_timeout: Duration,
+    /// How long an answered call may take to reach secured media.
+    pub connect_timeout: Duration,
+    /// Move media to the server relay when no ICE pair is selected this
+    /// long after the answer.
+    pub relay_after: Duration,
+    /// Send media through the server relay from the start.
+    pub force_relay: bool,
+    /// Offer the ChaCha20-Poly1305 profile first (used when both do).
+    pub prefer_chacha: bool,
+    /// Hang up after this long with secured media.
+    pub duration: Option<Duration>,
+    /// Accept a ringing call by ourselves after this long.
+    pub auto_accept: Option<Duration>,
+    /// Decline every incoming call.
+    pub auto_reject: bool,
+    /// Cancel our unanswered call after this long.
+    pub cancel_after: Option<Duration>,
+    /// Wall-clock time (since the Unix epoch) at the `now` the session is
+    /// created with: RTCP sender reports carry NTP time.
+    pub unix_time: Duration,
+    /// Seed of every random choice (call id, nonces, SSRC, ICE).
+    pub seed: u64,
+}
+
+impl SessionConfig {
+    /// Defaults for `me` receiving on `hosts`.
+    pub fn new(me: UserId, hosts: Vec<SocketAddr>) -> Self {
+        Self {
+            me,
+            hosts,
+            stun_servers: Vec::new(),
+            turn_servers: Vec::new(),
+            ice_timers: None,
+            ring_timeout: Duration::from_secs(45),
+            connect_timeout: Duration::from_secs(10),
+            relay_after: Duration::from_secs(3),
+            force_relay: false,
+            prefer_chacha: false,
+            duration: None,
+            auto_accept: None,
+            auto_reject: false,
+            cancel_after: None,
+            unix_time: Duration::ZERO,
+            seed: 0,
+        }
+    }
+}
+
+/// A local fault that keeps a call from starting.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The end-to-end store could not seal for the peer (no session yet,
+    /// or the peer's key changed).
+    Seal(cryptic_signal::Error),
+    /// The call machine refused (already in a call, not ringing...).
+    State(cryptic_signal::Error),
+    /// The ICE agent could not be made (bad configuration).
+    Ice(cryptic_ice::Error),
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Seal(e) => write!(f, "cannot seal for the peer: {e}"),
+            SessionError::State(e) => write!(f, "{e}"),
+            SessionError::Ice(e) => write!(f, "ICE: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SessionError::Seal(e) | SessionError::State(e) => Some(e),
+            SessionError::Ice(e) => Some(e),
+        }
+    }
+}
+
+/// Something to send on the signaling connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SignalOut {
+    /// A call message.
+    Message(Message),
+    /// A datagram for the peer through the server relay.
+    Relay {
+        /// The call.
+        call_id: CallId,
+        /// Our frame counter.
+        seq: u64,
+        /// The datagram (DTLS, SRTP or SRTCP).
+        frame: Vec<u8>,
+    },
+}
+
+/// What the session tells the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// A call is ringing for us.
+    Incoming {
+        /// The caller.
+        from: UserId,
+    },
+    /// Someone called while we were in a call and was told we are busy.
+    MissedWhileBusy {
+        /// The caller.
+        from: UserId,
+    },
+    /// DTLS completed with the peer's end-to-end fingerprint: compare the
+    /// short authentication string.
+    Secured {
+        /// The six digits both users should see.
+        sas: String,
+    },
+    /// Media now travels this way (`direct`, `turn-relay`, `server-relay`).
+    PathChanged(&'static str),
+    /// The signaling server went away; the call goes on peer to peer.
+    SignalingLost,
+    /// The call ended; read [`CallSession::report`].
+    Ended,
+}
+
+/// How the call went.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SessionReport {
+    /// The call.
+    pub call_id: Option<CallId>,
+    /// The other user.
+    pub peer: Option<UserId>,
+    /// Our side.
+    pub role: Role,
+    /// How it ended (`Failed` until it ends).
+    pub outcome: Outcome,
+    /// Why, in words.
+    pub reason: String,
+    /// The media path.
+    pub path: Option<&'static str>,
+    /// The short authentication string.
+    pub sas: Option<String>,
+    /// The SRTP cipher.
+    pub cipher: &'static str,
+    /// Media figures.
+    pub stats: MediaStats,
+    /// When the call started (invite sent or received).
+    pub started: Option<Instant>,
+    /// When it was answered.
+    pub answered: Option<Instant>,
+    /// When the first of the peer's frames was played.
+    pub first_played: Option<Instant>,
+    /// When our first frame was sent.
+    pub first_sent: Option<Instant>,
+    /// When it ended.
+    pub ended: Option<Instant>,
+    /// Audio frames sent.
+    pub frames_sent: u64,
+    /// Frames of the peer's audio played (not concealed).
+    pub frames_played: u64,
+}
+
+/// The media path in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    None,
+    Ice(PathKind),
+    Relay,
+}
+
+impl Path {
+    fn name(self) -> Option<&'static str> {
+        match self {
+            Path::None => None,
+            Path::Ice(PathKind::Relay) => Some("turn-relay"),
+            Path::Ice(_) => Some("direct"),
+            Path::Relay => Some("server-relay"),
+        }
+    }
+}
+
+/// One call of one user, sans-IO. See the module docs for how to drive it.
+pub struct CallSession<S: Sealer> {
+    config: SessionConfig,
+    rng: StdRng,
+    machine: CallMachine,
+    sealer: S,
+    dtls: Box<dyn Dtls>,
+    ice: Option<Agent>,
+    our_offer: Option<CallOffer>,
+    their_offer: Option<CallOffer>,
+    /// Our candidates not yet sent (before the offer, or while ringing).
+    local_pending: Vec<String>,
+    local_done: bool,
+    /// The peer's trickled candidates that came before our agent existed.
+    remote_pending: Vec<String>,
+    remote_done: bool,
+    path: Path,
+    relay_seq: u64,
+    glare_peer: Option<UserId>,
+    dtls_started: bool,
+    media: Option<MediaSession>,
+    clock: NtpClock,
+    signaling_up: bool,
+    muted: bool,
+    relay_at: Option<Instant>,
+    accept_at: Option<Instant>,
+    cancel_at: Option<Instant>,
+    hangup_at: Option<Instant>,
+    forced: Option<Outcome>,
+    report: SessionReport,
+    ended: bool,
+    transmits: VecDeque<Transmit>,
+    signals: VecDeque<SignalOut>,
+    events: VecDeque<SessionEvent>,
+    scratch: Box<[u8; MAX_DATAGRAM]>,
+}
+
+impl<S: Sealer> std::fmt::Debug for CallSession<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallSession")
+            .field("me", &self.config.me)
+            .field("state", &self.machine.state())
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Sealer> CallSession<S> {
+    /// A session for one call, created at `now`.
+    pub fn new(config: SessionConfig, sealer: S, dtls: Box<dyn Dtls>, now: Instant) -> Self {
+        let mut call_config = CallConfig::default();
+        call_config.ring_timeout = config.ring_timeout;
+        call_config.connect_timeout = config.connect_timeout;
+        Self {
+            rng: StdRng::seed_from_u64(config.seed),
+            machine: CallMachine::new(config.me.clone(), call_config),
+            clock: NtpClock::from_system_time(now, config.unix_time),
+            sealer,
+            dtls,
+            ice: None,
+            our_offer: None,
+            their_offer: None,
+            local_pending: Vec::new(),
+            local_done: false,
+            remote_pending: Vec::new(),
+            remote_done: false,
+            path: Path::None,
+            relay_seq: 0,
+            glare_peer: None,
+            dtls_started: false,
+            media: None,
+            signaling_up: true,
+            muted: false,
+            relay_at: None,
+            accept_at: None,
+            cancel_at: None,
+            hangup_at: None,
+            forced: None,
+            report: SessionReport {
+                call_id: None,
+                peer: None,
+                role: Role::Callee,
+                outcome: Outcome::Failed,
+                reason: String::new(),
+                path: None,
+                sas: None,
+                cipher: "AES-128-GCM",
+                stats: MediaStats::default(),
+                started: None,
+                answered: None,
+                first_played: None,
+                first_sent: None,
+                ended: None,
+                frames_sent: 0,
+                frames_played: 0,
+            },
+            ended: false,
+            transmits: VecDeque::new(),
+            signals: VecDeque::new(),
+            events: VecDeque::new(),
+            scratch: Box::new([0u8; MAX_DATAGRAM]),
+            config,
+        }
+    }
+
+    // ----- inputs: the user -------------------------------------------------
+
+    /// Places a call to `peer` (the end-to-end session with it must exist).
+    pub fn place_call(&mut self, now: Instant, peer: UserId) -> Result<(), SessionError> {
+        if self.machine.state() != CallState::Idle {
+            return Err(SessionError::State(cryptic_signal::Error::InvalidState(
+                "already in a call",
+            )));
+        }
+        self.start_ice(now, IceRole::Controlling)?;
+        let offer = self.make_offer();
+        let sealed = self
+            .sealer
+            .seal(&peer, &offer.to_bytes())
+            .map_err(SessionError::Seal)?;
+        let call_id = CallId::random(&mut self.rng);
+        self.machine
+            .place_call(now, call_id, peer.clone(), sealed)
+            .map_err(SessionError::State)?;
+        self.our_offer = Some(offer);
+        self.report.call_id = Some(call_id);
+        self.report.peer = Some(peer);
+        self.report.role = Role::Caller;
+        self.report.started = Some(now);
+        self.cancel_at = self.config.cancel_after.map(|d| now + d);
+        self.process(now);
+        Ok(())
+    }
+
+    /// Accepts the ringing call.
+    pub fn accept(&mut self, now: Instant) {
+        self.accept_at = None;
+        if self.machine.state() != CallState::Ringing || self.our_offer.is_some() {
+            return;
+        }
+        let Some(peer) = self.report.peer.clone() else {
+            return;
+        };
+        if let Err(e) = self.start_ice(now, IceRole::Controlled) {
+            self.fail(now, Outcome::Failed, format!("ICE: {e}"));
+            return;
+        }
+        let offer = self.make_offer();
+        let sealed = match self.sealer.seal(&peer, &offer.to_bytes()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail(now, Outcome::Failed, format!("cannot seal the answer: {e}"));
+                return;
+            }
+        };
+        if self.machine.accept(now, sealed).is_err() {
+            return;
+        }
+        self.our_offer = Some(offer);
+        self.on_answered(now);
+        self.process(now);
+    }
+
+    /// Declines the ringing call.
+    pub fn reject(&mut self, now: Instant) {
+        if self.machine.state() == CallState::Ringing {
+            // Only fails when not ringing, checked above.
+            let _ = self.machine.reject(now, RejectReason::Declined);
+            self.process(now);
+        }
+    }
+
+    /// Hangs up (cancels before the answer, declines while ringing).
+    pub fn hangup(&mut self, now: Instant) {
+        if self.report.reason.is_empty() {
+            self.report.reason = "hung up".into();
+        }
+        // Fails only when there is no call, which is fine.
+        let _ = self.machine.hangup(now);
+        self.process(now);
+    }
+
+    /// Ends the call because something on our side failed (a device, a
+    /// file): the peer is told the media failed.
+    pub fn fail(&mut self, now: Instant, outcome: Outcome, reason: String) {
+        self.forced = Some(outcome);
+        self.report.reason = reason;
+        match self.machine.state() {
+            CallState::Connecting | CallState::Active => self.machine.media_failed(now),
+            _ => {
+                let _ = self.machine.hangup(now);
+            }
+        }
+        self.process(now);
+    }
+
+    /// Replaces our audio with silence (the driver reads
+    /// [`muted`](Self::muted) and encodes silence); the packet flow goes on.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// Whether the microphone is muted.
+    pub fn muted(&self) -> bool {
+        self.muted
+    }
+
+    // ----- inputs: the network --------------------------------------------
+
+    /// A message from the signaling server.
+    pub fn handle_signal(&mut self, now: Instant, msg: Message) {
+        self.machine.handle_message(now, msg);
+        self.process(now);
+    }
+
+    /// A relay frame from the signaling server.
+    pub fn handle_relay(&mut self, now: Instant, call_id: CallId, frame: &[u8]) {
+        if self.report.call_id != Some(call_id) || self.report.answered.is_none() {
+            return;
+        }
+        // Only the peer's authenticated media (or, while no path exists, a
+        // DTLS record: the handshake authenticates itself) moves the call to
+        // the relay: the server cannot steer the media path by itself.
+        let switch = match self.demux(now, frame) {
+            Arrived::Media => true,
+            Arrived::Dtls => self.path == Path::None,
+            Arrived::Nothing => false,
+        };
+        if switch {
+            self.set_path(Path::Relay);
+        }
+        self.process(now);
+    }
+
+    /// A datagram that arrived from `source` on the local address
+    /// `destination`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        let Some(agent) = self.ice.as_mut() else {
+            return;
+        };
+        if let Received::Media(range) = agent.handle_input(now, source, destination, data) {
+            if let Some(d) = data.get(range) {
+                self.demux(now, d);
+            }
+        }
+        self.process(now);
+    }
+
+    /// The signaling connection is gone. A call with media on an ICE pair
+    /// goes on; any other call ends.
+    pub fn signaling_lost(&mut self, now: Instant) {
+        if !self.signaling_up {
+            return;
+        }
+        self.signaling_up = false;
+        if self.media.is_some() && matches!(self.path, Path::Ice(_)) {
+            self.events.push_back(SessionEvent::SignalingLost);
+        } else if !self.ended {
+            self.forced = Some(Outcome::Failed);
+            self.report.reason = "the signaling server went away".into();
+            self.end(now, Reason::MediaFailed);
+        }
+    }
+
+    /// Timers: call `now` when [`poll_timeout`](Self::poll_timeout) has
+    /// come, or when the DTLS engine woke the driver.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ended {
+            return;
+        }
+        self.machine.handle_timeout(now);
+        if let Some(agent) = self.ice.as_mut() {
+            if agent.poll_timeout().is_some_and(|t| t <= now) {
+                agent.handle_timeout(now);
+            }
+        }
+        if self.dtls_started {
+            self.dtls.handle_timeout(now);
+        }
+        if due(self.accept_at, now) {
+            self.accept(now);
+        }
+        if due(self.cancel_at, now) {
+            self.cancel_at = None;
+            if self.report.answered.is_none() {
+                self.report.reason = "cancelled before the answer".into();
+                let _ = self.machine.hangup(now);
+            }
+        }
+        if due(self.hangup_at, now) {
+            self.hangup_at = None;
+            self.hangup(now);
+        }
+        if due(self.relay_at, now) {
+            self.relay_at = None;
+            if self.media.is_none() && (self.config.force_relay || self.path == Path::None) {
+                self.set_path(Path::Relay);
+            }
+        }
+        self.send_rtcp(now);
+        self.process(now);
+    }
+
+    // ----- inputs and outputs: audio ----------------------------------------
+
+    /// Whether secured media is up: audio can flow.
+    pub fn media_ready(&self) -> bool {
+        self.media.is_some() && !self.ended
+    }
+
+    /// Sends one encoded audio frame (`marker` on the first after silence).
+    pub fn send_audio(&mut self, now: Instant, payload: &[u8], marker: bool) {
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        let first = self.report.first_sent.is_none();
+        match media.send_frame(now, payload, marker || first, &mut self.scratch[..]) {
+            Ok(n) => {
+                if first {
+                    self.report.first_sent = Some(now);
+                }
+                self.report.frames_sent += 1;
+                let datagram = self.scratch[..n].to_vec();
+                self.send_app(&datagram);
+            }
+            Err(e) => tracing::debug!("frame not sent: {e}"),
+        }
+    }
+
+    /// What to play for the next 20 ms (`None` before media is up).
+    pub fn poll_playout(&mut self, now: Instant) -> Option<Playout<'_>> {
+        let p = self.media.as_mut()?.poll_playout(now);
+        if matches!(p, Playout::Frame(_)) {
+            self.report.frames_played += 1;
+            self.report.first_played.get_or_insert(now);
+        }
+        Some(p)
+    }
+
+    /// Tells the encoder how much loss the peer reports (percent).
+    pub fn loss_reported_by_peer(&self) -> f64 {
+        self.media
+            .as_ref()
+            .map_or(0.0, |m| m.stats().loss_reported_by_peer)
+    }
+
+    // ----- outputs ----------------------------------------------------------
+
+    /// The next UDP datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing to send on the signaling connection.
+    pub fn poll_signal(&mut self) -> Option<SignalOut> {
+        self.signals.pop_front()
+    }
+
+    /// The next event for the user.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.ended {
+            return None;
+        }
+        [
+            self.machine.poll_timeout(),
+            self.ice.as_ref().and_then(Agent::poll_timeout),
+            self.dtls_started
+                .then(|| self.dtls.poll_timeout())
+                .flatten(),
+            self.media.as_ref().map(MediaSession::poll_timeout),
+            self.relay_at,
+            self.accept_at,
+            self.cancel_at,
+            self.hangup_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Our user.
+    pub fn me(&self) -> &UserId {
+        &self.config.me
+    }
+
+    /// Whether the call ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The state of the call machine.
+    pub fn state(&self) -> CallState {
+        self.machine.state()
+    }
+
+    /// How the call went (so far).
+    pub fn report(&self) -> SessionReport {
+        let mut r = self.report.clone();
+        if let Some(m) = &self.media {
+            r.stats = m.stats();
+        }
+        r.path = self.report.path.or(self.path.name());
+        r
+    }
+
+    // ----- inside -----------------------------------------------------------
+
+    fn start_ice(&mut self, now: Instant, role: IceRole) -> Result<(), SessionError> {
+        let mut config = AgentConfig::new(role).with_seed(self.rng.random());
+        for s in &self.config.stun_servers {
+            config = config.with_stun_server(*s);
+        }
+        for t in &self.config.turn_servers {
+            config = config.with_turn_server(t.clone());
+        }
+        if let Some(t) = self.config.ice_timers.clone() {
+            config = config.with_timers(t);
+        }
+        let mut agent = Agent::new(config, now).map_err(SessionError::Ice)?;
+        for h in &self.config.hosts {
+            agent.add_host(*h);
+        }
+        agent.gather(now);
+        self.ice = Some(agent);
+        self.local_pending.clear();
+        self.local_done = false;
+        self.drain_ice(now);
+        Ok(())
+    }
+
+    fn make_offer(&mut self) -> CallOffer {
+        // The agent exists: every caller of this started it first.
+        let (ufrag, pwd) = self
+            .ice
+            .as_ref()
+            .map(|a| a.local_credentials().clone())
+            .map(|c| (c.ufrag, c.pwd))
+            .unwrap_or_default();
+        let mut profiles: Vec<String> = SRTP_PROFILES.iter().map(|p| p.0.to_string()).collect();
+        if self.config.prefer_chacha {
+            profiles.reverse();
+        }
+        CallOffer::new(
+            &mut self.rng,
+            self.dtls.local_fingerprint().to_string(),
+            ufrag,
+            pwd,
+            std::mem::take(&mut self.local_pending),
+            self.local_done,
+            vec![CODEC.to_string()],
+            profiles,
+        )
+    }
+
+    /// Both offers are known: apply the peer's ICE description and start
+    /// the clock of the relay fallback.
+    fn on_answered(&mut self, now: Instant) {
+        self.report.answered = Some(now);
+        let Some(offer) = self.their_offer.clone() else {
+            return;
+        };
+        if let Some(agent) = self.ice.as_mut() {
+            if let Ok(creds) = Credentials::new(offer.ice_ufrag.clone(), offer.ice_pwd.clone()) {
+                if let Err(e) = agent.set_remote_credentials(now, creds) {
+                    tracing::debug!("peer's ICE credentials refused: {e}");
+                }
+            }
+        }
+        let mut remote = offer.candidates;
+        remote.append(&mut self.remote_pending);
+        self.add_remote(now, &remote, offer.end_of_candidates || self.remote_done);
+        self.relay_at = Some(if self.config.force_relay {
+            now
+        } else {
+            now + self.config.relay_after
+        });
+        // Candidates gathered while the call rang.
+        self.send_local_candidates();
+    }
+
+    fn add_remote(&mut self, now: Instant, candidates: &[String], done: bool) {
+        let Some(agent) = self.ice.as_mut() else {
+            self.remote_pending.extend_from_slice(candidates);
+            self.remote_done |= done;
+            return;
+        };
+        for c in candidates {
+            if c == cryptic_ice::END_OF_CANDIDATES {
+                continue;
+            }
+            if let Err(e) = agent.add_remote_candidate_str(now, c) {
+                tracing::debug!("peer's candidate refused: {e}");
+            }
+        }
+        if done {
+            agent.remote_end_of_candidates();
+        }
+    }
+
+    fn send_local_candidates(&mut self) {
+        if self.our_offer.is_none() || !self.can_trickle() {
+            return;
+        }
+        if self.local_pending.is_empty() && !self.local_done {
+            return;
+        }
+        let Some(peer) = self.report.peer.clone() else {
+            return;
+        };
+        let update = CandidateUpdate::new(std::mem::take(&mut self.local_pending), self.local_done);
+        match self.sealer.seal(&peer, &update.to_bytes()) {
+            Ok(sealed) => {
+                if let Err(e) = self.machine.send_candidate(sealed) {
+                    tracing::debug!("candidate not sent: {e}");
+                }
+            }
+            Err(e) => tracing::debug!("candidate not sealed: {e}"),
+        }
+    }
+
+    fn can_trickle(&self) -> bool {
+        match self.machine.state() {
+            CallState::Inviting => self.report.role == Role::Caller,
+            CallState::Connecting | CallState::Active => true,
+            _ => false,
+        }
+    }
+
+    /// Runs everything the last input set off, until nothing moves.
+    fn process(&mut self, now: Instant) {
+        for _ in 0..64 {
+            let mut moved = false;
+            while let Some(e) = self.machine.poll_event() {
+                moved = true;
+                self.on_call_event(now, e);
+            }
+            while let Some(m) = self.machine.poll_transmit() {
+                moved = true;
+                self.signals.push_back(SignalOut::Message(m));
+            }
+            moved |= self.drain_ice(now);
+            moved |= self.maybe_start_dtls(now);
+            moved |= self.drain_dtls(now);
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn on_call_event(&mut self, now: Instant, event: CallEvent) {
+        match event {
+            CallEvent::Incoming {
+                call_id,
+                from,
+                payload,
+            } => self.on_incoming(now, call_id, from, payload),
+            CallEvent::Answer { payload, .. } => self.on_answer(now, payload),
+            CallEvent::Candidate { payload, .. } => {
+                let Some(peer) = self.report.peer.clone() else {
+                    return;
+                };
+                match self
+                    .sealer
+                    .unseal(&peer, &payload)
+                    .and_then(|b| CandidateUpdate::from_bytes(&b))
+                {
+                    Ok(u) => self.add_remote(now, &u.candidates, u.end_of_candidates),
+                    Err(e) => tracing::debug!("candidate update dropped: {e}"),
+                }
+            }
+            CallEvent::RejectedBusy { from, .. } => self
+                .events
+                .push_back(SessionEvent::MissedWhileBusy { from }),
+            CallEvent::State {
+                to: CallState::Ended,
+                reason: Reason::GlareLost,
+                peer,
+                ..
+            } => self.on_glare_lost(peer),
+            CallEvent::State {
+                to: CallState::Ended,
+                reason,
+                ..
+            } => self.end(now, reason),
+            _ => {}
+        }
+    }
+
+    fn on_glare_lost(&mut self, peer: UserId) {
+        // The peer's call rings next (its Incoming event follows): answer
+        // it as ours, from scratch.
+        self.glare_peer = Some(peer);
+        self.ice = None;
+        self.our_offer = None;
+        self.their_offer = None;
+        self.local_pending.clear();
+        self.remote_pending.clear();
+        self.remote_done = false;
+        self.cancel_at = None;
+    }
+
+    fn on_incoming(&mut self, now: Instant, call_id: CallId, from: UserId, payload: Sealed) {
+        self.report.call_id = Some(call_id);
+        self.report.peer = Some(from.clone());
+        self.report.role = Role::Callee;
+        self.report.started = Some(now);
+        match self.open_offer(&from, &payload) {
+            Ok(offer) => {
+                self.their_offer = Some(offer);
+                self.events
+                    .push_back(SessionEvent::Incoming { from: from.clone() });
+                if self.glare_peer.as_ref() == Some(&from) {
+                    self.accept_at = Some(now);
+                } else if self.config.auto_reject {
+                    let _ = self.machine.reject(now, RejectReason::Declined);
+                } else if let Some(d) = self.config.auto_accept {
+                    self.accept_at = Some(now + d);
+                }
+            }
+            Err(why) => {
+                self.report.reason = format!("could not open the invite: {why}");
+                self.forced = Some(Outcome::Failed);
+                let _ = self.machine.reject(now, RejectReason::Incompatible);
+            }
+        }
+    }
+
+    fn on_answer(&mut self, now: Instant, payload: Sealed) {
+        let Some(peer) = self.report.peer.clone() else {
+            return;
+        };
+        match self.open_offer(&peer, &payload) {
+            Ok(offer) => {
+                self.their_offer = Some(offer);
+                self.cancel_at = None;
+                self.on_answered(now);
+            }
+            Err(why) => {
+                self.fail(
+                    now,
+                    Outcome::Failed,
+                    format!("could not open the answer: {why}"),
+                );
+            }
+        }
+    }
+
+    /// Opens and checks an offer or answer: a fingerprint we can parse, a
+    /// codec and an SRTP profile we share.
+    fn open_offer(&mut self, from: &UserId, payload: &Sealed) -> Result<CallOffer, String> {
+        let offer = self
+            .sealer
+            .unseal(from, payload)
+            .and_then(|b| CallOffer::from_bytes(&b))
+            .map_err(|e| e.to_string())?;
+        offer
+            .dtls_fingerprint
+            .parse::<Fingerprint>()
+            .map_err(|_| "the peer's DTLS fingerprint is malformed".to_string())?;
+        if !offer.audio_codecs.iter().any(|c| c == CODEC) {
+            return Err("no audio codec in common".into());
+        }
+        if !offer
+            .srtp_profiles
+            .iter()
+            .any(|p| SRTP_PROFILES.iter().any(|(n, _)| n == p))
+        {
+            return Err("no SRTP profile in common".into());
+        }
+        Ok(offer)
+    }
+
+    fn drain_ice(&mut self, now: Instant) -> bool {
+        let Some(agent) = self.ice.as_mut() else {
+            return false;
+        };
+        let mut moved = false;
+        while let Some(t) = agent.poll_transmit() {
+            moved = true;
+            self.transmits.push_back(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = agent.poll_event() {
+            events.push(e);
+        }
+        for e in events {
+            moved = true;
+            self.on_ice_event(now, e);
+        }
+        moved
+    }
+
+    fn on_ice_event(&mut self, now: Instant, event: IceEvent) {
+        match event {
+            IceEvent::CandidateGathered(c) => {
+                self.local_pending.push(c.to_sdp_string());
+                self.send_local_candidates();
+            }
+            IceEvent::GatheringDone => {
+                self.local_done = true;
+                self.send_local_candidates();
+            }
+            IceEvent::Selected(pair) => {
+                if self.path != Path::Relay {
+                    self.set_path(Path::Ice(pair.kind));
+                }
+            }
+            IceEvent::PathLost if matches!(self.path, Path::Ice(_)) => {
+                if self.signaling_up {
+                    // Consent lost on the pair: the server relay carries on.
+                    self.set_path(Path::Relay);
+                } else {
+                    self.report.reason = "the media path was lost (consent expired)".into();
+                    self.forced = Some(Outcome::Failed);
+                    self.machine.media_failed(now);
+                }
+            }
+            // Without a pair the relay fallback timer decides.
+            _ => {}
+        }
+    }
+
+    fn set_path(&mut self, path: Path) {
+        if self.path == path {
+            return;
+        }
+        self.path = path;
+        if let Some(name) = path.name() {
+            self.events.push_back(SessionEvent::PathChanged(name));
+        }
+    }
+
+    fn maybe_start_dtls(&mut self, now: Instant) -> bool {
+        if self.dtls_started || self.ended || self.report.answered.is_none() {
+            return false;
+        }
+        if self.path == Path::None {
+            return false;
+        }
+        let (Some(ours), Some(theirs)) = (&self.our_offer, &self.their_offer) else {
+            return false;
+        };
+        let Ok(expected) = theirs.dtls_fingerprint.parse::<Fingerprint>() else {
+            return false;
+        };
+        // ChaCha20-Poly1305 only when both users put it first.
+        let first = |o: &CallOffer| o.srtp_profiles.first().cloned();
+        let profile = match (first(ours), first(theirs)) {
+            (Some(a), Some(b)) if a == b && a == SRTP_PROFILES[1].0 => SRTP_PROFILES[1].1,
+            _ => SRTP_PROFILES[0].1,
+        };
+        if profile == Profile::CrypticChaCha20Poly1305 {
+            self.report.cipher = "ChaCha20-Poly1305";
+        }
+        let role = match self.report.role {
+            Role::Caller => DtlsRole::Server,
+            Role::Callee => DtlsRole::Client,
+        };
+        self.dtls_started = true;
+        self.dtls.start(now, role, profile, expected);
+        true
+    }
+
+    fn drain_dtls(&mut self, now: Instant) -> bool {
+        if !self.dtls_started {
+            return false;
+        }
+        let mut moved = false;
+        while let Some(out) = self.dtls.poll_output() {
+            moved = true;
+            match out {
+                DtlsOutput::Transmit(d) => self.send_app(&d),
+                DtlsOutput::Connected { keys, .. } => self.on_secured(now, &keys),
+                DtlsOutput::Failed(DtlsError::FingerprintMismatch) => {
+                    self.forced = Some(Outcome::SecurityAbort);
+                    self.report.reason = "the peer's DTLS certificate does not match the \
+                        fingerprint received end to end: someone is in the middle; call aborted"
+                        .into();
+                    self.machine.security_abort(now);
+                }
+                DtlsOutput::Failed(e) => {
+                    self.report.reason = format!("DTLS: {e}");
+                    self.forced = Some(Outcome::Failed);
+                    self.machine.media_failed(now);
+                }
+            }
+        }
+        moved
+    }
+
+    fn on_secured(&mut self, now: Instant, keys: &SrtpKeys) {
+        if self.ended || self.media.is_some() {
+            return;
+        }
+        let ssrc: u32 = self.rng.random();
+        let cname = self.config.me.to_string();
+        let config = MediaConfig::new(ssrc, cname, self.rng.random());
+        match MediaSession::new(keys, config, self.clock, now) {
+            Ok(m) => self.media = Some(m),
+            Err(e) => {
+                self.fail(now, Outcome::Failed, format!("media: {e}"));
+                return;
+            }
+        }
+        if let Some(sas) = self.short_auth_string() {
+            self.report.sas = Some(sas.clone());
+            self.events.push_back(SessionEvent::Secured { sas });
+        }
+        self.machine.media_connected(now);
+        self.hangup_at = self.config.duration.map(|d| now + d);
+    }
+
+    fn short_auth_string(&self) -> Option<String> {
+        let (ours, theirs) = (self.our_offer.as_ref()?, self.their_offer.as_ref()?);
+        let call_id = self.report.call_id?;
+        let (caller, callee) = match self.report.role {
+            Role::Caller => (ours, theirs),
+            Role::Callee => (theirs, ours),
+        };
+        CallKey::derive(&call_id, &caller.call_nonce, &callee.call_nonce)
+            .short_auth_string(&caller.dtls_fingerprint, &callee.dtls_fingerprint)
+            .ok()
+    }
+
+    /// Hands an application datagram to the DTLS engine or the media
+    /// session by its first byte (RFC 7983).
+    fn demux(&mut self, now: Instant, datagram: &[u8]) -> Arrived {
+        match datagram.first() {
+            Some(20..=63) if self.dtls_started => {
+                self.dtls.handle_packet(now, datagram);
+                Arrived::Dtls
+            }
+            Some(128..=191) => {
+                let Some(media) = self.media.as_mut() else {
+                    return Arrived::Nothing;
+                };
+                match media.handle_datagram(now, datagram) {
+                    Ok(MediaIncoming::Bye) => {
+                        if self.report.reason.is_empty() {
+                            self.report.reason = "the peer hung up".into();
+                        }
+                        let _ = self.machine.hangup(now);
+                        Arrived::Media
+                    }
+                    Ok(_) => Arrived::Media,
+                    Err(_) => Arrived::Nothing,
+                }
+            }
+            _ => Arrived::Nothing,
+        }
+    }
+
+    fn send_app(&mut self, datagram: &[u8]) {
+        match self.path {
+            Path::Relay if self.signaling_up => {
+                let Some(call_id) = self.report.call_id else {
+                    return;
+                };
+                self.relay_seq += 1;
+                self.signals.push_back(SignalOut::Relay {
+                    call_id,
+                    seq: self.relay_seq,
+                    frame: datagram.to_vec(),
+                });
+            }
+            Path::Ice(_) => {
+                if let Some(t) = self.ice.as_mut().and_then(|a| a.transmit_app(datagram)) {
+                    self.transmits.push_back(t);
+                }
+            }
+            // No path yet: DTLS retransmits.
+            _ => {}
+        }
+    }
+
+    fn send_rtcp(&mut self, now: Instant) {
+        loop {
+            let Some(media) = self.media.as_mut() else {
+                return;
+            };
+            match media.poll_transmit(now, &mut self.scratch[..]) {
+                Some(Ok(n)) => {
+                    let d = self.scratch[..n].to_vec();
+                    self.send_app(&d);
+                }
+                Some(Err(e)) => tracing::debug!("RTCP report not sent: {e}"),
+                None => return,
+            }
+        }
+    }
+
+    /// The call machine ended the call: settle the outcome, say goodbye on
+    /// the media path, close ICE and DTLS.
+    fn end(&mut self, now: Instant, reason: Reason) {
+        if self.ended {
+            return;
+        }
+        let (outcome, words) = outcome_of(reason, self.report.answered.is_some());
+        self.report.outcome = self.forced.unwrap_or(outcome);
+        if self.report.reason.is_empty() || self.report.reason == "hung up" {
+            self.report.reason = words;
+        }
+        let bye = self.media.as_mut().map(|media| {
+            let bye = media.write_bye(now, &mut self.scratch[..]);
+            (bye, media.stats())
+        });
+        if let Some((bye, stats)) = bye {
+            self.report.stats = stats;
+            if let Ok(n) = bye {
+                let d = self.scratch[..n].to_vec();
+                self.send_app(&d);
+            }
+        }
+        self.report.path = self.path.name();
+        if let Some(agent) = self.ice.as_mut() {
+            agent.close(now);
+            while let Some(t) = agent.poll_transmit() {
+                self.transmits.push_back(t);
+            }
+        }
+        self.dtls.close();
+        self.report.ended = Some(now);
+        self.ended = true;
+        self.events.push_back(SessionEvent::Ended);
+    }
+}
+
+/// What an application datagram turned out to be.
+enum Arrived {
+    /// A DTLS record, handed to the engine.
+    Dtls,
+    /// Media that passed SRTP or SRTCP authentication.
+    Media,
+    /// Dropped (unauthentic, malformed, or nothing to take it).
+    Nothing,
+}
+
+fn due(at: Option<Instant>, now: Instant) -> bool {
+    at.is_some_and(|t| t <= now)
+}
+
+/// The outcome of a call the machine ended for `reason`, and why in words.
+fn outcome_of(reason: Reason, answered: bool) -> (Outcome, String) {
+    use cryptic_signal::wire::HangupReason;
+    match reason {
+        Reason::SecurityAbort => (Outcome::SecurityAbort, "someone is in the middle".into()),
+        Reason::RemoteHangup(Some(HangupReason::SecurityAbort)) => (
+            Outcome::SecurityAbort,
+            "the peer found someone in the middle (its DTLS certificate check failed); \
+             call aborted"
+                .into(),
+        ),
+        Reason::RemoteHangup(Some(HangupReason::MediaFailed)) => {
+            (Outcome::Failed, "the peer's media failed".into())
+        }
+        Reason::LocalHangup | Reason::RemoteHangup(_) if answered => {
+            (Outcome::Completed, "hung up".into())
+        }
+        Reason::LocalHangup => (Outcome::Cancelled, "cancelled before the answer".into()),
+        Reason::RemoteHangup(_) => (Outcome::Cancelled, "the caller cancelled".into()),
+        Reason::RemoteReject(RejectReason::Busy) | Reason::LocalReject(RejectReason::Busy) => {
+            (Outcome::Busy, "busy".into())
+        }
+        Reason::RemoteReject(r) | Reason::LocalReject(r) => {
+            (Outcome::Rejected, format!("rejected ({r:?})"))
+        }
+        Reason::RingTimeout => (Outcome::Missed, "nobody answered".into()),
+        Reason::ConnectTimeout => (
+            Outcome::Failed,
+            "no media path within the connect timeout".into(),
+        ),
+        Reason::MediaFailed => (Outcome::Failed, "media failed".into()),
+        Reason::ServerError(code) => (Outcome::Failed, format!("the server refused: {code:?}")),
+        other => (Outcome::Failed, format!("{other:?}")),
+    }
+}

@@ -1,0 +1,167 @@
+//! The audio edge of a call: microphone (or file) to Opus to the session,
+//! the session's play-out to Opus decode (FEC, PLC) to the speaker (or
+//! file), one 20 ms tick at a time.
+
+use std::time::Instant;
+
+use cryptic_audio::{
+    Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
+    Pacing, Read, SinkSpec, SourceSpec,
+};
+use cryptic_jitter::Playout;
+
+use crate::error::Error;
+use crate::session::{CallSession, Sealer};
+
+/// Frames of 20 ms at 48 kHz.
+const FRAME: usize = 960;
+
+/// The open devices and codec of one call.
+pub(crate) struct Voice {
+    input: Input,
+    output: Output,
+    encoder: Encoder,
+    decoder: Decoder,
+    pcm: [i16; FRAME],
+    packet: [u8; cryptic_audio::MAX_PACKET],
+    quiet_in: u32,
+    quiet_out: u32,
+    ticks: u64,
+    /// When sounds started (after 100 ms of silence) in what we sent.
+    pub(crate) onsets_sent: Vec<Instant>,
+    /// When sounds started in what we played.
+    pub(crate) onsets_played: Vec<Instant>,
+}
+
+impl Voice {
+    /// Opens the input, the output and the codec.
+    pub(crate) fn open(input: &SourceSpec, output: &SinkSpec, bitrate: u32) -> Result<Self, Error> {
+        let input = Input::open(input, InputOptions::default().with_pacing(Pacing::RealTime))
+            .map_err(|e| Error::Audio(format!("input: {e}")))?;
+        let output = Output::open(output, OutputOptions::default())
+            .map_err(|e| Error::Audio(format!("output: {e}")))?;
+        let encoder = Encoder::new(EncoderConfig::default().with_bitrate(bitrate))
+            .map_err(|e| Error::Audio(e.to_string()))?;
+        let decoder = Decoder::new(FrameDuration::Ms20).map_err(|e| Error::Audio(e.to_string()))?;
+        Ok(Self {
+            input,
+            output,
+            encoder,
+            decoder,
+            pcm: [0; FRAME],
+            packet: [0; cryptic_audio::MAX_PACKET],
+            quiet_in: 0,
+            quiet_out: 0,
+            ticks: 0,
+            onsets_sent: Vec::new(),
+            onsets_played: Vec::new(),
+        })
+    }
+
+    /// One tick: send every captured frame that is ready, play one frame.
+    pub(crate) fn tick<S: Sealer>(
+        &mut self,
+        session: &mut CallSession<S>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        self.capture(session, now)?;
+        self.play(session, now)?;
+        self.ticks += 1;
+        if self.ticks % 50 == 0 {
+            // Feed the loss the peer reports back into Opus FEC.
+            let loss = (session.loss_reported_by_peer() * 100.0)
+                .round()
+                .clamp(0.0, 100.0) as u8;
+            if let Err(e) = self.encoder.set_expected_loss_percent(loss.max(5)) {
+                tracing::debug!("encoder loss hint refused: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn capture<S: Sealer>(
+        &mut self,
+        session: &mut CallSession<S>,
+        now: Instant,
+    ) -> Result<(), Error> {
+        loop {
+            match self.input.read_frame(now, &mut self.pcm) {
+                Ok(Read::Frame) => {
+                    if session.muted() {
+                        self.pcm.fill(0);
+                    }
+                    if onset(&self.pcm, &mut self.quiet_in) {
+                        self.onsets_sent.push(now);
+                    }
+                    self.send(session, now)?;
+                }
+                Ok(Read::End) => {
+                    // The file ran out: keep sending silence at the same
+                    // rate, so the packet flow says nothing.
+                    self.pcm.fill(0);
+                    return self.send(session, now);
+                }
+                Ok(_) => return Ok(()),
+                Err(e) => return Err(Error::Audio(format!("input: {e}"))),
+            }
+        }
+    }
+
+    fn send<S: Sealer>(&mut self, session: &mut CallSession<S>, now: Instant) -> Result<(), Error> {
+        let len = self
+            .encoder
+            .encode(&self.pcm, &mut self.packet)
+            .map_err(|e| Error::Audio(format!("encoder: {e}")))?;
+        session.send_audio(now, &self.packet[..len], false);
+        Ok(())
+    }
+
+    fn play<S: Sealer>(&mut self, session: &mut CallSession<S>, now: Instant) -> Result<(), Error> {
+        let pcm = &mut self.pcm;
+        let decoded = match session.poll_playout(now) {
+            Some(Playout::Frame(f)) => self
+                .decoder
+                .decode(f.payload, pcm)
+                .or_else(|_| self.decoder.conceal(pcm)),
+            Some(Playout::Conceal(c)) => match c.fec {
+                Some(next) => self.decoder.decode_fec(next, pcm),
+                None => self.decoder.conceal(pcm),
+            },
+            _ => {
+                pcm.fill(0);
+                Ok(())
+            }
+        };
+        if decoded.is_err() {
+            pcm.fill(0);
+        }
+        if onset(pcm, &mut self.quiet_out) {
+            self.onsets_played.push(now);
+        }
+        self.output
+            .write_frame(pcm)
+            .map_err(|e| Error::Audio(format!("output: {e}")))
+    }
+
+    /// Finishes the output (a WAV file gets its final header).
+    pub(crate) fn finish(mut self) -> Result<(), Error> {
+        self.output
+            .finish()
+            .map_err(|e| Error::Audio(format!("output: {e}")))
+    }
+}
+
+/// Whether this frame starts a sound after at least 100 ms of quiet;
+/// keeps the count of quiet frames in `quiet`.
+fn onset(pcm: &[i16], quiet: &mut u32) -> bool {
+    // RMS above about -50 dBFS.
+    let energy: i64 = pcm.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
+    if energy > 100 * 100 * pcm.len() as i64 {
+        let started = *quiet >= 5;
+        *quiet = 0;
+        started
+    } else {
+        *quiet += 1;
+        false
+    }
+}
