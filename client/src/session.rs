@@ -537,7 +537,7 @@ impl<S: Sealer> CallSession<S> {
 
     /// A relay frame from the signaling server.
     pub fn handle_relay(&mut self, now: Instant, call_id: CallId, frame: &[u8]) {
-        if self.report.call_id != Some(call_id) || self.report.answered.is_none() {
+        if self.ended || self.report.call_id != Some(call_id) || self.report.answered.is_none() {
             return;
         }
         // Only the peer's authenticated media (or, while no path exists, a
@@ -563,7 +563,8 @@ impl<S: Sealer> CallSession<S> {
         destination: SocketAddr,
         data: &[u8],
     ) {
-        let Some(agent) = self.ice.as_mut() else {
+        // An ended call answers nothing, consent checks included.
+        let Some(agent) = self.ice.as_mut().filter(|_| !self.ended) else {
             return;
         };
         if let Received::Media(range) = agent.handle_input(now, source, destination, data) {
@@ -1233,13 +1234,15 @@ impl<S: Sealer> CallSession<S> {
         if self.report.reason.is_empty() || self.report.reason == "hung up" {
             self.report.reason = words;
         }
-        let bye = self.media.as_mut().map(|media| {
-            let bye = media.write_bye(now, &mut self.scratch[..]);
-            (bye, media.stats())
-        });
-        if let Some((bye, stats)) = bye {
-            self.report.stats = stats;
-            if let Ok(n) = bye {
+        // RTCP BYE three times (each its own SRTCP index): when the
+        // signaling server is gone it is the only word the peer gets, and one
+        // lost datagram would leave it waiting for consent to expire.
+        for _ in 0..3 {
+            let Some(media) = self.media.as_mut() else {
+                break;
+            };
+            self.report.stats = media.stats();
+            if let Ok(n) = media.write_bye(now, &mut self.scratch[..]) {
                 let d = self.scratch[..n].to_vec();
                 self.send_app(&d);
             }
@@ -1290,6 +1293,9 @@ fn outcome_of(reason: Reason, answered: bool) -> (Outcome, String) {
             (Outcome::Completed, "hung up".into())
         }
         Reason::LocalHangup => (Outcome::Cancelled, "cancelled before the answer".into()),
+        Reason::RemoteHangup(Some(HangupReason::Timeout)) => {
+            (Outcome::Missed, "missed call: it rang out".into())
+        }
         Reason::RemoteHangup(_) => (Outcome::Cancelled, "the caller cancelled".into()),
         Reason::RemoteReject(RejectReason::Busy) | Reason::LocalReject(RejectReason::Busy) => {
             (Outcome::Busy, "busy".into())

@@ -67,7 +67,8 @@ struct StoreFile {
 
 /// A user's Olm account, sessions and pinned peer keys, persisted in the profile.
 pub struct E2eStore {
-    path: PathBuf,
+    /// Where it is saved (`None`: kept in memory only).
+    path: Option<PathBuf>,
     account: Account,
     sessions: BTreeMap<UserId, Vec<Session>>,
     pins: BTreeMap<UserId, PinnedKey>,
@@ -109,7 +110,7 @@ impl E2eStore {
                             .collect()
                     };
                 Ok(Self {
-                    path,
+                    path: Some(path),
                     account: Account::from_pickle(f.account),
                     sessions,
                     pins: conv(f.pins)?,
@@ -118,7 +119,7 @@ impl E2eStore {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let s = Self {
-                    path,
+                    path: Some(path),
                     account: Account::new(),
                     sessions: BTreeMap::new(),
                     pins: BTreeMap::new(),
@@ -131,8 +132,24 @@ impl E2eStore {
         }
     }
 
-    /// Writes the store atomically with mode 0600.
+    /// A fresh account kept in memory only (never saved): for tests and
+    /// simulations.
+    pub fn in_memory() -> Self {
+        Self {
+            path: None,
+            account: Account::new(),
+            sessions: BTreeMap::new(),
+            pins: BTreeMap::new(),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Writes the store atomically with mode 0600 (nothing for a store
+    /// kept in memory).
     pub fn save(&self) -> Result<(), Error> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
         let f = StoreFile {
             account: self.account.pickle(),
             sessions: self
@@ -157,7 +174,7 @@ impl E2eStore {
                 .collect(),
         };
         let bytes = serde_json::to_vec(&f).map_err(|e| Error::Storage(e.to_string()))?;
-        write_private(&self.path, &bytes)
+        write_private(path, &bytes)
     }
 
     /// Our Curve25519 identity key.
