@@ -1,0 +1,48 @@
+//! Glare between real processes: alice and bob call each other at the same
+//! moment, five times over. Each time one call survives (the call machine
+//! keeps the smaller call id on both sides), the side whose call lost
+//! answers the other at once, and both users talk and hang up normally.
+
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn five_simultaneous_calls_each_way_all_connect() {
+    let world = World::start("glare", &["alice", "bob"]);
+    for round in 1..=5 {
+        let args = ["--input", "tone", "--output", "null", "--duration", "2"];
+        let mut alice = world.call("alice", "bob", &args);
+        let mut bob = world.call("bob", "alice", &args);
+        assert!(
+            alice.wait_exit(Duration::from_secs(30)),
+            "round {round}: {}",
+            alice.output()
+        );
+        assert!(
+            bob.wait_exit(Duration::from_secs(30)),
+            "round {round}: {}",
+            bob.output()
+        );
+        for (who, p) in [("alice", &alice), ("bob", &bob)] {
+            let out = p.output();
+            assert!(out.contains("call secured"), "round {round}, {who}: {out}");
+            assert!(
+                out.contains("call ended: completed"),
+                "round {round}, {who}: {out}"
+            );
+        }
+        let sas = |out: String| {
+            out.lines()
+                .find(|l| l.contains("short authentication string"))
+                .and_then(|l| l.rsplit(": ").next())
+                .map(str::to_string)
+        };
+        assert_eq!(sas(alice.output()), sas(bob.output()), "round {round}");
+        println!("round {round}: one call survived the glare and completed on both sides");
+    }
+}
