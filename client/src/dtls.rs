@@ -19,11 +19,12 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use cryptic_dtls_srtp::handshake::{
-    handshake, DatagramTransport, DtlsSession, HandshakeConfig, Identity, Role, SrtpKeys,
+    handshake, DatagramTransport, DtlsSession, HandshakeConfig, Identity, Role,
 };
 use cryptic_dtls_srtp::srtp::Profile;
 use cryptic_dtls_srtp::{Error as DtlsError, Fingerprint};
 use tokio::sync::{mpsc, Notify};
+use zeroize::Zeroizing;
 
 /// What a [`Dtls`] engine has for the session.
 #[derive(Debug)]
@@ -34,8 +35,10 @@ pub enum DtlsOutput {
     /// The handshake completed with a peer whose certificate has
     /// `peer_fingerprint` (already checked against the expected one).
     Connected {
-        /// The SRTP master keys the exporter gave.
-        keys: SrtpKeys,
+        /// The DTLS-SRTP exporter output for the profile (RFC 5764 layout:
+        /// client key, server key, client salt, server salt); the session
+        /// binds it to the call key before splitting it.
+        exported: Zeroizing<Vec<u8>>,
         /// The peer's verified fingerprint.
         peer_fingerprint: Fingerprint,
     },
@@ -208,7 +211,7 @@ impl Dtls for AsyncDtls {
             Ok(Ok(session)) => {
                 self.result = None;
                 let out = DtlsOutput::Connected {
-                    keys: session.srtp_keys().clone(),
+                    exported: Zeroizing::new(session.exporter_output().to_vec()),
                     peer_fingerprint: session.peer_fingerprint(),
                 };
                 self.session = Some(session);

@@ -20,6 +20,11 @@ impl Fingerprint {
         Fingerprint(out)
     }
 
+    /// A fingerprint from its 32 hash bytes (parsed elsewhere).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Fingerprint(bytes)
+    }
+
     /// The 32 hash bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

@@ -229,6 +229,7 @@ impl SrtpKeys {
 pub struct DtlsSession {
     conn: Arc<DTLSConn>,
     keys: SrtpKeys,
+    exported: zeroize::Zeroizing<Vec<u8>>,
     peer: Fingerprint,
     closer: watch::Sender<bool>,
 }
@@ -246,6 +247,13 @@ impl DtlsSession {
     /// The SRTP master keys.
     pub fn srtp_keys(&self) -> &SrtpKeys {
         &self.keys
+    }
+
+    /// The raw exporter output the keys were split from (56 bytes for
+    /// AES-128-GCM, 88 for ChaCha20-Poly1305): for a caller that binds the
+    /// keys to more than DTLS before use.
+    pub fn exporter_output(&self) -> &[u8] {
+        &self.exported
     }
 
     /// The verified fingerprint of the peer's certificate.
@@ -435,6 +443,7 @@ pub async fn handshake(
         }
     };
     let keys = SrtpKeys::from_exported(config.profile, config.role, &material);
+    let exported = zeroize::Zeroizing::new(material.clone());
     zeroize::Zeroize::zeroize(&mut material);
     let keys = match keys {
         Ok(k) => k,
@@ -446,6 +455,7 @@ pub async fn handshake(
     Ok(DtlsSession {
         conn: dtls_conn,
         keys,
+        exported,
         peer: expected_peer,
         closer,
     })

@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use vodozemac::olm::{Account, AccountPickle, OlmMessage, Session, SessionConfig, SessionPickle};
 use vodozemac::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature};
 
-use crate::wire::{B64Bytes, KeysBundle, KeysPublish, PublicKey, Sealed, SignedKey, UserId};
+use crate::wire::{
+    B64Bytes, CallId, KeysBundle, KeysPublish, PublicKey, Sealed, SignedKey, UserId,
+};
 use crate::Error;
 
 /// File name of the store inside a profile directory.
@@ -63,6 +65,13 @@ struct StoreFile {
     pins: BTreeMap<String, PinnedKey>,
     #[serde(default)]
     pending: BTreeMap<String, PinnedKey>,
+    /// Invites seen lately: call id -> their `sent_at` (Unix seconds).
+    #[serde(default)]
+    seen_invites: BTreeMap<String, i64>,
+    /// The session a message from a changed key opened, kept until the
+    /// user accepts the key.
+    #[serde(default)]
+    pending_sessions: BTreeMap<String, SessionPickle>,
 }
 
 /// A user's Olm account, sessions and pinned peer keys, persisted in the profile.
@@ -73,7 +82,14 @@ pub struct E2eStore {
     sessions: BTreeMap<UserId, Vec<Session>>,
     pins: BTreeMap<UserId, PinnedKey>,
     pending: BTreeMap<UserId, PinnedKey>,
+    seen_invites: BTreeMap<String, i64>,
+    pending_sessions: BTreeMap<UserId, Session>,
 }
+
+/// How far an invite's `sent_at` may be from our clock, in seconds.
+pub const INVITE_WINDOW_SECS: i64 = 120;
+/// Invites remembered at most (the window keeps far fewer in practice).
+const MAX_SEEN_INVITES: usize = 10_000;
 
 impl std::fmt::Debug for E2eStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,6 +131,17 @@ impl E2eStore {
                     sessions,
                     pins: conv(f.pins)?,
                     pending: conv(f.pending)?,
+                    seen_invites: f.seen_invites,
+                    pending_sessions: f
+                        .pending_sessions
+                        .into_iter()
+                        .map(|(u, p)| {
+                            Ok((
+                                UserId::new(&u).map_err(|e| Error::Storage(e.into()))?,
+                                Session::from_pickle(p),
+                            ))
+                        })
+                        .collect::<Result<_, Error>>()?,
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -124,6 +151,8 @@ impl E2eStore {
                     sessions: BTreeMap::new(),
                     pins: BTreeMap::new(),
                     pending: BTreeMap::new(),
+                    seen_invites: BTreeMap::new(),
+                    pending_sessions: BTreeMap::new(),
                 };
                 s.save()?;
                 Ok(s)
@@ -141,6 +170,8 @@ impl E2eStore {
             sessions: BTreeMap::new(),
             pins: BTreeMap::new(),
             pending: BTreeMap::new(),
+            seen_invites: BTreeMap::new(),
+            pending_sessions: BTreeMap::new(),
         }
     }
 
@@ -171,6 +202,12 @@ impl E2eStore {
                 .pending
                 .iter()
                 .map(|(u, p)| (u.as_str().to_owned(), p.clone()))
+                .collect(),
+            seen_invites: self.seen_invites.clone(),
+            pending_sessions: self
+                .pending_sessions
+                .iter()
+                .map(|(u, s)| (u.as_str().to_owned(), s.pickle()))
                 .collect(),
         };
         let bytes = serde_json::to_vec(&f).map_err(|e| Error::Storage(e.to_string()))?;
@@ -234,6 +271,40 @@ impl E2eStore {
         })
     }
 
+    /// Admits an invite to ring: refused when its `sent_at` is more than
+    /// [`INVITE_WINDOW_SECS`] from `now_unix`, or when its call id was
+    /// already seen (kept across restarts, for as long as the window makes a
+    /// replay possible). Saves before it answers.
+    pub fn admit_invite(
+        &mut self,
+        call_id: &CallId,
+        sent_at: i64,
+        now_unix: i64,
+    ) -> Result<(), Error> {
+        if (sent_at - now_unix).abs() > INVITE_WINDOW_SECS {
+            return Err(Error::StaleInvite);
+        }
+        let key = call_id.to_string();
+        if self.seen_invites.contains_key(&key) {
+            return Err(Error::ReplayedInvite);
+        }
+        self.seen_invites
+            .retain(|_, t| (*t - now_unix).abs() <= 2 * INVITE_WINDOW_SECS);
+        if self.seen_invites.len() >= MAX_SEEN_INVITES {
+            // Flooded with fresh invites: forget the oldest first.
+            if let Some(oldest) = self
+                .seen_invites
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| k.clone())
+            {
+                self.seen_invites.remove(&oldest);
+            }
+        }
+        self.seen_invites.insert(key, sent_at);
+        self.save()
+    }
+
     /// Whether a session with `peer` exists.
     pub fn has_session(&self, peer: &UserId) -> bool {
         self.sessions.get(peer).is_some_and(|v| !v.is_empty())
@@ -258,6 +329,9 @@ impl E2eStore {
         };
         self.pins.insert(peer.clone(), p);
         self.sessions.remove(peer);
+        if let Some(s) = self.pending_sessions.remove(peer) {
+            self.sessions.insert(peer.clone(), vec![s]);
+        }
         self.save()?;
         Ok(true)
     }
@@ -346,15 +420,12 @@ impl E2eStore {
             .map_err(|_| Error::DecryptFailed)?;
         let plaintext = match &msg {
             OlmMessage::PreKey(pre) => {
-                self.check_pin(
-                    peer,
-                    PinnedKey {
-                        identity_key: pk(pre.identity_key()),
-                        signing_key: None,
-                    },
-                )?;
+                let seen = PinnedKey {
+                    identity_key: pk(pre.identity_key()),
+                    signing_key: None,
+                };
                 let sessions = self.sessions.entry(peer.clone()).or_default();
-                if let Some(i) = sessions
+                let (plaintext, new_session) = if let Some(i) = sessions
                     .iter()
                     .position(|s| s.session_id() == pre.session_id())
                 {
@@ -362,17 +433,26 @@ impl E2eStore {
                         .decrypt(&msg)
                         .map_err(|_| Error::DecryptFailed)?;
                     let s = sessions.remove(i);
-                    sessions.insert(0, s);
-                    p
+                    (p, s)
                 } else {
                     let r = self
                         .account
                         .create_inbound_session(pre.identity_key(), pre)
                         .map_err(|_| Error::DecryptFailed)?;
-                    sessions.insert(0, r.session);
-                    sessions.truncate(8);
-                    r.plaintext
+                    (r.plaintext, r.session)
+                };
+                // Only now, with a message that decrypted, is the key the
+                // peer's: pin it, or refuse a changed one (keeping the
+                // session it opened for when the user accepts the key).
+                if let Err(e) = self.check_pin(peer, seen) {
+                    self.pending_sessions.insert(peer.clone(), new_session);
+                    let _ = self.save();
+                    return Err(e);
                 }
+                let sessions = self.sessions.entry(peer.clone()).or_default();
+                sessions.insert(0, new_session);
+                sessions.truncate(8);
+                plaintext
             }
             OlmMessage::Normal(_) => {
                 let sessions = self
@@ -506,11 +586,13 @@ mod tests {
             a.pending_key(&bob).unwrap().identity_key,
             imp.identity_key()
         );
-        // Still refused after a restart, until accepted.
+        // Still refused after a restart, until accepted; then the new
+        // key's next message opens.
         let mut a = E2eStore::load_or_create(da.path()).unwrap();
         assert!(a.unseal(&bob, &forged).is_err());
         assert!(a.accept_new_key(&bob).unwrap());
-        assert_eq!(a.unseal(&bob, &forged).unwrap(), b"trust me");
+        let next = imp.seal(&alice, b"it is me").unwrap();
+        assert_eq!(a.unseal(&bob, &next).unwrap(), b"it is me");
     }
 
     #[test]

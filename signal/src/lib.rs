@@ -82,6 +82,10 @@ pub enum Error {
     DecryptFailed,
     /// An opened payload is not a valid payload.
     BadPayload(String),
+    /// An invite's timestamp is outside the freshness window: it never rings.
+    StaleInvite,
+    /// An invite whose call id was already seen: a replay, it never rings.
+    ReplayedInvite,
     /// A DTLS fingerprint is not `sha-256` followed by 32 hex pairs.
     BadFingerprint,
     /// The server answered with an error.
@@ -125,6 +129,10 @@ impl std::fmt::Display for Error {
             Error::BadSignature => f.write_str("key bundle signature does not verify"),
             Error::DecryptFailed => f.write_str("sealed payload could not be opened"),
             Error::BadPayload(e) => write!(f, "bad payload: {e}"),
+            Error::StaleInvite => f.write_str(
+                "the invite's time is more than two minutes from ours (a replay, or a clock far off)",
+            ),
+            Error::ReplayedInvite => f.write_str("this invite was already seen: a replay"),
             Error::BadFingerprint => f.write_str("malformed DTLS fingerprint"),
             Error::Server { code, message } => write!(f, "server error {code:?}: {message}"),
             Error::Protocol(e) => write!(f, "protocol violation: {e}"),

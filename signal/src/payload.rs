@@ -1,22 +1,152 @@
-//! What travels inside sealed payloads (JSON, end-to-end encrypted).
+//! What travels inside sealed payloads (JSON, end-to-end encrypted),
+//! version 2: every payload names its own context.
 //!
-//! The outer wire is strict; these inner payloads ignore unknown fields so
-//! that newer clients can add fields without breaking older ones.
+//! ```text
+//! { "v": 2, "type": "invite" | "answer" | "reveal" | "candidates",
+//!   "call_id": "<uuid>", "from": "alice", "to": "bob",
+//!   "counter": 0, "sent_at": 1800000000,
+//!   ...the body's fields... }
+//! ```
+//!
+//! The receiver checks the context against the wire message that carried it
+//! ([`Payload::check`]): the type must fit the message (`invite` in
+//! `call_invite`, `answer` in `call_answer`, `reveal` and `candidates` in
+//! `call_ice_candidate`), `call_id`, `from` and `to` must be the call's, and
+//! `counter` must grow within the call for each sender, so the server
+//! cannot move a sealed payload to another call, another message or another
+//! user, nor replay one inside a call. The outer wire is strict; these
+//! inner payloads ignore unknown fields so that newer clients can add some.
+//!
+//! Values are parsed here, once: a fingerprint is 32 bytes, a profile and a
+//! codec are enums (an unknown name parses as `Unknown` and never matches).
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
-use crate::wire::B64Bytes;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The 32 secret random bytes each side contributes to the call key
-/// (unpadded base64 on the wire). See [`crate::callkey`].
+use crate::wire::{B64Bytes, CallId, UserId};
+use crate::Error;
+
+/// The payload format version.
+pub const PAYLOAD_VERSION: u8 = 2;
+
+/// The 32 secret random bytes each side contributes to the call key.
 pub type CallNonce = B64Bytes<32>;
 
-/// The sealed body of `call_invite` and `call_answer`.
+/// A `sha-256` certificate fingerprint: 32 bytes, written on the wire as
+/// `sha-256 AA:BB:...` (32 uppercase hex pairs; any case accepted).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CertFingerprint(pub [u8; 32]);
+
+impl fmt::Display for CertFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sha-256 ")?;
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CertFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for CertFingerprint {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let (alg, hex) = s.trim().split_once(' ').ok_or(Error::BadFingerprint)?;
+        if !alg.eq_ignore_ascii_case("sha-256") {
+            return Err(Error::BadFingerprint);
+        }
+        let mut out = [0u8; 32];
+        let mut parts = hex.trim().split(':');
+        for b in &mut out {
+            let p = parts.next().ok_or(Error::BadFingerprint)?;
+            if p.len() != 2 {
+                return Err(Error::BadFingerprint);
+            }
+            *b = u8::from_str_radix(p, 16).map_err(|_| Error::BadFingerprint)?;
+        }
+        if parts.next().is_some() {
+            return Err(Error::BadFingerprint);
+        }
+        Ok(Self(out))
+    }
+}
+
+impl Serialize for CertFingerprint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CertFingerprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An SRTP protection profile, by its name in the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SrtpProfile {
+    /// `AEAD_AES_128_GCM` (RFC 7714).
+    #[serde(rename = "AEAD_AES_128_GCM")]
+    AeadAes128Gcm,
+    /// Cryptic's ChaCha20-Poly1305 profile.
+    #[serde(rename = "CRYPTIC_CHACHA20_POLY1305")]
+    CrypticChaCha20Poly1305,
+    /// A profile this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl SrtpProfile {
+    /// The name in the payload (and in the key schedule's transcript).
+    pub fn name(self) -> &'static str {
+        match self {
+            SrtpProfile::AeadAes128Gcm => "AEAD_AES_128_GCM",
+            SrtpProfile::CrypticChaCha20Poly1305 => "CRYPTIC_CHACHA20_POLY1305",
+            SrtpProfile::Unknown => "unknown",
+        }
+    }
+}
+
+/// An audio codec, by its name in the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AudioCodec {
+    /// Opus, 48 kHz, stereo signalling (RFC 7587): `opus/48000/2`.
+    #[serde(rename = "opus/48000/2")]
+    Opus,
+    /// A codec this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+impl AudioCodec {
+    /// The name in the payload (and in the transcript).
+    pub fn name(self) -> &'static str {
+        match self {
+            AudioCodec::Opus => "opus/48000/2",
+            AudioCodec::Unknown => "unknown",
+        }
+    }
+}
+
+/// The sender's ICE description.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct CallOffer {
-    /// `sha-256 AA:BB:...` of the sender's per-call DTLS certificate.
-    pub dtls_fingerprint: String,
+pub struct IceParams {
     /// ICE username fragment.
     pub ice_ufrag: String,
     /// ICE password.
@@ -27,56 +157,131 @@ pub struct CallOffer {
     /// True when no more candidates will be trickled.
     #[serde(default)]
     pub end_of_candidates: bool,
-    /// E.g. `["opus/48000/2"]`, in preference order.
-    pub audio_codecs: Vec<String>,
-    /// E.g. `["AEAD_AES_128_GCM", "CRYPTIC_CHACHA20_POLY1305"]`, in preference order.
-    pub srtp_profiles: Vec<String>,
-    /// 32 fresh random bytes, secret (only ever sent sealed).
-    pub call_nonce: CallNonce,
 }
 
-impl CallOffer {
-    /// An offer with a fresh random nonce from `rng`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new<R: rand::Rng + ?Sized>(
-        rng: &mut R,
-        dtls_fingerprint: String,
-        ice_ufrag: String,
-        ice_pwd: String,
-        candidates: Vec<String>,
-        end_of_candidates: bool,
-        audio_codecs: Vec<String>,
-        srtp_profiles: Vec<String>,
-    ) -> Self {
-        let mut n = [0u8; 32];
-        rng.fill_bytes(&mut n);
+impl IceParams {
+    /// The ICE description from its parts.
+    pub fn new(ufrag: String, pwd: String, candidates: Vec<String>, done: bool) -> Self {
         Self {
-            dtls_fingerprint,
-            ice_ufrag,
-            ice_pwd,
+            ice_ufrag: ufrag,
+            ice_pwd: pwd,
             candidates,
-            end_of_candidates,
-            audio_codecs,
-            srtp_profiles,
-            call_nonce: B64Bytes(n),
+            end_of_candidates: done,
         }
     }
+}
 
-    /// JSON bytes to seal.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
-    }
+/// The three values each side contributes to the call key: the caller
+/// commits to them in the invite and reveals them after the answer; the
+/// callee sends them in the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Contribution {
+    /// An ephemeral X25519 public key, one per call.
+    pub ephemeral_key: B64Bytes<32>,
+    /// 32 fresh random bytes.
+    pub call_nonce: CallNonce,
+    /// The fingerprint of the sender's per-call DTLS certificate.
+    pub dtls_fingerprint: CertFingerprint,
+}
 
-    /// Parses an opened payload (unknown fields ignored).
-    pub fn from_bytes(b: &[u8]) -> Result<Self, crate::Error> {
-        serde_json::from_slice(b).map_err(|e| crate::Error::BadPayload(e.to_string()))
+impl Contribution {
+    /// A contribution from its parts.
+    pub fn new(ephemeral_key: [u8; 32], call_nonce: [u8; 32], fp: CertFingerprint) -> Self {
+        Self {
+            ephemeral_key: B64Bytes(ephemeral_key),
+            call_nonce: B64Bytes(call_nonce),
+            dtls_fingerprint: fp,
+        }
     }
 }
 
-/// The sealed body of `call_ice_candidate`: trickled candidates.
+/// The body of the invite: a commitment to the caller's contribution, not
+/// the contribution itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Invite {
+    /// See [`crate::callkey::commitment`].
+    pub commitment: B64Bytes<32>,
+    /// The caller's ICE description.
+    #[serde(flatten)]
+    pub ice: IceParams,
+    /// Codecs, preferred first.
+    pub audio_codecs: Vec<AudioCodec>,
+    /// SRTP profiles, preferred first.
+    pub srtp_profiles: Vec<SrtpProfile>,
+}
+
+impl Invite {
+    /// An invite body from its parts.
+    pub fn new(
+        commitment: [u8; 32],
+        ice: IceParams,
+        audio_codecs: Vec<AudioCodec>,
+        srtp_profiles: Vec<SrtpProfile>,
+    ) -> Self {
+        Self {
+            commitment: B64Bytes(commitment),
+            ice,
+            audio_codecs,
+            srtp_profiles,
+        }
+    }
+}
+
+/// The body of the answer: the callee's contribution and description.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Answer {
+    /// The callee's contribution.
+    #[serde(flatten)]
+    pub contribution: Contribution,
+    /// The callee's ICE description.
+    #[serde(flatten)]
+    pub ice: IceParams,
+    /// Codecs, preferred first.
+    pub audio_codecs: Vec<AudioCodec>,
+    /// SRTP profiles, preferred first.
+    pub srtp_profiles: Vec<SrtpProfile>,
+}
+
+impl Answer {
+    /// An answer body from its parts.
+    pub fn new(
+        contribution: Contribution,
+        ice: IceParams,
+        audio_codecs: Vec<AudioCodec>,
+        srtp_profiles: Vec<SrtpProfile>,
+    ) -> Self {
+        Self {
+            contribution,
+            ice,
+            audio_codecs,
+            srtp_profiles,
+        }
+    }
+}
+
+/// The body of the reveal: the caller's contribution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Reveal {
+    /// The caller's contribution.
+    #[serde(flatten)]
+    pub contribution: Contribution,
+}
+
+impl Reveal {
+    /// A reveal of `contribution`.
+    pub fn new(contribution: Contribution) -> Self {
+        Self { contribution }
+    }
+}
+
+/// The body of a trickled candidate update.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct CandidateUpdate {
+pub struct Candidates {
     /// RFC 8839 `candidate:...` strings (usually one).
     #[serde(default)]
     pub candidates: Vec<String>,
@@ -85,23 +290,152 @@ pub struct CandidateUpdate {
     pub end_of_candidates: bool,
 }
 
-impl CandidateUpdate {
-    /// An update.
+impl Candidates {
+    /// An update from its parts.
     pub fn new(candidates: Vec<String>, end_of_candidates: bool) -> Self {
         Self {
             candidates,
             end_of_candidates,
         }
     }
+}
+
+/// The body of a payload, by its type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Body {
+    /// In `call_invite`.
+    Invite(Invite),
+    /// In `call_answer`.
+    Answer(Answer),
+    /// In `call_ice_candidate`, from the caller, once.
+    Reveal(Reveal),
+    /// In `call_ice_candidate`.
+    Candidates(Candidates),
+}
+
+impl Body {
+    /// The type's name.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Body::Invite(_) => Kind::Invite,
+            Body::Answer(_) => Kind::Answer,
+            Body::Reveal(_) => Kind::Reveal,
+            Body::Candidates(_) => Kind::Candidates,
+        }
+    }
+}
+
+/// The type of a payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// [`Invite`].
+    Invite,
+    /// [`Answer`].
+    Answer,
+    /// [`Reveal`].
+    Reveal,
+    /// [`Candidates`].
+    Candidates,
+}
+
+/// A sealed payload's plaintext: its context and its body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Payload {
+    /// [`PAYLOAD_VERSION`].
+    pub v: u8,
+    /// The call.
+    pub call_id: CallId,
+    /// The sender.
+    pub from: UserId,
+    /// The recipient.
+    pub to: UserId,
+    /// The sender's count of payloads in this call, from 0.
+    pub counter: u64,
+    /// When it was sealed, Unix seconds (checked on invites).
+    pub sent_at: i64,
+    /// What it says.
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// What the receiver expects of a payload: the wire message that carried
+/// it decides these.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect<'a> {
+    /// The types the carrying message may hold.
+    pub kinds: &'a [Kind],
+    /// The call of the carrying message.
+    pub call_id: CallId,
+    /// The peer.
+    pub from: &'a UserId,
+    /// Us.
+    pub to: &'a UserId,
+    /// The smallest counter still acceptable (one more than the last seen).
+    pub min_counter: u64,
+}
+
+impl Payload {
+    /// A version-2 payload.
+    pub fn new(
+        call_id: CallId,
+        from: UserId,
+        to: UserId,
+        counter: u64,
+        sent_at: i64,
+        body: Body,
+    ) -> Self {
+        Self {
+            v: PAYLOAD_VERSION,
+            call_id,
+            from,
+            to,
+            counter,
+            sent_at,
+            body,
+        }
+    }
 
     /// JSON bytes to seal.
     pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing these types cannot fail: no maps with non-string keys.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// Parses an opened payload (unknown fields ignored).
-    pub fn from_bytes(b: &[u8]) -> Result<Self, crate::Error> {
-        serde_json::from_slice(b).map_err(|e| crate::Error::BadPayload(e.to_string()))
+    pub fn from_bytes(b: &[u8]) -> Result<Self, Error> {
+        let p: Payload = serde_json::from_slice(b).map_err(|e| Error::BadPayload(e.to_string()))?;
+        if p.v != PAYLOAD_VERSION {
+            return Err(Error::BadPayload(format!(
+                "payload version {} (this client speaks {PAYLOAD_VERSION})",
+                p.v
+            )));
+        }
+        Ok(p)
+    }
+
+    /// Checks the payload's context against what the carrying message says.
+    pub fn check(&self, expect: &Expect<'_>) -> Result<(), Error> {
+        let wrong = |what: &str| Err(Error::BadPayload(format!("sealed {what} does not match")));
+        if !expect.kinds.contains(&self.body.kind()) {
+            return wrong("message type");
+        }
+        if self.call_id != expect.call_id {
+            return wrong("call id");
+        }
+        if &self.from != expect.from {
+            return wrong("sender");
+        }
+        if &self.to != expect.to {
+            return wrong("recipient");
+        }
+        if self.counter < expect.min_counter {
+            return Err(Error::BadPayload("sealed payload replayed".into()));
+        }
+        Ok(())
     }
 }
 
@@ -110,21 +444,103 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn user(s: &str) -> UserId {
+        UserId::new(s).unwrap()
+    }
+
+    fn reveal() -> Payload {
+        let fp = CertFingerprint([7; 32]);
+        Payload::new(
+            "0f8fad5b-d9cb-469f-a165-70867728950e".parse().unwrap(),
+            user("alice"),
+            user("bob"),
+            3,
+            1_800_000_000,
+            Body::Reveal(Reveal {
+                contribution: Contribution::new([1; 32], [2; 32], fp),
+            }),
+        )
+    }
+
     #[test]
-    fn offer_ignores_unknown_fields_and_keeps_known_ones() {
-        let o = CallOffer::new(
-            &mut rand::rng(),
-            "sha-256 AA:BB".into(),
-            "uf".into(),
-            "pw".into(),
-            vec!["candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host".into()],
-            false,
-            vec!["opus/48000/2".into()],
-            vec!["AEAD_AES_128_GCM".into()],
+    fn payloads_round_trip_with_their_context() {
+        let p = reveal();
+        let b = p.to_bytes();
+        let text = String::from_utf8(b.clone()).unwrap();
+        assert!(text.contains("\"type\":\"reveal\""), "{text}");
+        assert!(text.contains("sha-256 07:07"), "{text}");
+        assert_eq!(Payload::from_bytes(&b).unwrap(), p);
+    }
+
+    #[test]
+    fn context_mismatches_are_refused_each_with_its_reason() {
+        let p = reveal();
+        let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+        let ok = Expect {
+            kinds: &[Kind::Reveal, Kind::Candidates],
+            call_id: p.call_id,
+            from: &alice,
+            to: &bob,
+            min_counter: 3,
+        };
+        assert!(p.check(&ok).is_ok());
+        let cases = [
+            (
+                Expect {
+                    kinds: &[Kind::Answer],
+                    ..ok
+                },
+                "message type",
+            ),
+            (
+                Expect {
+                    call_id: "0f8fad5b-d9cb-469f-a165-70867728950f".parse().unwrap(),
+                    ..ok
+                },
+                "call id",
+            ),
+            (Expect { from: &carol, ..ok }, "sender"),
+            (Expect { to: &carol, ..ok }, "recipient"),
+            (
+                Expect {
+                    min_counter: 4,
+                    ..ok
+                },
+                "replayed",
+            ),
+        ];
+        for (e, why) in cases {
+            let err = p.check(&e).unwrap_err().to_string();
+            assert!(err.contains(why), "{err} / {why}");
+        }
+    }
+
+    #[test]
+    fn unknown_profiles_and_codecs_parse_but_never_match() {
+        let p: Vec<SrtpProfile> =
+            serde_json::from_str(r#"["SRTP_NULL", "AEAD_AES_128_GCM"]"#).unwrap();
+        assert_eq!(p, [SrtpProfile::Unknown, SrtpProfile::AeadAes128Gcm]);
+        let c: Vec<AudioCodec> = serde_json::from_str(r#"["g711", "opus/48000/2"]"#).unwrap();
+        assert_eq!(c, [AudioCodec::Unknown, AudioCodec::Opus]);
+    }
+
+    #[test]
+    fn fingerprints_parse_strictly_and_print_canonically() {
+        let s = "sha-256 00:01:02:03:04:05:06:07:08:09:0a:0b:0c:0d:0e:0f:10:11:12:13:14:15:16:17:18:19:1a:1b:1c:1d:1e:1f";
+        let fp: CertFingerprint = s.parse().unwrap();
+        assert_eq!(
+            fp.to_string(),
+            s.to_ascii_uppercase().replace("SHA-256", "sha-256")
         );
-        let mut v: serde_json::Value = serde_json::from_slice(&o.to_bytes()).unwrap();
-        v["video_codecs"] = serde_json::json!(["av1"]);
-        let back = CallOffer::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap();
-        assert_eq!(back, o);
+        for bad in [
+            "sha-1 00:11",
+            "sha-256",
+            &s[..s.len() - 3],
+            &format!("{s}:00"),
+        ] {
+            assert!(bad.parse::<CertFingerprint>().is_err(), "{bad}");
+        }
+        let v = Payload::from_bytes(br#"{"v":1}"#).unwrap_err().to_string();
+        assert!(v.contains("payload"), "{v}");
     }
 }

@@ -10,27 +10,48 @@ use std::time::Instant;
 
 use common::*;
 use cryptic_signal::call::{CallConfig, CallEvent, CallMachine, CallState};
-use cryptic_signal::callkey::CallKey;
+use cryptic_signal::callkey::{self, EphemeralSecret, Side};
 use cryptic_signal::client::Incoming;
-use cryptic_signal::payload::{CallOffer, CandidateUpdate};
-use cryptic_signal::wire::{Base64Text, CallId, CallRelayFrame, Message};
+use cryptic_signal::payload::{
+    Answer, AudioCodec, Body, Candidates, CertFingerprint, Contribution, IceParams, Invite,
+    Payload, SrtpProfile,
+};
+use cryptic_signal::wire::{Base64Text, CallId, CallRelayFrame, Message, UserId};
 
 const FP_ALICE: &str = "sha-256 AA:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:1E:1F";
 const FP_BOB: &str = "sha-256 BB:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:1B:1C:1D:1E:1F";
 
-fn offer(fp: &str) -> CallOffer {
-    CallOffer::new(
-        &mut rand::rng(),
-        fp.into(),
+fn ice() -> IceParams {
+    IceParams::new(
         "ufrag".into(),
-        "password-password".into(),
+        "password-password-pass".into(),
         vec!["candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host".into()],
         false,
-        vec!["opus/48000/2".into()],
-        vec![
-            "AEAD_AES_128_GCM".into(),
-            "CRYPTIC_CHACHA20_POLY1305".into(),
-        ],
+    )
+}
+
+const PROFILES: [SrtpProfile; 2] = [
+    SrtpProfile::AeadAes128Gcm,
+    SrtpProfile::CrypticChaCha20Poly1305,
+];
+
+fn payload(call_id: CallId, from: &UserId, to: &UserId, counter: u64, body: Body) -> Vec<u8> {
+    Payload::new(
+        call_id,
+        from.clone(),
+        to.clone(),
+        counter,
+        1_800_000_000,
+        body,
+    )
+    .to_bytes()
+}
+
+fn contribution(secret: &EphemeralSecret, fp: &str) -> Contribution {
+    Contribution::new(
+        secret.public_key(),
+        [9; 32],
+        fp.parse::<CertFingerprint>().unwrap(),
     )
 }
 
@@ -65,12 +86,16 @@ async fn invite_answer_trickle_relay_and_hangup_flow_end_to_end_with_sealed_payl
     let mut ma = CallMachine::new(alice.clone(), CallConfig::default());
     let mut mb = CallMachine::new(bob.clone(), CallConfig::default());
     let call_id = CallId::random(&mut rand::rng());
-    let a_offer = offer(FP_ALICE);
+    let a_secret = EphemeralSecret::from_bytes([0xa1; 32]);
+    let a_contribution = contribution(&a_secret, FP_ALICE);
+    let commitment = callkey::commitment(&call_id, &a_contribution);
+    let invite = Invite::new(commitment, ice(), vec![AudioCodec::Opus], PROFILES.to_vec());
+    let invite_bytes = payload(call_id, &alice, &bob, 0, Body::Invite(invite));
     ma.place_call(
         Instant::now(),
         call_id,
         bob.clone(),
-        ea.seal(&bob, &a_offer.to_bytes()).unwrap(),
+        ea.seal(&bob, &invite_bytes).unwrap(),
     )
     .unwrap();
     while let Some(m) = ma.poll_transmit() {
@@ -84,27 +109,33 @@ async fn invite_answer_trickle_relay_and_hangup_flow_end_to_end_with_sealed_payl
         match mb.poll_event().unwrap() {
             CallEvent::Incoming { from, payload, .. } => {
                 assert_eq!(from, alice);
-                break CallOffer::from_bytes(&eb.unseal(&alice, &payload).unwrap()).unwrap();
+                break Payload::from_bytes(&eb.unseal(&alice, &payload).unwrap()).unwrap();
             }
             _ => continue,
         }
     };
-    assert_eq!(opened, a_offer);
+    assert_eq!(opened.to_bytes(), invite_bytes);
 
     // Bob answers.
-    let b_offer = offer(FP_BOB);
-    mb.accept(
-        Instant::now(),
-        eb.seal(&alice, &b_offer.to_bytes()).unwrap(),
-    )
-    .unwrap();
-    let upd = CandidateUpdate::new(
+    let b_secret = EphemeralSecret::from_bytes([0xb2; 32]);
+    let b_contribution = contribution(&b_secret, FP_BOB);
+    let answer = Answer::new(
+        b_contribution,
+        ice(),
+        vec![AudioCodec::Opus],
+        PROFILES.to_vec(),
+    );
+    let answer_bytes = payload(call_id, &bob, &alice, 0, Body::Answer(answer));
+    mb.accept(Instant::now(), eb.seal(&alice, &answer_bytes).unwrap())
+        .unwrap();
+    let upd = Candidates::new(
         vec![
             "candidate:2 1 udp 1694498815 203.0.113.7 40000 typ srflx raddr 0.0.0.0 rport 0".into(),
         ],
         true,
     );
-    mb.send_candidate(eb.seal(&alice, &upd.to_bytes()).unwrap())
+    let upd_bytes = payload(call_id, &bob, &alice, 1, Body::Candidates(upd));
+    mb.send_candidate(eb.seal(&alice, &upd_bytes).unwrap())
         .unwrap();
     while let Some(m) = mb.poll_transmit() {
         sb.send(&m).await.unwrap();
@@ -116,28 +147,42 @@ async fn invite_answer_trickle_relay_and_hangup_flow_end_to_end_with_sealed_payl
     while let Some(e) = ma.poll_event() {
         match e {
             CallEvent::Answer { payload, .. } => {
-                got_answer =
-                    Some(CallOffer::from_bytes(&ea.unseal(&bob, &payload).unwrap()).unwrap())
+                got_answer = Some(ea.unseal(&bob, &payload).unwrap())
             }
             CallEvent::Candidate { payload, .. } => {
-                got_cand =
-                    Some(CandidateUpdate::from_bytes(&ea.unseal(&bob, &payload).unwrap()).unwrap())
+                got_cand = Some(ea.unseal(&bob, &payload).unwrap())
             }
             _ => {}
         }
     }
-    assert_eq!(got_answer.as_ref(), Some(&b_offer));
-    assert_eq!(got_cand, Some(upd));
+    assert_eq!(got_answer, Some(answer_bytes));
+    assert_eq!(got_cand, Some(upd_bytes));
     assert_eq!(ma.state(), CallState::Connecting);
 
-    // Both derive the same key and SAS.
-    let ka = CallKey::derive(&call_id, &a_offer.call_nonce, &b_offer.call_nonce);
-    let kb = CallKey::derive(&call_id, &opened.call_nonce, &b_offer.call_nonce);
-    assert_eq!(ka, kb);
-    assert_eq!(
-        ka.short_auth_string(FP_ALICE, FP_BOB).unwrap(),
-        kb.short_auth_string(FP_ALICE, FP_BOB).unwrap()
+    // Both derive the same version-2 key and SAS (the reveal travels in a
+    // sealed call_ice_candidate; here the values are at hand).
+    let side = |user, identity_key, contribution| Side {
+        user,
+        identity_key,
+        contribution,
+        profiles: &PROFILES,
+        codecs: &[AudioCodec::Opus],
+    };
+    let (ka_id, kb_id) = (ea.identity_key().0, eb.identity_key().0);
+    let t = callkey::transcript(
+        &call_id,
+        &commitment,
+        &side(&alice, ka_id, &a_contribution),
+        &side(&bob, kb_id, &b_contribution),
     );
+    let ka = a_secret
+        .call_key(&b_contribution.ephemeral_key.0, &t)
+        .unwrap();
+    let kb = b_secret
+        .call_key(&a_contribution.ephemeral_key.0, &t)
+        .unwrap();
+    assert_eq!(ka, kb);
+    assert_eq!(ka.sas(), kb.sas());
 
     // Relay frames both ways, binary and JSON.
     for seq in 0..20u64 {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use cryptic_call::dtls::{Dtls, DtlsOutput};
 use cryptic_call::history::Outcome;
 use cryptic_call::session::{CallSession, SessionConfig, SessionEvent, SessionReport, SignalOut};
-use cryptic_dtls_srtp::handshake::{Role as DtlsRole, SrtpKeys};
+use cryptic_dtls_srtp::handshake::Role as DtlsRole;
 use cryptic_dtls_srtp::srtp::Profile;
 use cryptic_dtls_srtp::{Error as DtlsError, Fingerprint};
 use cryptic_signal::call::CallState;
@@ -90,13 +90,11 @@ impl ToyDtls {
             counter += 1;
         }
         material.truncate(need);
-        let role = self.role.expect("started");
-        let keys = SrtpKeys::from_exported(self.profile, role, &material).expect("length");
         self.done = true;
         self.resend_at = None;
         self.give_up_at = None;
         self.out.push(DtlsOutput::Connected {
-            keys,
+            exported: zeroize::Zeroizing::new(material),
             peer_fingerprint: fp,
         });
     }
@@ -585,6 +583,7 @@ impl<'a> World<'a> {
     fn hub(&mut self, from: usize, out: SignalOut) {
         match out {
             SignalOut::Message(msg) => {
+                let msg = *msg;
                 let Some((_, to)) = msg.route() else { return };
                 let call_id = msg.call_id();
                 match self.node_of(to).filter(|t| !self.offline.contains(t)) {

@@ -42,6 +42,17 @@
 //!
 //! # Rules it keeps
 //!
+//! - The call key is version 2 ([`cryptic_signal::callkey`], see [`keys`]):
+//!   the invite carries a commitment to the caller's ephemeral key, nonce
+//!   and DTLS fingerprint; the callee answers with its own; the caller
+//!   reveals in a sealed `call_ice_candidate`; the callee aborts
+//!   (`security_abort`) when the reveal does not match. K_call comes from a
+//!   fresh X25519 exchange salted with the transcript, the SAS from K_call,
+//!   and the SRTP keys are the DTLS exporter output bound to K_call. DTLS
+//!   starts only once both sides hold K_call.
+//! - Every sealed payload names its type, call, sender, recipient and a
+//!   counter, checked against the message that carried it; an invite older
+//!   or newer than two minutes, or already seen, never rings.
 //! - The caller is the ICE controlling agent and the DTLS server; the callee
 //!   is controlled and the DTLS client.
 //! - The callee opens no socket path before its user accepts: it gathers
@@ -69,12 +80,16 @@ use cryptic_ice::{
 };
 use cryptic_jitter::Playout;
 use cryptic_signal::call::{CallConfig, CallEvent, CallMachine, CallState, Reason, Role};
-use cryptic_signal::callkey::CallKey;
 use cryptic_signal::e2e::E2eStore;
-use cryptic_signal::payload::{CallOffer, CandidateUpdate};
+use cryptic_signal::payload::{AudioCodec, Candidates, SrtpProfile};
 use cryptic_signal::wire::{CallId, Message, RejectReason, Sealed, UserId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use zeroize::Zeroizing;
+
+mod keys;
+
+use keys::{KeySchedule, Offer};
 
 use crate::dtls::{Dtls, DtlsOutput};
 use crate::history::Outcome;
@@ -83,23 +98,35 @@ use crate::media::{
 };
 
 /// The codec we offer (the only one: Opus, 48 kHz, RFC 7587).
-pub const CODEC: &str = "opus/48000/2";
-/// The SRTP profiles we accept, by their names in the offer, preferred
-/// first.
-pub const SRTP_PROFILES: [(&str, Profile); 2] = [
-    ("AEAD_AES_128_GCM", Profile::AeadAes128Gcm),
+pub const CODEC: AudioCodec = AudioCodec::Opus;
+/// The SRTP profiles we accept, preferred first, with the engine's name.
+pub const SRTP_PROFILES: [(SrtpProfile, Profile); 2] = [
+    (SrtpProfile::AeadAes128Gcm, Profile::AeadAes128Gcm),
     (
-        "CRYPTIC_CHACHA20_POLY1305",
+        SrtpProfile::CrypticChaCha20Poly1305,
         Profile::CrypticChaCha20Poly1305,
     ),
 ];
 
-/// Seals and opens end-to-end payloads for one peer (the Olm store).
+/// Seals and opens end-to-end payloads, and knows the identity keys (the
+/// Olm store).
 pub trait Sealer {
     /// Seals `plaintext` for `peer`.
     fn seal(&mut self, peer: &UserId, plaintext: &[u8]) -> Result<Sealed, cryptic_signal::Error>;
     /// Opens a payload `peer` sealed.
     fn unseal(&mut self, peer: &UserId, sealed: &Sealed) -> Result<Vec<u8>, cryptic_signal::Error>;
+    /// Our long-term Curve25519 identity key.
+    fn identity_key(&self) -> [u8; 32];
+    /// The pinned identity key of `peer`.
+    fn peer_identity_key(&self, peer: &UserId) -> Option<[u8; 32]>;
+    /// Lets an invite ring unless it is stale or a replay (remembered
+    /// across restarts).
+    fn admit_invite(
+        &mut self,
+        call_id: &CallId,
+        sent_at: i64,
+        now_unix: i64,
+    ) -> Result<(), cryptic_signal::Error>;
 }
 
 impl Sealer for E2eStore {
@@ -110,6 +137,23 @@ impl Sealer for E2eStore {
     fn unseal(&mut self, peer: &UserId, sealed: &Sealed) -> Result<Vec<u8>, cryptic_signal::Error> {
         E2eStore::unseal(self, peer, sealed)
     }
+
+    fn identity_key(&self) -> [u8; 32] {
+        E2eStore::identity_key(self).0
+    }
+
+    fn peer_identity_key(&self, peer: &UserId) -> Option<[u8; 32]> {
+        self.pinned_key(peer).map(|k| k.identity_key.0)
+    }
+
+    fn admit_invite(
+        &mut self,
+        call_id: &CallId,
+        sent_at: i64,
+        now_unix: i64,
+    ) -> Result<(), cryptic_signal::Error> {
+        E2eStore::admit_invite(self, call_id, sent_at, now_unix)
+    }
 }
 
 impl<T: Sealer + ?Sized> Sealer for &mut T {
@@ -119,6 +163,23 @@ impl<T: Sealer + ?Sized> Sealer for &mut T {
 
     fn unseal(&mut self, peer: &UserId, sealed: &Sealed) -> Result<Vec<u8>, cryptic_signal::Error> {
         (**self).unseal(peer, sealed)
+    }
+
+    fn identity_key(&self) -> [u8; 32] {
+        (**self).identity_key()
+    }
+
+    fn peer_identity_key(&self, peer: &UserId) -> Option<[u8; 32]> {
+        (**self).peer_identity_key(peer)
+    }
+
+    fn admit_invite(
+        &mut self,
+        call_id: &CallId,
+        sent_at: i64,
+        now_unix: i64,
+    ) -> Result<(), cryptic_signal::Error> {
+        (**self).admit_invite(call_id, sent_at, now_unix)
     }
 }
 
@@ -223,7 +284,7 @@ impl std::error::Error for SessionError {
 #[non_exhaustive]
 pub enum SignalOut {
     /// A call message.
-    Message(Message),
+    Message(Box<Message>),
     /// A datagram for the peer through the server relay.
     Relay {
         /// The call.
@@ -243,6 +304,14 @@ pub enum SessionEvent {
     Incoming {
         /// The caller.
         from: UserId,
+    },
+    /// An invite was dropped without ringing (stale, replayed, or not
+    /// openable).
+    InviteRefused {
+        /// Who it claims to come from.
+        from: UserId,
+        /// Why, in words.
+        reason: String,
     },
     /// Someone called while we were in a call and was told we are busy.
     MissedWhileBusy {
@@ -328,8 +397,13 @@ pub struct CallSession<S: Sealer> {
     sealer: S,
     dtls: Box<dyn Dtls>,
     ice: Option<Agent>,
-    our_offer: Option<CallOffer>,
-    their_offer: Option<CallOffer>,
+    /// What we offered (ICE, codecs, profiles).
+    ours: Option<Offer>,
+    /// What the peer offered.
+    theirs: Option<Offer>,
+    /// The version-2 key schedule of the call.
+    keys: KeySchedule,
+    created: Instant,
     /// Our candidates not yet sent (before the offer, or while ringing).
     local_pending: Vec<String>,
     local_done: bool,
@@ -380,8 +454,10 @@ impl<S: Sealer> CallSession<S> {
             sealer,
             dtls,
             ice: None,
-            our_offer: None,
-            their_offer: None,
+            ours: None,
+            theirs: None,
+            keys: KeySchedule::default(),
+            created: now,
             local_pending: Vec::new(),
             local_done: false,
             remote_pending: Vec::new(),
@@ -435,20 +511,19 @@ impl<S: Sealer> CallSession<S> {
             )));
         }
         self.start_ice(now, IceRole::Controlling)?;
-        let offer = self.make_offer();
-        let sealed = self
-            .sealer
-            .seal(&peer, &offer.to_bytes())
-            .map_err(SessionError::Seal)?;
         let call_id = CallId::random(&mut self.rng);
-        self.machine
-            .place_call(now, call_id, peer.clone(), sealed)
-            .map_err(SessionError::State)?;
-        self.our_offer = Some(offer);
         self.report.call_id = Some(call_id);
-        self.report.peer = Some(peer);
+        self.report.peer = Some(peer.clone());
         self.report.role = Role::Caller;
         self.report.started = Some(now);
+        let offer = self.make_offer();
+        let sealed = self
+            .seal_invite(now, &peer, &offer)
+            .map_err(SessionError::Seal)?;
+        self.machine
+            .place_call(now, call_id, peer, sealed)
+            .map_err(SessionError::State)?;
+        self.ours = Some(offer);
         self.cancel_at = self.config.cancel_after.map(|d| now + d);
         self.process(now);
         Ok(())
@@ -457,7 +532,7 @@ impl<S: Sealer> CallSession<S> {
     /// Accepts the ringing call.
     pub fn accept(&mut self, now: Instant) {
         self.accept_at = None;
-        if self.machine.state() != CallState::Ringing || self.our_offer.is_some() {
+        if self.machine.state() != CallState::Ringing || self.ours.is_some() {
             return;
         }
         let Some(peer) = self.report.peer.clone() else {
@@ -468,7 +543,7 @@ impl<S: Sealer> CallSession<S> {
             return;
         }
         let offer = self.make_offer();
-        let sealed = match self.sealer.seal(&peer, &offer.to_bytes()) {
+        let sealed = match self.seal_answer(now, &peer, &offer) {
             Ok(s) => s,
             Err(e) => {
                 self.fail(now, Outcome::Failed, format!("cannot seal the answer: {e}"));
@@ -478,7 +553,7 @@ impl<S: Sealer> CallSession<S> {
         if self.machine.accept(now, sealed).is_err() {
             return;
         }
-        self.our_offer = Some(offer);
+        self.ours = Some(offer);
         self.on_answered(now);
         self.process(now);
     }
@@ -531,6 +606,19 @@ impl<S: Sealer> CallSession<S> {
 
     /// A message from the signaling server.
     pub fn handle_signal(&mut self, now: Instant, msg: Message) {
+        if let Message::CallInvite(invite) = &msg {
+            // An invite that would ring is opened and checked first: a
+            // stale, replayed or unreadable one never reaches the machine.
+            if self.would_ring(invite) {
+                if let Err(reason) = self.admit(now, invite) {
+                    self.events.push_back(SessionEvent::InviteRefused {
+                        from: invite.from_user.clone(),
+                        reason,
+                    });
+                    return;
+                }
+            }
+        }
         self.machine.handle_message(now, msg);
         self.process(now);
     }
@@ -762,7 +850,7 @@ impl<S: Sealer> CallSession<S> {
         Ok(())
     }
 
-    fn make_offer(&mut self) -> CallOffer {
+    fn make_offer(&mut self) -> Offer {
         // The agent exists: every caller of this started it first.
         let (ufrag, pwd) = self
             .ice
@@ -770,46 +858,46 @@ impl<S: Sealer> CallSession<S> {
             .map(|a| a.local_credentials().clone())
             .map(|c| (c.ufrag, c.pwd))
             .unwrap_or_default();
-        let mut profiles: Vec<String> = SRTP_PROFILES.iter().map(|p| p.0.to_string()).collect();
+        let mut profiles: Vec<SrtpProfile> = SRTP_PROFILES.iter().map(|p| p.0).collect();
         if self.config.prefer_chacha {
             profiles.reverse();
         }
-        CallOffer::new(
-            &mut self.rng,
-            self.dtls.local_fingerprint().to_string(),
-            ufrag,
-            pwd,
-            std::mem::take(&mut self.local_pending),
-            self.local_done,
-            vec![CODEC.to_string()],
+        Offer {
+            ice: cryptic_signal::payload::IceParams::new(
+                ufrag,
+                pwd,
+                std::mem::take(&mut self.local_pending),
+                self.local_done,
+            ),
+            codecs: vec![CODEC],
             profiles,
-        )
+        }
     }
 
     /// Both offers are known: apply the peer's ICE description and start
     /// the clock of the relay fallback.
     fn on_answered(&mut self, now: Instant) {
         self.report.answered = Some(now);
-        let Some(offer) = self.their_offer.clone() else {
+        let Some(ice) = self.theirs.as_ref().map(|o| o.ice.clone()) else {
             return;
         };
         if let Some(agent) = self.ice.as_mut() {
-            if let Ok(creds) = Credentials::new(offer.ice_ufrag.clone(), offer.ice_pwd.clone()) {
+            if let Ok(creds) = Credentials::new(ice.ice_ufrag.clone(), ice.ice_pwd.clone()) {
                 if let Err(e) = agent.set_remote_credentials(now, creds) {
                     tracing::debug!("peer's ICE credentials refused: {e}");
                 }
             }
         }
-        let mut remote = offer.candidates;
+        let mut remote = ice.candidates;
         remote.append(&mut self.remote_pending);
-        self.add_remote(now, &remote, offer.end_of_candidates || self.remote_done);
+        self.add_remote(now, &remote, ice.end_of_candidates || self.remote_done);
         self.relay_at = Some(if self.config.force_relay {
             now
         } else {
             now + self.config.relay_after
         });
         // Candidates gathered while the call rang.
-        self.send_local_candidates();
+        self.send_local_candidates(now);
     }
 
     fn add_remote(&mut self, now: Instant, candidates: &[String], done: bool) {
@@ -831,18 +919,15 @@ impl<S: Sealer> CallSession<S> {
         }
     }
 
-    fn send_local_candidates(&mut self) {
-        if self.our_offer.is_none() || !self.can_trickle() {
+    fn send_local_candidates(&mut self, now: Instant) {
+        if self.ours.is_none() || !self.can_trickle() {
             return;
         }
         if self.local_pending.is_empty() && !self.local_done {
             return;
         }
-        let Some(peer) = self.report.peer.clone() else {
-            return;
-        };
-        let update = CandidateUpdate::new(std::mem::take(&mut self.local_pending), self.local_done);
-        match self.sealer.seal(&peer, &update.to_bytes()) {
+        let update = Candidates::new(std::mem::take(&mut self.local_pending), self.local_done);
+        match self.seal_candidates(now, update) {
             Ok(sealed) => {
                 if let Err(e) = self.machine.send_candidate(sealed) {
                     tracing::debug!("candidate not sent: {e}");
@@ -870,7 +955,7 @@ impl<S: Sealer> CallSession<S> {
             }
             while let Some(m) = self.machine.poll_transmit() {
                 moved = true;
-                self.signals.push_back(SignalOut::Message(m));
+                self.signals.push_back(SignalOut::Message(Box::new(m)));
             }
             moved |= self.drain_ice(now);
             moved |= self.maybe_start_dtls(now);
@@ -883,25 +968,9 @@ impl<S: Sealer> CallSession<S> {
 
     fn on_call_event(&mut self, now: Instant, event: CallEvent) {
         match event {
-            CallEvent::Incoming {
-                call_id,
-                from,
-                payload,
-            } => self.on_incoming(now, call_id, from, payload),
+            CallEvent::Incoming { call_id, from, .. } => self.on_incoming(now, call_id, from),
             CallEvent::Answer { payload, .. } => self.on_answer(now, payload),
-            CallEvent::Candidate { payload, .. } => {
-                let Some(peer) = self.report.peer.clone() else {
-                    return;
-                };
-                match self
-                    .sealer
-                    .unseal(&peer, &payload)
-                    .and_then(|b| CandidateUpdate::from_bytes(&b))
-                {
-                    Ok(u) => self.add_remote(now, &u.candidates, u.end_of_candidates),
-                    Err(e) => tracing::debug!("candidate update dropped: {e}"),
-                }
-            }
+            CallEvent::Candidate { payload, .. } => self.on_candidate(now, payload),
             CallEvent::RejectedBusy { from, .. } => self
                 .events
                 .push_back(SessionEvent::MissedWhileBusy { from }),
@@ -925,83 +994,13 @@ impl<S: Sealer> CallSession<S> {
         // it as ours, from scratch.
         self.glare_peer = Some(peer);
         self.ice = None;
-        self.our_offer = None;
-        self.their_offer = None;
+        self.ours = None;
+        self.theirs = None;
+        self.keys.reset();
         self.local_pending.clear();
         self.remote_pending.clear();
         self.remote_done = false;
         self.cancel_at = None;
-    }
-
-    fn on_incoming(&mut self, now: Instant, call_id: CallId, from: UserId, payload: Sealed) {
-        self.report.call_id = Some(call_id);
-        self.report.peer = Some(from.clone());
-        self.report.role = Role::Callee;
-        self.report.started = Some(now);
-        match self.open_offer(&from, &payload) {
-            Ok(offer) => {
-                self.their_offer = Some(offer);
-                self.events
-                    .push_back(SessionEvent::Incoming { from: from.clone() });
-                if self.glare_peer.as_ref() == Some(&from) {
-                    self.accept_at = Some(now);
-                } else if self.config.auto_reject {
-                    let _ = self.machine.reject(now, RejectReason::Declined);
-                } else if let Some(d) = self.config.auto_accept {
-                    self.accept_at = Some(now + d);
-                }
-            }
-            Err(why) => {
-                self.report.reason = format!("could not open the invite: {why}");
-                self.forced = Some(Outcome::Failed);
-                let _ = self.machine.reject(now, RejectReason::Incompatible);
-            }
-        }
-    }
-
-    fn on_answer(&mut self, now: Instant, payload: Sealed) {
-        let Some(peer) = self.report.peer.clone() else {
-            return;
-        };
-        match self.open_offer(&peer, &payload) {
-            Ok(offer) => {
-                self.their_offer = Some(offer);
-                self.cancel_at = None;
-                self.on_answered(now);
-            }
-            Err(why) => {
-                self.fail(
-                    now,
-                    Outcome::Failed,
-                    format!("could not open the answer: {why}"),
-                );
-            }
-        }
-    }
-
-    /// Opens and checks an offer or answer: a fingerprint we can parse, a
-    /// codec and an SRTP profile we share.
-    fn open_offer(&mut self, from: &UserId, payload: &Sealed) -> Result<CallOffer, String> {
-        let offer = self
-            .sealer
-            .unseal(from, payload)
-            .and_then(|b| CallOffer::from_bytes(&b))
-            .map_err(|e| e.to_string())?;
-        offer
-            .dtls_fingerprint
-            .parse::<Fingerprint>()
-            .map_err(|_| "the peer's DTLS fingerprint is malformed".to_string())?;
-        if !offer.audio_codecs.iter().any(|c| c == CODEC) {
-            return Err("no audio codec in common".into());
-        }
-        if !offer
-            .srtp_profiles
-            .iter()
-            .any(|p| SRTP_PROFILES.iter().any(|(n, _)| n == p))
-        {
-            return Err("no SRTP profile in common".into());
-        }
-        Ok(offer)
     }
 
     fn drain_ice(&mut self, now: Instant) -> bool {
@@ -1028,16 +1027,14 @@ impl<S: Sealer> CallSession<S> {
         match event {
             IceEvent::CandidateGathered(c) => {
                 self.local_pending.push(c.to_sdp_string());
-                self.send_local_candidates();
+                self.send_local_candidates(now);
             }
             IceEvent::GatheringDone => {
                 self.local_done = true;
-                self.send_local_candidates();
+                self.send_local_candidates(now);
             }
-            IceEvent::Selected(pair) => {
-                if self.path != Path::Relay {
-                    self.set_path(Path::Ice(pair.kind));
-                }
+            IceEvent::Selected(pair) if self.path != Path::Relay => {
+                self.set_path(Path::Ice(pair.kind));
             }
             IceEvent::PathLost if matches!(self.path, Path::Ice(_)) => {
                 if self.signaling_up {
@@ -1068,21 +1065,15 @@ impl<S: Sealer> CallSession<S> {
         if self.dtls_started || self.ended || self.report.answered.is_none() {
             return false;
         }
-        if self.path == Path::None {
+        // Both sides hold K_call (the callee learnt the caller's
+        // fingerprint from the reveal) and a path exists.
+        if self.path == Path::None || !self.keys.has_call_key() {
             return false;
         }
-        let (Some(ours), Some(theirs)) = (&self.our_offer, &self.their_offer) else {
+        let Some(expected) = self.keys.peer_fingerprint() else {
             return false;
         };
-        let Ok(expected) = theirs.dtls_fingerprint.parse::<Fingerprint>() else {
-            return false;
-        };
-        // ChaCha20-Poly1305 only when both users put it first.
-        let first = |o: &CallOffer| o.srtp_profiles.first().cloned();
-        let profile = match (first(ours), first(theirs)) {
-            (Some(a), Some(b)) if a == b && a == SRTP_PROFILES[1].0 => SRTP_PROFILES[1].1,
-            _ => SRTP_PROFILES[0].1,
-        };
+        let profile = self.profile();
         if profile == Profile::CrypticChaCha20Poly1305 {
             self.report.cipher = "ChaCha20-Poly1305";
         }
@@ -1091,8 +1082,18 @@ impl<S: Sealer> CallSession<S> {
             Role::Callee => DtlsRole::Client,
         };
         self.dtls_started = true;
-        self.dtls.start(now, role, profile, expected);
+        self.dtls
+            .start(now, role, profile, Fingerprint::from_bytes(expected.0));
         true
+    }
+
+    /// ChaCha20-Poly1305 only when both users put it first.
+    fn profile(&self) -> Profile {
+        let first = |o: &Option<Offer>| o.as_ref().and_then(|o| o.profiles.first().copied());
+        match (first(&self.ours), first(&self.theirs)) {
+            (Some(a), Some(b)) if a == b && a == SRTP_PROFILES[1].0 => SRTP_PROFILES[1].1,
+            _ => SRTP_PROFILES[0].1,
+        }
     }
 
     fn drain_dtls(&mut self, now: Instant) -> bool {
@@ -1104,7 +1105,7 @@ impl<S: Sealer> CallSession<S> {
             moved = true;
             match out {
                 DtlsOutput::Transmit(d) => self.send_app(&d),
-                DtlsOutput::Connected { keys, .. } => self.on_secured(now, &keys),
+                DtlsOutput::Connected { exported, .. } => self.on_secured(now, exported),
                 DtlsOutput::Failed(DtlsError::FingerprintMismatch) => {
                     self.forced = Some(Outcome::SecurityAbort);
                     self.report.reason = "the peer's DTLS certificate does not match the \
@@ -1122,21 +1123,43 @@ impl<S: Sealer> CallSession<S> {
         moved
     }
 
-    fn on_secured(&mut self, now: Instant, keys: &SrtpKeys) {
+    fn on_secured(&mut self, now: Instant, exported: Zeroizing<Vec<u8>>) {
         if self.ended || self.media.is_some() {
             return;
         }
+        let profile = self.profile();
+        let role = match self.report.role {
+            Role::Caller => DtlsRole::Server,
+            Role::Callee => DtlsRole::Client,
+        };
+        let wire_profile = SRTP_PROFILES
+            .iter()
+            .find(|(_, p)| *p == profile)
+            .map_or(SrtpProfile::AeadAes128Gcm, |(w, _)| *w);
+        // The SRTP keys are the exporter output bound to K_call.
+        let keys = self
+            .keys
+            .bind_srtp(&exported, wire_profile)
+            .ok_or_else(|| "no call key".to_string())
+            .and_then(|m| SrtpKeys::from_exported(profile, role, &m).map_err(|e| e.to_string()));
+        let keys = match keys {
+            Ok(k) => k,
+            Err(e) => {
+                self.fail(now, Outcome::Failed, format!("SRTP keys: {e}"));
+                return;
+            }
+        };
         let ssrc: u32 = self.rng.random();
         let cname = self.config.me.to_string();
         let config = MediaConfig::new(ssrc, cname, self.rng.random());
-        match MediaSession::new(keys, config, self.clock, now) {
+        match MediaSession::new(&keys, config, self.clock, now) {
             Ok(m) => self.media = Some(m),
             Err(e) => {
                 self.fail(now, Outcome::Failed, format!("media: {e}"));
                 return;
             }
         }
-        if let Some(sas) = self.short_auth_string() {
+        if let Some(sas) = self.keys.sas() {
             self.report.sas = Some(sas.clone());
             self.events.push_back(SessionEvent::Secured { sas });
         }
@@ -1144,16 +1167,9 @@ impl<S: Sealer> CallSession<S> {
         self.hangup_at = self.config.duration.map(|d| now + d);
     }
 
-    fn short_auth_string(&self) -> Option<String> {
-        let (ours, theirs) = (self.our_offer.as_ref()?, self.their_offer.as_ref()?);
-        let call_id = self.report.call_id?;
-        let (caller, callee) = match self.report.role {
-            Role::Caller => (ours, theirs),
-            Role::Callee => (theirs, ours),
-        };
-        CallKey::derive(&call_id, &caller.call_nonce, &callee.call_nonce)
-            .short_auth_string(&caller.dtls_fingerprint, &callee.dtls_fingerprint)
-            .ok()
+    /// Unix seconds at `now`.
+    fn unix_now(&self, now: Instant) -> i64 {
+        (self.config.unix_time + now.saturating_duration_since(self.created)).as_secs() as i64
     }
 
     /// Hands an application datagram to the DTLS engine or the media
