@@ -17,7 +17,7 @@ use common::*;
 #[test]
 fn speech_over_5pct_loss_and_40ms_jitter_gets_through_with_reported_quality() {
     if Command::new("python3").arg("--version").output().is_err() {
-        println!("SKIP: python3 is needed for the impairment relay");
+        cryptic_tests::skip("python3 is needed for the impairment relay");
         return;
     }
     let Some(lab) = Lab::build() else { return };

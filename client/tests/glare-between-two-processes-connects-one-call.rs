@@ -14,6 +14,23 @@ use common::*;
 #[test]
 fn five_simultaneous_calls_each_way_all_connect() {
     let world = World::start("glare", &["alice", "bob"]);
+    // First contact: both have signed in and published keys, as two users
+    // who already know each other have.
+    let mut bob = world.listen(
+        "bob",
+        &["--auto-accept", "--input", "silence", "--output", "null"],
+    );
+    let mut alice = world.call(
+        "alice",
+        "bob",
+        &["--input", "silence", "--output", "null", "--duration", "1"],
+    );
+    assert!(
+        alice.wait_exit(Duration::from_secs(30)),
+        "{}",
+        alice.output()
+    );
+    assert!(bob.wait_exit(Duration::from_secs(10)), "{}", bob.output());
     for round in 1..=5 {
         let args = ["--input", "tone", "--output", "null", "--duration", "2"];
         let mut alice = world.call("alice", "bob", &args);

@@ -28,7 +28,7 @@ fn a_relay_terminating_dtls_with_its_own_certificate_is_caught_by_both_users() {
     if Command::new("python3").arg("--version").output().is_err()
         || Command::new("openssl").arg("version").output().is_err()
     {
-        println!("SKIP: python3 and openssl are needed for the attacker");
+        cryptic_tests::skip("python3 and openssl are needed for the attacker");
         return;
     }
     let Some(lab) = Lab::build() else { return };

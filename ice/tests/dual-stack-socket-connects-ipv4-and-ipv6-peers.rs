@@ -58,7 +58,7 @@ async fn pair_with(peer_bind: &str) -> (std::net::SocketAddr, std::net::SocketAd
 #[tokio::test]
 async fn a_dual_stack_agent_reaches_an_ipv6_only_peer() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
-        eprintln!("SKIP: no IPv6 loopback on this machine");
+        cryptic_tests::skip("no IPv6 loopback on this machine");
         return;
     }
     let (ra, rb) = pair_with("[::1]:0").await;
@@ -68,7 +68,7 @@ async fn a_dual_stack_agent_reaches_an_ipv6_only_peer() {
 #[tokio::test]
 async fn a_dual_stack_agent_reaches_an_ipv4_only_peer_through_v4_mapped_addresses() {
     if std::net::UdpSocket::bind("[::]:0").is_err() {
-        eprintln!("SKIP: no IPv6 sockets on this machine");
+        cryptic_tests::skip("no IPv6 sockets on this machine");
         return;
     }
     let (ra, rb) = pair_with("127.0.0.1:0").await;

@@ -93,6 +93,18 @@ pub enum Incoming {
     },
 }
 
+/// The client's WebSocket limits: the server's messages are read up to
+/// twice [`crate::wire::MAX_MESSAGE_BYTES`] (so an oversized one is an error,
+/// not an allocation), with small buffers for a connection that mostly idles.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(Some(2 * crate::wire::MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(2 * crate::wire::MAX_MESSAGE_BYTES))
+}
+
 /// An open connection (before [`Connection::split`]).
 #[derive(Debug)]
 pub struct Connection {
@@ -144,7 +156,7 @@ async fn connect_inner(config: &ClientConfig) -> Result<Connection, Error> {
     let (ws, _) = tokio_tungstenite::client_async_with_config(
         format!("wss://{host}/"),
         tls,
-        Some(crate::server::ws_config()),
+        Some(ws_config()),
     )
     .await
     .map_err(|e| Error::Tls(format!("websocket upgrade failed: {e}")))?;

@@ -57,6 +57,7 @@ pub mod client;
 pub mod e2e;
 pub mod payload;
 pub mod profile;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod wire;
 

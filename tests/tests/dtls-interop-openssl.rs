@@ -23,7 +23,9 @@ fn openssl_available() -> bool {
     match Command::new("openssl").arg("version").output() {
         Ok(o) if o.status.success() => true,
         _ => {
-            println!("SKIP: the `openssl` command is not installed (scripts/setup installs it)");
+            cryptic_tests::skip(
+                "the `openssl` command is not installed (scripts/setup installs it)",
+            );
             false
         }
     }

@@ -156,7 +156,7 @@ pub fn pulse_or_skip(name: &str) -> Option<Pulse> {
     match Pulse::start(name) {
         Ok(p) => Some(p),
         Err(reason) => {
-            eprintln!("SKIPPED: PulseAudio cannot start here: {reason}");
+            cryptic_tests::skip(format!("PulseAudio cannot start here: {reason}"));
             None
         }
     }

@@ -231,8 +231,8 @@ pub fn speech_wav(dir: &Path) -> Option<PathBuf> {
     if ok {
         Some(out)
     } else {
-        println!(
-            "SKIP: espeak-ng and sox are needed for the speech WAV (scripts/setup installs them)"
+        cryptic_tests::skip(
+            "espeak-ng and sox are needed for the speech WAV (scripts/setup installs them)",
         );
         None
     }
@@ -347,7 +347,7 @@ impl Lab {
         };
         let router = lab.ns("r");
         if !sh(&["ip", "netns", "add", &router]) {
-            println!("SKIP: cannot create network namespaces (needs root and iproute2)");
+            cryptic_tests::skip("cannot create network namespaces (needs root and iproute2)");
             return None;
         }
         lab.made.push(router.clone());
@@ -366,7 +366,7 @@ impl Lab {
         for (i, host) in ["a", "b", "s"].iter().enumerate() {
             let ns = lab.ns(host);
             if !sh(&["ip", "netns", "add", &ns]) {
-                println!("SKIP: cannot create network namespace {ns}");
+                cryptic_tests::skip(format!("cannot create network namespace {ns}"));
                 return None;
             }
             lab.made.push(ns.clone());
@@ -421,7 +421,7 @@ impl Lab {
                     "ip", "netns", "exec", &router, "ip", "link", "set", &outer, "up",
                 ]);
             if !ok {
-                println!("SKIP: could not wire namespace {ns}");
+                cryptic_tests::skip(format!("could not wire namespace {ns}"));
                 return None;
             }
         }

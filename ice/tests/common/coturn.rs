@@ -35,7 +35,7 @@ pub fn available() -> bool {
         .status()
         .is_ok();
     if !ok {
-        eprintln!("SKIP: turnserver (Debian package coturn) is not installed");
+        cryptic_tests::skip("turnserver (Debian package coturn) is not installed");
     }
     ok
 }

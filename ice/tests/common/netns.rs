@@ -36,22 +36,22 @@ pub fn available() -> bool {
             match ipt {
                 Ok(o) if o.status.success() => true,
                 _ => {
-                    eprintln!(
-                        "SKIP: iptables cannot run in a network namespace (package iptables, root)"
+                    cryptic_tests::skip(
+                        "iptables cannot run in a network namespace (package iptables, root)",
                     );
                     false
                 }
             }
         }
         Ok(o) => {
-            eprintln!(
-                "SKIP: cannot create network namespaces: {}",
+            cryptic_tests::skip(format!(
+                "cannot create network namespaces: {}",
                 String::from_utf8_lossy(&o.stderr).trim()
-            );
+            ));
             false
         }
         Err(e) => {
-            eprintln!("SKIP: `ip` (package iproute2) not runnable: {e}");
+            cryptic_tests::skip(format!("`ip` (package iproute2) not runnable: {e}"));
             false
         }
     }
