@@ -1,20 +1,14 @@
-//! Jitter buffer and PCM hand-off, each against its reference in the same
-//! group.
+//! The jitter buffer against its reference in the same group.
 //!
 //! - `jitter/insert_pop`: one `handle_packet` plus one `poll` per 20 ms
 //!   packet, steady state; ours against the fixed-delay reference.
-//! - `jitter/handoff_20ms`: one 960-sample frame pushed by the decode
-//!   thread and pulled by the audio callback in two 480-sample periods;
-//!   the lock-free ring against a `Mutex<VecDeque>`.
 
-use std::collections::VecDeque;
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use cryptic_jitter::reference::FixedDelay;
-use cryptic_jitter::{pcm_channel, Config, JitterBuffer, Packet, Playout};
+use cryptic_jitter::{Config, JitterBuffer, Packet, Playout};
 
 const PAYLOAD: [u8; 80] = [0x5A; 80];
 
@@ -75,41 +69,5 @@ fn insert_pop(c: &mut Criterion) {
     g.finish();
 }
 
-fn handoff(c: &mut Criterion) {
-    let mut g = c.benchmark_group("jitter/handoff_20ms");
-    g.throughput(Throughput::Elements(960));
-    let frame = [1234i16; 960];
-    let mut out = [0i16; 480];
-
-    let (mut tx, mut rx) = pcm_channel(4 * 960).expect("non-zero capacity");
-    g.bench_function("ringbuf_spsc", |b| {
-        b.iter(|| {
-            tx.push(black_box(&frame));
-            let a = rx.fill(&mut out);
-            let b2 = rx.fill(&mut out);
-            black_box(a + b2 + usize::from(out[0] as u16))
-        })
-    });
-
-    let q = Arc::new(Mutex::new(VecDeque::<i16>::with_capacity(4 * 960)));
-    g.bench_function("mutex_vecdeque_reference", |b| {
-        b.iter(|| {
-            q.lock()
-                .expect("not poisoned")
-                .extend(black_box(&frame).iter());
-            let mut n = 0;
-            for _ in 0..2 {
-                let mut g = q.lock().expect("not poisoned");
-                for s in out.iter_mut() {
-                    *s = g.pop_front().unwrap_or(0);
-                    n += 1;
-                }
-            }
-            black_box(n + usize::from(out[0] as u16))
-        })
-    });
-    g.finish();
-}
-
-criterion_group!(benches, insert_pop, handoff);
+criterion_group!(benches, insert_pop);
 criterion_main!(benches);

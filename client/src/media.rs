@@ -79,9 +79,9 @@ impl MediaConfig {
     pub fn new(ssrc: u32, cname: impl Into<String>, seed: u64) -> Self {
         MediaConfig {
             ssrc,
-            payload_type: 111,
-            clock_rate: 48_000,
-            frame_samples: 960,
+            payload_type: cryptic_audio::rtp::DEFAULT_PAYLOAD_TYPE,
+            clock_rate: cryptic_audio::rtp::RTP_CLOCK_RATE,
+            frame_samples: cryptic_audio::FrameDuration::Ms20.samples() as u32,
             rtcp_interval: Duration::from_secs(1),
             payload_bucket: 32,
             cname: cname.into(),

@@ -1,14 +1,10 @@
 //! # cryptic-jitter: smoothing network delay before the decoder
 //!
 //! ```text
-//!  ICE socket -> SRTP unprotect -> [ JitterBuffer ] -> Opus decode / PLC / FEC
-//!                                                          |
-//!                              speaker <- cpal callback <- [ PcmConsumer ] <- [ PcmProducer ]
+//!  ICE socket -> SRTP unprotect -> [ JitterBuffer ] -> Opus decode / PLC / FEC -> speaker
 //! ```
 //!
-//! Two halves live here:
-//!
-//! - [`JitterBuffer`], a sans-IO state machine that never reads the clock.
+//! [`JitterBuffer`], a sans-IO state machine that never reads the clock.
 //!   RTP packets go in with their arrival time ([`JitterBuffer::handle_packet`]);
 //!   once per frame period [`JitterBuffer::poll`] hands back exactly one
 //!   [`Playout`]: the next frame's payload, a concealment decision (with the
@@ -18,11 +14,8 @@
 //!   packets that a wait for a stalled one already covers), grows at once
 //!   when late losses come faster than that quantile allows, and shrinks
 //!   slowly, by dropping or inserting frames in silence or by asking the
-//!   audio side to time-stretch.
-//! - [`pcm_channel`], the lock-free hand-off of decoded PCM to the audio
-//!   callback over a `ringbuf` single-producer single-consumer queue. The
-//!   callback side never locks, allocates or blocks; an underrun plays
-//!   silence and is counted.
+//!   audio side to time-stretch. (The hand-off of decoded PCM to the sound
+//!   card's callback lives at the device edge, in `cryptic-audio`.)
 //!
 //! [`reference::FixedDelay`] is the classic fixed-delay buffer we measure
 //! ourselves against, in the simulation tests and the benchmarks.
@@ -31,14 +24,12 @@ mod buffer;
 mod config;
 mod error;
 mod estimate;
-mod handoff;
 pub mod reference;
 mod seq;
 
 pub use buffer::{Arrival, Conceal, Frame, JitterBuffer, Packet, Playout, Silence, Stats, Stretch};
 pub use config::Config;
 pub use error::Error;
-pub use handoff::{pcm_channel, HandoffStats, PcmConsumer, PcmProducer};
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -161,6 +161,15 @@ impl EphemeralSecret {
     /// K_call from our secret, the peer's public key and the transcript
     /// (see the module docs). Fails on a low-order peer key.
     pub fn call_key(&self, peer_public: &[u8; 32], transcript: &[u8]) -> Result<CallKey, Error> {
+        Ok(CallKey::from_shared(
+            &*self.shared_secret(peer_public)?,
+            transcript,
+        ))
+    }
+
+    /// The X25519 result with the peer's public key. Fails on a low-order
+    /// peer key (an all-zero result).
+    pub fn shared_secret(&self, peer_public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, Error> {
         let shared = self
             .0
             .diffie_hellman(&x25519_dalek::PublicKey::from(*peer_public));
@@ -169,12 +178,7 @@ impl EphemeralSecret {
                 "the peer's ephemeral key is of low order".into(),
             ));
         }
-        let salt: [u8; 32] = Sha256::digest(transcript).into();
-        let hk = Hkdf::<Sha256>::new(Some(&salt), shared.as_bytes());
-        let mut k = [0u8; 32];
-        // 32 bytes is far below HKDF-SHA256's 8160-byte limit.
-        let _ = hk.expand(CALL_KEY_INFO_V2, &mut k);
-        Ok(CallKey(k))
+        Ok(Zeroizing::new(*shared.as_bytes()))
     }
 }
 
@@ -194,6 +198,17 @@ impl std::fmt::Debug for CallKey {
 }
 
 impl CallKey {
+    /// K_call from an X25519 result and the transcript (see the module
+    /// docs).
+    pub fn from_shared(shared: &[u8; 32], transcript: &[u8]) -> Self {
+        let salt: [u8; 32] = Sha256::digest(transcript).into();
+        let hk = Hkdf::<Sha256>::new(Some(&salt), shared);
+        let mut k = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit.
+        let _ = hk.expand(CALL_KEY_INFO_V2, &mut k);
+        Self(k)
+    }
+
     /// Derives K_call (see the module docs).
     pub fn derive(call_id: &CallId, caller_nonce: &CallNonce, callee_nonce: &CallNonce) -> Self {
         let salt = call_id.to_string();

@@ -437,6 +437,9 @@ impl<S: Sealer> std::fmt::Debug for CallSession<S> {
             .field("me", &self.config.me)
             .field("state", &self.machine.state())
             .field("path", &self.path)
+            .field("call_key", &self.keys.has_call_key())
+            .field("dtls_started", &self.dtls_started)
+            .field("secured", &self.media.is_some())
             .finish_non_exhaustive()
     }
 }

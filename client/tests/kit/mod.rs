@@ -188,6 +188,12 @@ pub struct Users {
 }
 
 impl Users {
+    /// Users with the given stores; no session is started.
+    pub fn with_stores(names: &[&str], stores: Vec<E2eStore>) -> Self {
+        let names = names.iter().map(|n| UserId::new(n).unwrap()).collect();
+        Self { names, stores }
+    }
+
     pub fn new(names: &[&str]) -> Self {
         let names: Vec<UserId> = names.iter().map(|n| UserId::new(n).unwrap()).collect();
         let mut stores: Vec<E2eStore> = names.iter().map(|_| E2eStore::in_memory()).collect();
@@ -196,19 +202,24 @@ impl Users {
                 if i == j {
                     continue;
                 }
-                let p = stores[j].keys_to_publish(1).unwrap();
-                let bundle = KeysBundle {
-                    user: names[j].clone(),
-                    identity_key: p.identity_key,
-                    signing_key: p.signing_key,
-                    identity_signature: p.identity_signature,
-                    one_time_key: p.one_time_keys[0].clone(),
-                    fallback: false,
-                };
+                let bundle = bundle_of(&mut stores[j], &names[j]);
                 stores[i].start_session(&bundle).unwrap();
             }
         }
         Self { names, stores }
+    }
+}
+
+/// A key bundle of `store`, presented as `user`'s.
+pub fn bundle_of(store: &mut E2eStore, user: &UserId) -> KeysBundle {
+    let p = store.keys_to_publish(1).unwrap();
+    KeysBundle {
+        user: user.clone(),
+        identity_key: p.identity_key,
+        signing_key: p.signing_key,
+        identity_signature: p.identity_signature,
+        one_time_key: p.one_time_keys[0].clone(),
+        fallback: false,
     }
 }
 
@@ -323,7 +334,11 @@ pub struct World<'a> {
     pub hub_dies: Option<Duration>,
     hub_dead: bool,
     actions: Vec<(usize, When, Action, bool)>,
-    mitm_cert: [u8; 32],
+    /// The certificate a man in the middle puts in every DTLS record.
+    pub mitm_cert: [u8; 32],
+    /// A server in the middle: sees every call message the hub routes and
+    /// returns what it forwards instead.
+    pub intercept: Option<Box<dyn FnMut(Message) -> Message + 'a>>,
     offline: Vec<usize>,
     hub_last: HashMap<usize, Instant>,
     /// (NAT'd node, address it sent to): who may answer through its NAT.
@@ -372,6 +387,7 @@ impl<'a> World<'a> {
             permissions: Vec::new(),
             offline: Vec::new(),
             hub_last: HashMap::new(),
+            intercept: None,
             rng,
             queue: BinaryHeap::new(),
             items: BTreeMap::new(),
@@ -583,7 +599,10 @@ impl<'a> World<'a> {
     fn hub(&mut self, from: usize, out: SignalOut) {
         match out {
             SignalOut::Message(msg) => {
-                let msg = *msg;
+                let msg = match self.intercept.as_mut() {
+                    Some(f) => f(*msg),
+                    None => *msg,
+                };
                 let Some((_, to)) = msg.route() else { return };
                 let call_id = msg.call_id();
                 match self.node_of(to).filter(|t| !self.offline.contains(t)) {
