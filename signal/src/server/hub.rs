@@ -2,10 +2,12 @@
 //! tasks hand it parsed messages and send what it returns).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::Limits;
 use crate::wire::{
@@ -21,7 +23,101 @@ pub(crate) enum Out {
     Close(ErrorCode, String),
 }
 
-pub(crate) type Tx = mpsc::Sender<Out>;
+impl Out {
+    /// Bytes this item holds while queued.
+    fn weight(&self) -> usize {
+        match self {
+            Out::Text(t) => t.len(),
+            Out::Binary(b) => b.len(),
+            Out::Close(_, why) => why.len(),
+        }
+    }
+}
+
+/// The sending side of a connection's outgoing queue, plus its kill switch.
+///
+/// The queue is bounded twice: at most `len` items and at most `max_bytes`
+/// bytes of text and frames (one item is always let in when the queue is
+/// empty, so an item bigger than `max_bytes` still passes alone). What does
+/// not fit is dropped: routing never waits for a slow reader.
+#[derive(Clone, Debug)]
+pub(crate) struct Tx {
+    queue: mpsc::Sender<Out>,
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+    kill: Arc<watch::Sender<bool>>,
+}
+
+/// The connection task's side of [`Tx`].
+#[derive(Debug)]
+pub(crate) struct Rx {
+    queue: mpsc::Receiver<Out>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The kill switch as the connection task sees it: becomes `true` when the
+/// connection must end at once (replaced by a newer login), even if it is
+/// stuck writing.
+pub(crate) type Kill = watch::Receiver<bool>;
+
+/// A connection's outgoing queue of at most `len` items and about
+/// `max_bytes` bytes, and its kill switch.
+pub(crate) fn channel(len: usize, max_bytes: usize) -> (Tx, Rx, Kill) {
+    let (qtx, qrx) = mpsc::channel(len.max(1));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let (ktx, krx) = watch::channel(false);
+    (
+        Tx {
+            queue: qtx,
+            queued: queued.clone(),
+            max_bytes,
+            kill: Arc::new(ktx),
+        },
+        Rx { queue: qrx, queued },
+        krx,
+    )
+}
+
+impl Tx {
+    /// Queues `out` unless the queue is full (by count or bytes) or closed.
+    pub(crate) fn try_send(&self, out: Out) -> bool {
+        let w = out.weight();
+        let before = self.queued.fetch_add(w, Ordering::Relaxed);
+        let fits = before == 0 || before + w <= self.max_bytes || matches!(out, Out::Close(..));
+        if fits && self.queue.try_send(out).is_ok() {
+            true
+        } else {
+            self.queued.fetch_sub(w, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Ends the connection for certain: its task stops waiting on any write
+    /// and closes (after a goodbye bounded by a short deadline).
+    pub(crate) fn kill(&self) {
+        self.kill.send_replace(true);
+    }
+}
+
+impl Rx {
+    fn took(&self, o: &Out) {
+        self.queued.fetch_sub(o.weight(), Ordering::Relaxed);
+    }
+
+    /// The next queued item (`None` once every [`Tx`] is gone).
+    pub(crate) async fn recv(&mut self) -> Option<Out> {
+        let o = self.queue.recv().await?;
+        self.took(&o);
+        Some(o)
+    }
+
+    /// The next queued item if one is ready.
+    pub(crate) fn try_recv(&mut self) -> Option<Out> {
+        let o = self.queue.try_recv().ok()?;
+        self.took(&o);
+        Some(o)
+    }
+}
 
 struct Peer {
     conn_id: u64,
@@ -515,12 +611,15 @@ impl Hub {
     }
 }
 
-/// A token bucket for a connection's message rate.
+/// A token bucket for a connection's message rate. It also counts the
+/// messages it refused since the bucket was last full: a client that keeps
+/// sending far over its budget earns strikes (see [`Limits::rate_strike_multiple`]).
 pub(crate) struct RateLimiter {
     tokens: f64,
     at: Instant,
     rate: f64,
     burst: f64,
+    refused: u64,
 }
 
 impl RateLimiter {
@@ -530,6 +629,7 @@ impl RateLimiter {
             at: now,
             rate: f64::from(rate),
             burst: f64::from(burst),
+            refused: 0,
         }
     }
 
@@ -537,11 +637,21 @@ impl RateLimiter {
         let dt = now.saturating_duration_since(self.at).as_secs_f64();
         self.at = now;
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= self.burst {
+            // The sender paused long enough to refill: forgive past excess.
+            self.refused = 0;
+        }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
+            self.refused += 1;
             false
         }
+    }
+
+    /// Messages refused since the bucket was last full.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused
     }
 }
