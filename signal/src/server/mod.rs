@@ -12,6 +12,7 @@
 //! Embed it with [`Server::bind`] then [`Server::run`], or [`run`].
 //! Logs (tracing) name users and call ids, never keys or payloads.
 
+mod admit;
 mod hub;
 pub mod keydir;
 
@@ -60,6 +61,14 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Most simultaneous connections, handshakes in progress included. Default 50,000.
     pub max_connections: usize,
+    /// Most simultaneous connections from one source address (an IPv6
+    /// source counts by its /64), handshakes included. Connections beyond
+    /// it are closed at once. Default 64.
+    pub max_connections_per_ip: usize,
+    /// Most TLS + WebSocket handshakes in progress from one source address
+    /// (IPv6 by /64): idle or slow handshakes from one address cannot hold
+    /// more than this many slots for `handshake_timeout`. Default 16.
+    pub max_handshakes_per_ip: usize,
     /// Outgoing queue per connection (messages). Default 256.
     pub queue_len: usize,
     /// Outgoing queue per connection (bytes of text and frames waiting to be
@@ -93,6 +102,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(120),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 50_000,
+            max_connections_per_ip: 64,
+            max_handshakes_per_ip: 16,
             queue_len: 256,
             queue_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(5),
@@ -184,6 +195,7 @@ impl ServerConfig {
 
 struct Shared {
     hub: Mutex<Hub>,
+    addrs: Arc<admit::AddrSlots>,
     ice_servers: Vec<String>,
     keys: Arc<KeyDirectory>,
     limits: Limits,
@@ -275,6 +287,14 @@ impl Server {
     /// Loads the certificates, opens the key directory and binds the listener.
     pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
         let tls = tls_config(&config)?;
+        let fd_limit = admit::raise_fd_limit();
+        if fd_limit.is_some_and(|l| l < config.limits.max_connections as u64) {
+            tracing::warn!(
+                fd_limit,
+                max_connections = config.limits.max_connections,
+                "the open-file limit is below max_connections: accepts will fail before the cap"
+            );
+        }
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::Storage(format!("{}: {e}", config.data_dir.display())))?;
         let keys = Arc::new(KeyDirectory::open(&config.data_dir.join("keys.sqlite"))?);
@@ -284,6 +304,10 @@ impl Server {
             acceptor: TlsAcceptor::from(Arc::new(tls)),
             shared: Arc::new(Shared {
                 hub: Mutex::new(Hub::default()),
+                addrs: admit::AddrSlots::new(
+                    config.limits.max_connections_per_ip,
+                    config.limits.max_handshakes_per_ip,
+                ),
                 ice_servers: config.ice_servers,
                 keys,
                 limits: config.limits,
@@ -311,16 +335,24 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         tracing::info!(addr = ?self.listener.local_addr().ok(), "signaling server listening");
+        let mut backoff = admit::AcceptBackoff::default();
+        // While accepts keep failing (EMFILE...), the listener pauses.
+        let mut paused_until: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                r = self.listener.accept() => {
-                    let (tcp, _) = match r {
-                        Ok(x) => x,
+                () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)),
+                    if paused_until.is_some() => paused_until = None,
+                r = self.listener.accept(), if paused_until.is_none() => {
+                    let (tcp, peer) = match r {
+                        Ok(x) => {
+                            backoff.succeeded();
+                            x
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let wait = backoff.failed(&e, Instant::now());
+                            paused_until = Some(tokio::time::Instant::now() + wait);
                             continue;
                         }
                     };
@@ -330,10 +362,16 @@ impl Server {
                         drop(tcp);
                         continue;
                     }
+                    // One address cannot take every slot (addresses stay out of logs).
+                    let Some(slot) = self.shared.addrs.admit(peer.ip()) else {
+                        tracing::debug!("per-address connection or handshake cap reached");
+                        drop(tcp);
+                        continue;
+                    };
                     let shared = self.shared.clone();
                     let acceptor = self.acceptor.clone();
                     let stop = stop_rx.clone();
-                    tasks.spawn(connection(shared, acceptor, tcp, stop));
+                    tasks.spawn(connection(shared, acceptor, tcp, slot, stop));
                 }
             }
         }
@@ -367,6 +405,7 @@ async fn connection(
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
     tcp: TcpStream,
+    mut slot: admit::Slot,
     stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
@@ -389,7 +428,9 @@ async fn connection(
             .map_err(|e| format!("websocket: {e}"))?;
         Ok::<_, String>((user, ws))
     };
-    let (user, ws) = match tokio::time::timeout(limits.handshake_timeout, hs).await {
+    let handshake = tokio::time::timeout(limits.handshake_timeout, hs).await;
+    slot.handshake_done();
+    let (user, ws) = match handshake {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             tracing::info!(reason = %e, "connection refused during handshake");
@@ -403,6 +444,7 @@ async fn connection(
     shared.connections.fetch_add(1, Ordering::Relaxed);
     serve(&shared, user, ws, stop).await;
     shared.connections.fetch_sub(1, Ordering::Relaxed);
+    drop(slot);
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_rustls::server::TlsStream<TcpStream>>;
