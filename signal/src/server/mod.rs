@@ -15,6 +15,7 @@
 mod admit;
 mod hub;
 pub mod keydir;
+mod quota;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -87,6 +88,23 @@ pub struct Limits {
     /// were refused without the sender pausing long enough for its bucket
     /// to refill. Default 2.
     pub rate_strike_multiple: u32,
+    /// The window of the key-directory quotas below (all reset together
+    /// when it ends). Default 60 s.
+    pub key_window: Duration,
+    /// `keys_fetch` of one target by one requester per window; more are
+    /// refused (`rate_limited`). A fetch that hands out nothing (the target
+    /// has no keys) is not counted. Default 5.
+    pub key_fetches_per_target: u32,
+    /// `keys_fetch` by one requester per window, all targets together;
+    /// more are refused (`rate_limited`). Default 30.
+    pub key_fetches_per_requester: u32,
+    /// One-time keys claimed from one user per window, all requesters
+    /// together; beyond it fetches get the (reusable) fallback key, so even
+    /// several requesters cannot drain a user's one-time keys. Default 20.
+    pub one_time_keys_per_target: u32,
+    /// `keys_publish` by one user per window; more are refused before any
+    /// signature is checked. Default 10.
+    pub key_publishes_per_user: u32,
 }
 
 impl Default for Limits {
@@ -108,6 +126,11 @@ impl Default for Limits {
             queue_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(5),
             rate_strike_multiple: 2,
+            key_window: Duration::from_secs(60),
+            key_fetches_per_target: 5,
+            key_fetches_per_requester: 30,
+            one_time_keys_per_target: 20,
+            key_publishes_per_user: 10,
         }
     }
 }
@@ -195,6 +218,7 @@ impl ServerConfig {
 
 struct Shared {
     hub: Mutex<Hub>,
+    key_quota: Mutex<quota::KeyQuota>,
     addrs: Arc<admit::AddrSlots>,
     ice_servers: Vec<String>,
     keys: Arc<KeyDirectory>,
@@ -204,6 +228,13 @@ struct Shared {
 }
 
 impl Shared {
+    fn key_quota(&self) -> std::sync::MutexGuard<'_, quota::KeyQuota> {
+        // Counter updates are single steps: a poisoned lock is consistent.
+        self.key_quota
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
         // Hub methods do not panic midway through updates; recover from poison anyway.
         self.hub
@@ -304,6 +335,7 @@ impl Server {
             acceptor: TlsAcceptor::from(Arc::new(tls)),
             shared: Arc::new(Shared {
                 hub: Mutex::new(Hub::default()),
+                key_quota: Mutex::new(quota::KeyQuota::default()),
                 addrs: admit::AddrSlots::new(
                     config.limits.max_connections_per_ip,
                     config.limits.max_handshakes_per_ip,
@@ -703,6 +735,25 @@ async fn handle_text(
             None
         }
         Message::KeysPublish(p) => {
+            // Cheap checks first: no signature work for a publish that would
+            // be refused anyway. (Key and signature sizes are fixed by the
+            // parser; the message size by MAX_MESSAGE_BYTES.)
+            if p.one_time_keys.len() > keydir::MAX_ONE_TIME_KEYS_PER_PUBLISH {
+                return Some((
+                    ErrorCode::InvalidValue,
+                    "too many one-time keys in one publish",
+                    None,
+                    true,
+                ));
+            }
+            if !shared.key_quota().publish(user, now, &shared.limits) {
+                return Some((
+                    ErrorCode::RateLimited,
+                    "too many key publishes",
+                    None,
+                    false,
+                ));
+            }
             let keys = shared.keys.clone();
             let u = user.clone();
             match tokio::task::spawn_blocking(move || keys.publish(&u, &p)).await {
@@ -731,13 +782,31 @@ async fn handle_text(
             }
         }
         Message::KeysFetch(f) => {
+            let decided = shared.key_quota().fetch(user, &f.user, now, &shared.limits);
+            let one_time = match decided {
+                quota::Fetch::Refuse => {
+                    return Some((ErrorCode::RateLimited, "too many key fetches", None, false))
+                }
+                quota::Fetch::OneTimeKey => true,
+                quota::Fetch::FallbackOnly => false,
+            };
             let keys = shared.keys.clone();
             let u = f.user.clone();
-            match tokio::task::spawn_blocking(move || keys.fetch(&u)).await {
+            let r = tokio::task::spawn_blocking(move || keys.claim(&u, one_time)).await;
+            if !matches!(r, Ok(Ok(Some(_)))) {
+                shared.key_quota().refund(user, &f.user, decided);
+            }
+            match r {
                 Ok(Ok(Some(b))) => {
                     tx.try_send(Out::Text(Message::KeysBundle(b).to_json()));
                     None
                 }
+                Ok(Ok(None)) if !one_time => Some((
+                    ErrorCode::RateLimited,
+                    "that user's one-time keys are rationed and there is no fallback key",
+                    None,
+                    false,
+                )),
                 Ok(Ok(None)) => Some((
                     ErrorCode::NoKeys,
                     "no keys published for that user",
