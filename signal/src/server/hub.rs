@@ -144,6 +144,12 @@ struct CallEntry {
     phase: CallPhase,
     created: Instant,
     relay: Bucket,
+    /// When the callee answered (the call-duration cap counts from here).
+    answered: Option<Instant>,
+    /// When the first relay frame passed (the relay-session cap counts from here).
+    relay_started: Option<Instant>,
+    /// Candidates forwarded while ringing, from the caller and from the callee.
+    ringing_candidates: [u32; 2],
 }
 
 impl CallEntry {
@@ -291,6 +297,52 @@ impl Hub {
             .map(|p| (p.tx.clone(), Out::Text(m.to_json())))
     }
 
+    /// Ends calls past their time caps at `now`: answered calls older than
+    /// `max_call_duration` (both participants get `call_hangup` with reason
+    /// `timeout`), and ringing calls older than `ring_timeout` (dropped
+    /// silently, as on the next invite). Returns what to deliver.
+    ///
+    /// The server calls this about once a second.
+    pub(crate) fn expire(&mut self, now: Instant, limits: &Limits) -> Vec<(Tx, Out)> {
+        let due: Vec<(CallId, bool)> = self
+            .calls
+            .iter()
+            .filter_map(|(id, c)| match (c.phase, c.answered) {
+                (CallPhase::Active, Some(t))
+                    if now.saturating_duration_since(t) > limits.max_call_duration =>
+                {
+                    Some((*id, true))
+                }
+                (CallPhase::Ringing, _)
+                    if now.saturating_duration_since(c.created) > limits.ring_timeout =>
+                {
+                    Some((*id, false))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut deliver = Vec::new();
+        for (id, answered) in due {
+            let Some(c) = self.remove_call(&id) else {
+                continue;
+            };
+            if !answered {
+                continue;
+            }
+            tracing::info!(call_id = %id, "call ended: duration cap reached");
+            for (to, from) in [(&c.caller, &c.callee), (&c.callee, &c.caller)] {
+                let m = Message::CallHangup(CallHangup {
+                    call_id: id,
+                    from_user: from.clone(),
+                    to_user: to.clone(),
+                    reason: Some(HangupReason::Timeout),
+                });
+                deliver.extend(self.forward(to, &m));
+            }
+        }
+        deliver
+    }
+
     /// Routes a call message from the authenticated `user`.
     pub(crate) fn route(
         &mut self,
@@ -347,6 +399,7 @@ impl Hub {
                     );
                 }
                 c.phase = CallPhase::Active;
+                c.answered = Some(now);
                 // The relay buckets start full: one second's worth.
                 c.relay = Bucket {
                     frames: f64::from(limits.relay_frames_per_second),
@@ -363,7 +416,7 @@ impl Hub {
                 }
             }
             Message::CallIceCandidate(_) | Message::CallHangup(_) | Message::CallReject(_) => {
-                let Some(c) = self.calls.get(&id) else {
+                let Some(c) = self.calls.get_mut(&id) else {
                     return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
                 };
                 if c.other(user) != Some(&to) {
@@ -375,6 +428,18 @@ impl Hub {
                     );
                 }
                 match &msg {
+                    Message::CallIceCandidate(_) if c.phase == CallPhase::Ringing => {
+                        let n = &mut c.ringing_candidates[usize::from(user == &c.callee)];
+                        if *n >= limits.max_ringing_candidates {
+                            return Outcome::err(
+                                ErrorCode::RateLimited,
+                                "too many candidates while the call rings",
+                                Some(id),
+                                false,
+                            );
+                        }
+                        *n += 1;
+                    }
                     Message::CallReject(_) => {
                         if &c.callee != user || c.phase != CallPhase::Ringing {
                             return Outcome::err(
@@ -510,6 +575,9 @@ impl Hub {
                     bytes: 0.0,
                     at: now,
                 },
+                answered: None,
+                relay_started: None,
+                ringing_candidates: [0; 2],
             },
         );
         for u in [user, to] {
@@ -558,6 +626,15 @@ impl Hub {
                 "relay frame before answer",
                 Some(id),
                 true,
+            ));
+        }
+        let started = *c.relay_started.get_or_insert(now);
+        if now.saturating_duration_since(started) > limits.max_relay_duration {
+            return Err(Outcome::err(
+                ErrorCode::RelayLimit,
+                "relay session time cap reached",
+                Some(id),
+                false,
             ));
         }
         let b = &mut c.relay;

@@ -105,6 +105,18 @@ pub struct Limits {
     /// `keys_publish` by one user per window; more are refused before any
     /// signature is checked. Default 10.
     pub key_publishes_per_user: u32,
+    /// An answered call lasting longer is ended by the server: both
+    /// participants get `call_hangup` with reason `timeout`. Checked about
+    /// once a second. Default 12 h.
+    pub max_call_duration: Duration,
+    /// Relay frames of one call are refused (`relay_limit`) once this long
+    /// has passed since its first relay frame; the call itself goes on.
+    /// Default 4 h.
+    pub max_relay_duration: Duration,
+    /// `call_ice_candidate` messages forwarded from each participant while
+    /// the call rings; more are refused (`rate_limited`) until the answer.
+    /// Default 20.
+    pub max_ringing_candidates: u32,
 }
 
 impl Default for Limits {
@@ -131,6 +143,9 @@ impl Default for Limits {
             key_fetches_per_requester: 30,
             one_time_keys_per_target: 20,
             key_publishes_per_user: 10,
+            max_call_duration: Duration::from_secs(12 * 3600),
+            max_relay_duration: Duration::from_secs(4 * 3600),
+            max_ringing_candidates: 20,
         }
     }
 }
@@ -370,10 +385,17 @@ impl Server {
         let mut backoff = admit::AcceptBackoff::default();
         // While accepts keep failing (EMFILE...), the listener pauses.
         let mut paused_until: Option<tokio::time::Instant> = None;
+        // Time caps of calls (duration, ringing) are enforced by a sweep.
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = sweep.tick() => {
+                    let ended = self.shared.hub().expire(Instant::now(), &self.shared.limits);
+                    deliver(ended);
+                }
                 () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)),
                     if paused_until.is_some() => paused_until = None,
                 r = self.listener.accept(), if paused_until.is_none() => {
