@@ -688,6 +688,31 @@ impl Hub {
     }
 }
 
+/// Counts refusals within fixed one-second windows.
+pub(crate) struct RefusalWindow {
+    start: Instant,
+    count: u64,
+}
+
+impl RefusalWindow {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            start: now,
+            count: 0,
+        }
+    }
+
+    /// Counts one refusal at `now`; returns the refusals in its window so far.
+    pub(crate) fn refuse(&mut self, now: Instant) -> u64 {
+        if now.saturating_duration_since(self.start) >= std::time::Duration::from_secs(1) {
+            self.start = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count
+    }
+}
+
 /// A token bucket for a connection's message rate. It also counts the
 /// messages it refused since the bucket was last full: a client that keeps
 /// sending far over its budget earns strikes (see [`Limits::rate_strike_multiple`]).

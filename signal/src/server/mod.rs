@@ -88,6 +88,11 @@ pub struct Limits {
     /// were refused without the sender pausing long enough for its bucket
     /// to refill. Default 2.
     pub rate_strike_multiple: u32,
+    /// Relay frames refused by the per-call caps (`relay_limit`) count as
+    /// strikes once more than `relay_strike_multiple ×
+    /// relay_frames_per_second` were refused from one connection within
+    /// one second. Default 5.
+    pub relay_strike_multiple: u32,
     /// The window of the key-directory quotas below (all reset together
     /// when it ends). Default 60 s.
     pub key_window: Duration,
@@ -138,6 +143,7 @@ impl Default for Limits {
             queue_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(5),
             rate_strike_multiple: 2,
+            relay_strike_multiple: 5,
             key_window: Duration::from_secs(60),
             key_fetches_per_target: 5,
             key_fetches_per_requester: 30,
@@ -640,6 +646,11 @@ async fn drive(
     );
     let rate_strikes_after =
         u64::from(limits.rate_strike_multiple) * u64::from(limits.message_burst);
+    // Relay frames refused by the per-call caps within one second, beyond
+    // this many, are strikes too.
+    let relay_strikes_after =
+        u64::from(limits.relay_strike_multiple) * u64::from(limits.relay_frames_per_second);
+    let mut relay_refused = hub::RefusalWindow::new(Instant::now());
     let mut strikes = 0u32;
     let mut idle_armed = Instant::now();
     let idle = tokio::time::sleep(limits.idle_timeout);
@@ -717,7 +728,12 @@ async fn drive(
                     WsMessage::Close(_) => return End::Gone,
                     _ => None,
                 };
-                if let Some((code, text, call_id, strike)) = reply {
+                if let Some((code, text, call_id, mut strike)) = reply {
+                    if code == ErrorCode::RelayLimit
+                        && relay_refused.refuse(now) > relay_strikes_after
+                    {
+                        strike = true;
+                    }
                     if strike {
                         strikes += 1;
                     }
