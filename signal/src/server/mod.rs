@@ -11,6 +11,14 @@
 //!
 //! Embed it with [`Server::bind`] then [`Server::run`], or [`run`].
 //! Logs (tracing) name users and call ids, never keys or payloads.
+//!
+//! Every resource a client can make the server hold is capped by a field
+//! of [`Limits`]: connections (in all and per source address), handshakes
+//! in progress per address, each write's deadline, the outgoing queue
+//! (messages and bytes; [`Limits::connection_memory_bound`] gives the
+//! memory of one connection), message and relay rates, key-directory
+//! quotas, and the time calls, relay sessions and ringing may last.
+//! `docs/OPERATIONS.md` lists them with their defaults.
 
 mod admit;
 mod hub;
