@@ -92,6 +92,9 @@ async fn server(args: &[String]) -> Result<(), BoxError> {
     // message cap (the relay cap per call stays at its default).
     cfg.limits.messages_per_second = 100_000;
     cfg.limits.message_burst = 100_000;
+    // Every load connection comes from 127.0.0.1: lift the per-address caps.
+    cfg.limits.max_connections_per_ip = usize::MAX;
+    cfg.limits.max_handshakes_per_ip = usize::MAX;
     let server = Server::bind(cfg).await?;
     println!("LISTENING {}", server.local_addr()?);
     let stop = async {

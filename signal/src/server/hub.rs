@@ -2,10 +2,12 @@
 //! tasks hand it parsed messages and send what it returns).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::Limits;
 use crate::wire::{
@@ -21,7 +23,101 @@ pub(crate) enum Out {
     Close(ErrorCode, String),
 }
 
-pub(crate) type Tx = mpsc::Sender<Out>;
+impl Out {
+    /// Bytes this item holds while queued.
+    fn weight(&self) -> usize {
+        match self {
+            Out::Text(t) => t.len(),
+            Out::Binary(b) => b.len(),
+            Out::Close(_, why) => why.len(),
+        }
+    }
+}
+
+/// The sending side of a connection's outgoing queue, plus its kill switch.
+///
+/// The queue is bounded twice: at most `len` items and at most `max_bytes`
+/// bytes of text and frames (one item is always let in when the queue is
+/// empty, so an item bigger than `max_bytes` still passes alone). What does
+/// not fit is dropped: routing never waits for a slow reader.
+#[derive(Clone, Debug)]
+pub(crate) struct Tx {
+    queue: mpsc::Sender<Out>,
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+    kill: Arc<watch::Sender<bool>>,
+}
+
+/// The connection task's side of [`Tx`].
+#[derive(Debug)]
+pub(crate) struct Rx {
+    queue: mpsc::Receiver<Out>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The kill switch as the connection task sees it: becomes `true` when the
+/// connection must end at once (replaced by a newer login), even if it is
+/// stuck writing.
+pub(crate) type Kill = watch::Receiver<bool>;
+
+/// A connection's outgoing queue of at most `len` items and about
+/// `max_bytes` bytes, and its kill switch.
+pub(crate) fn channel(len: usize, max_bytes: usize) -> (Tx, Rx, Kill) {
+    let (qtx, qrx) = mpsc::channel(len.max(1));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let (ktx, krx) = watch::channel(false);
+    (
+        Tx {
+            queue: qtx,
+            queued: queued.clone(),
+            max_bytes,
+            kill: Arc::new(ktx),
+        },
+        Rx { queue: qrx, queued },
+        krx,
+    )
+}
+
+impl Tx {
+    /// Queues `out` unless the queue is full (by count or bytes) or closed.
+    pub(crate) fn try_send(&self, out: Out) -> bool {
+        let w = out.weight();
+        let before = self.queued.fetch_add(w, Ordering::Relaxed);
+        let fits = before == 0 || before + w <= self.max_bytes || matches!(out, Out::Close(..));
+        if fits && self.queue.try_send(out).is_ok() {
+            true
+        } else {
+            self.queued.fetch_sub(w, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Ends the connection for certain: its task stops waiting on any write
+    /// and closes (after a goodbye bounded by a short deadline).
+    pub(crate) fn kill(&self) {
+        self.kill.send_replace(true);
+    }
+}
+
+impl Rx {
+    fn took(&self, o: &Out) {
+        self.queued.fetch_sub(o.weight(), Ordering::Relaxed);
+    }
+
+    /// The next queued item (`None` once every [`Tx`] is gone).
+    pub(crate) async fn recv(&mut self) -> Option<Out> {
+        let o = self.queue.recv().await?;
+        self.took(&o);
+        Some(o)
+    }
+
+    /// The next queued item if one is ready.
+    pub(crate) fn try_recv(&mut self) -> Option<Out> {
+        let o = self.queue.try_recv().ok()?;
+        self.took(&o);
+        Some(o)
+    }
+}
 
 struct Peer {
     conn_id: u64,
@@ -48,6 +144,12 @@ struct CallEntry {
     phase: CallPhase,
     created: Instant,
     relay: Bucket,
+    /// When the callee answered (the call-duration cap counts from here).
+    answered: Option<Instant>,
+    /// When the first relay frame passed (the relay-session cap counts from here).
+    relay_started: Option<Instant>,
+    /// Candidates forwarded while ringing, from the caller and from the callee.
+    ringing_candidates: [u32; 2],
 }
 
 impl CallEntry {
@@ -195,6 +297,52 @@ impl Hub {
             .map(|p| (p.tx.clone(), Out::Text(m.to_json())))
     }
 
+    /// Ends calls past their time caps at `now`: answered calls older than
+    /// `max_call_duration` (both participants get `call_hangup` with reason
+    /// `timeout`), and ringing calls older than `ring_timeout` (dropped
+    /// silently, as on the next invite). Returns what to deliver.
+    ///
+    /// The server calls this about once a second.
+    pub(crate) fn expire(&mut self, now: Instant, limits: &Limits) -> Vec<(Tx, Out)> {
+        let due: Vec<(CallId, bool)> = self
+            .calls
+            .iter()
+            .filter_map(|(id, c)| match (c.phase, c.answered) {
+                (CallPhase::Active, Some(t))
+                    if now.saturating_duration_since(t) > limits.max_call_duration =>
+                {
+                    Some((*id, true))
+                }
+                (CallPhase::Ringing, _)
+                    if now.saturating_duration_since(c.created) > limits.ring_timeout =>
+                {
+                    Some((*id, false))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut deliver = Vec::new();
+        for (id, answered) in due {
+            let Some(c) = self.remove_call(&id) else {
+                continue;
+            };
+            if !answered {
+                continue;
+            }
+            tracing::info!(call_id = %id, "call ended: duration cap reached");
+            for (to, from) in [(&c.caller, &c.callee), (&c.callee, &c.caller)] {
+                let m = Message::CallHangup(CallHangup {
+                    call_id: id,
+                    from_user: from.clone(),
+                    to_user: to.clone(),
+                    reason: Some(HangupReason::Timeout),
+                });
+                deliver.extend(self.forward(to, &m));
+            }
+        }
+        deliver
+    }
+
     /// Routes a call message from the authenticated `user`.
     pub(crate) fn route(
         &mut self,
@@ -251,6 +399,7 @@ impl Hub {
                     );
                 }
                 c.phase = CallPhase::Active;
+                c.answered = Some(now);
                 // The relay buckets start full: one second's worth.
                 c.relay = Bucket {
                     frames: f64::from(limits.relay_frames_per_second),
@@ -267,7 +416,7 @@ impl Hub {
                 }
             }
             Message::CallIceCandidate(_) | Message::CallHangup(_) | Message::CallReject(_) => {
-                let Some(c) = self.calls.get(&id) else {
+                let Some(c) = self.calls.get_mut(&id) else {
                     return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
                 };
                 if c.other(user) != Some(&to) {
@@ -279,6 +428,18 @@ impl Hub {
                     );
                 }
                 match &msg {
+                    Message::CallIceCandidate(_) if c.phase == CallPhase::Ringing => {
+                        let n = &mut c.ringing_candidates[usize::from(user == &c.callee)];
+                        if *n >= limits.max_ringing_candidates {
+                            return Outcome::err(
+                                ErrorCode::RateLimited,
+                                "too many candidates while the call rings",
+                                Some(id),
+                                false,
+                            );
+                        }
+                        *n += 1;
+                    }
                     Message::CallReject(_) => {
                         if &c.callee != user || c.phase != CallPhase::Ringing {
                             return Outcome::err(
@@ -414,6 +575,9 @@ impl Hub {
                     bytes: 0.0,
                     at: now,
                 },
+                answered: None,
+                relay_started: None,
+                ringing_candidates: [0; 2],
             },
         );
         for u in [user, to] {
@@ -462,6 +626,15 @@ impl Hub {
                 "relay frame before answer",
                 Some(id),
                 true,
+            ));
+        }
+        let started = *c.relay_started.get_or_insert(now);
+        if now.saturating_duration_since(started) > limits.max_relay_duration {
+            return Err(Outcome::err(
+                ErrorCode::RelayLimit,
+                "relay session time cap reached",
+                Some(id),
+                false,
             ));
         }
         let b = &mut c.relay;
@@ -515,12 +688,40 @@ impl Hub {
     }
 }
 
-/// A token bucket for a connection's message rate.
+/// Counts refusals within fixed one-second windows.
+pub(crate) struct RefusalWindow {
+    start: Instant,
+    count: u64,
+}
+
+impl RefusalWindow {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            start: now,
+            count: 0,
+        }
+    }
+
+    /// Counts one refusal at `now`; returns the refusals in its window so far.
+    pub(crate) fn refuse(&mut self, now: Instant) -> u64 {
+        if now.saturating_duration_since(self.start) >= std::time::Duration::from_secs(1) {
+            self.start = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count
+    }
+}
+
+/// A token bucket for a connection's message rate. It also counts the
+/// messages it refused since the bucket was last full: a client that keeps
+/// sending far over its budget earns strikes (see [`Limits::rate_strike_multiple`]).
 pub(crate) struct RateLimiter {
     tokens: f64,
     at: Instant,
     rate: f64,
     burst: f64,
+    refused: u64,
 }
 
 impl RateLimiter {
@@ -530,6 +731,7 @@ impl RateLimiter {
             at: now,
             rate: f64::from(rate),
             burst: f64::from(burst),
+            refused: 0,
         }
     }
 
@@ -537,11 +739,21 @@ impl RateLimiter {
         let dt = now.saturating_duration_since(self.at).as_secs_f64();
         self.at = now;
         self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= self.burst {
+            // The sender paused long enough to refill: forgive past excess.
+            self.refused = 0;
+        }
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
+            self.refused += 1;
             false
         }
+    }
+
+    /// Messages refused since the bucket was last full.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused
     }
 }

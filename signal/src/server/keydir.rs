@@ -14,6 +14,9 @@ use crate::Error;
 /// Most unclaimed one-time keys kept per user.
 pub const MAX_ONE_TIME_KEYS: u32 = 200;
 
+/// Most one-time keys in one `keys_publish`.
+pub const MAX_ONE_TIME_KEYS_PER_PUBLISH: usize = 100;
+
 fn db(e: rusqlite::Error) -> Error {
     Error::Database(e.to_string())
 }
@@ -78,6 +81,10 @@ impl KeyDirectory {
     /// identity key replaces the old one and drops its one-time keys.
     /// Returns the number of unclaimed one-time keys.
     pub fn publish(&self, user: &UserId, p: &KeysPublish) -> Result<Option<u32>, Error> {
+        // Count before any signature work.
+        if p.one_time_keys.len() > MAX_ONE_TIME_KEYS_PER_PUBLISH {
+            return Ok(None);
+        }
         if !verify(
             &p.signing_key,
             &identity_statement(&p.identity_key),
@@ -96,7 +103,7 @@ impl KeyDirectory {
                     &k.signature,
                 )
             });
-        if !all_ok || p.one_time_keys.len() > 100 {
+        if !all_ok {
             return Ok(None);
         }
         let mut conn = self.lock();
@@ -158,6 +165,13 @@ impl KeyDirectory {
     /// Claims a bundle for `user`: the oldest one-time key (deleted in the
     /// same transaction, so it is handed out once) or else the fallback key.
     pub fn fetch(&self, user: &UserId) -> Result<Option<KeysBundle>, Error> {
+        self.claim(user, true)
+    }
+
+    /// Like [`KeyDirectory::fetch`], but with `one_time` false only the
+    /// fallback key is handed out (nothing is used up); `Ok(None)` if the
+    /// user has none.
+    pub fn claim(&self, user: &UserId, one_time: bool) -> Result<Option<KeysBundle>, Error> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(db)?;
         type Row = (String, String, String, Option<String>, Option<String>);
@@ -173,14 +187,17 @@ impl KeyDirectory {
         let Some((ik, sk, isig, fk, fsig)) = id else {
             return Ok(None);
         };
-        let otk: Option<(i64, String, String)> = tx
-            .query_row(
+        let otk: Option<(i64, String, String)> = if !one_time {
+            None
+        } else {
+            tx.query_row(
                 "SELECT id, key, signature FROM one_time_keys WHERE user = ?1 ORDER BY id LIMIT 1",
                 [user.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()
-            .map_err(db)?;
+            .map_err(db)?
+        };
         let (key, sig, fallback) = match otk {
             Some((id, k, s)) => {
                 tx.execute("DELETE FROM one_time_keys WHERE id = ?1", [id])

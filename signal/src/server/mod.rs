@@ -11,9 +11,19 @@
 //!
 //! Embed it with [`Server::bind`] then [`Server::run`], or [`run`].
 //! Logs (tracing) name users and call ids, never keys or payloads.
+//!
+//! Every resource a client can make the server hold is capped by a field
+//! of [`Limits`]: connections (in all and per source address), handshakes
+//! in progress per address, each write's deadline, the outgoing queue
+//! (messages and bytes; [`Limits::connection_memory_bound`] gives the
+//! memory of one connection), message and relay rates, key-directory
+//! quotas, and the time calls, relay sessions and ringing may last.
+//! `docs/OPERATIONS.md` lists them with their defaults.
 
+mod admit;
 mod hub;
 pub mod keydir;
+mod quota;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -60,8 +70,66 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Most simultaneous connections, handshakes in progress included. Default 50,000.
     pub max_connections: usize,
+    /// Most simultaneous connections from one source address (an IPv6
+    /// source counts by its /64), handshakes included. Connections beyond
+    /// it are closed at once. Default 64.
+    pub max_connections_per_ip: usize,
+    /// Most TLS + WebSocket handshakes in progress from one source address
+    /// (IPv6 by /64): idle or slow handshakes from one address cannot hold
+    /// more than this many slots for `handshake_timeout`. Default 16.
+    pub max_handshakes_per_ip: usize,
     /// Outgoing queue per connection (messages). Default 256.
     pub queue_len: usize,
+    /// Outgoing queue per connection (bytes of text and frames waiting to be
+    /// written). What does not fit is dropped. Default 1 MiB.
+    ///
+    /// Together with the fixed WebSocket and TLS buffers this bounds a
+    /// connection's memory; see [`Limits::connection_memory_bound`].
+    pub queue_bytes: usize,
+    /// Deadline of every write to a client (a batch of queued messages and
+    /// its flush, an error reply, the welcome). A client that stops reading
+    /// is dropped once a write misses it: its queue is freed and its slot
+    /// counts no more towards `max_connections`. Default 5 s.
+    pub write_timeout: Duration,
+    /// Messages refused by the rate limit count as strikes (towards
+    /// `max_errors`) once more than `rate_strike_multiple × message_burst`
+    /// were refused without the sender pausing long enough for its bucket
+    /// to refill. Default 2.
+    pub rate_strike_multiple: u32,
+    /// Relay frames refused by the per-call caps (`relay_limit`) count as
+    /// strikes once more than `relay_strike_multiple ×
+    /// relay_frames_per_second` were refused from one connection within
+    /// one second. Default 5.
+    pub relay_strike_multiple: u32,
+    /// The window of the key-directory quotas below (all reset together
+    /// when it ends). Default 60 s.
+    pub key_window: Duration,
+    /// `keys_fetch` of one target by one requester per window; more are
+    /// refused (`rate_limited`). A fetch that hands out nothing (the target
+    /// has no keys) is not counted. Default 5.
+    pub key_fetches_per_target: u32,
+    /// `keys_fetch` by one requester per window, all targets together;
+    /// more are refused (`rate_limited`). Default 30.
+    pub key_fetches_per_requester: u32,
+    /// One-time keys claimed from one user per window, all requesters
+    /// together; beyond it fetches get the (reusable) fallback key, so even
+    /// several requesters cannot drain a user's one-time keys. Default 20.
+    pub one_time_keys_per_target: u32,
+    /// `keys_publish` by one user per window; more are refused before any
+    /// signature is checked. Default 10.
+    pub key_publishes_per_user: u32,
+    /// An answered call lasting longer is ended by the server: both
+    /// participants get `call_hangup` with reason `timeout`. Checked about
+    /// once a second. Default 12 h.
+    pub max_call_duration: Duration,
+    /// Relay frames of one call are refused (`relay_limit`) once this long
+    /// has passed since its first relay frame; the call itself goes on.
+    /// Default 4 h.
+    pub max_relay_duration: Duration,
+    /// `call_ice_candidate` messages forwarded from each participant while
+    /// the call rings; more are refused (`rate_limited`) until the answer.
+    /// Default 20.
+    pub max_ringing_candidates: u32,
 }
 
 impl Default for Limits {
@@ -77,8 +145,51 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(120),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 50_000,
+            max_connections_per_ip: 64,
+            max_handshakes_per_ip: 16,
             queue_len: 256,
+            queue_bytes: 1024 * 1024,
+            write_timeout: Duration::from_secs(5),
+            rate_strike_multiple: 2,
+            relay_strike_multiple: 5,
+            key_window: Duration::from_secs(60),
+            key_fetches_per_target: 5,
+            key_fetches_per_requester: 30,
+            one_time_keys_per_target: 20,
+            key_publishes_per_user: 10,
+            max_call_duration: Duration::from_secs(12 * 3600),
+            max_relay_duration: Duration::from_secs(4 * 3600),
+            max_ringing_candidates: 20,
         }
+    }
+}
+
+/// Most bytes tungstenite buffers for writing on one connection
+/// ([`WebSocketConfig::max_write_buffer_size`]).
+const WS_MAX_WRITE_BUFFER: usize = 1024 * 1024;
+/// tungstenite's read buffer.
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// rustls' buffers of one connection, approximately: the outgoing TLS
+/// records (capped at 64 KiB by rustls' default buffer limit), received
+/// plaintext (16 KiB) and the record deframer (up to a 64 KiB handshake
+/// message). Rounded up.
+const TLS_BUFFERS: usize = 192 * 1024;
+
+impl Limits {
+    /// An upper bound, in bytes, of what one connection holds in user-space
+    /// buffers: its outgoing queue (`queue_bytes`, plus one item that may
+    /// overshoot it, plus the queue's slots), the WebSocket write buffer
+    /// (1 MiB at most), the message being read (twice
+    /// [`MAX_MESSAGE_BYTES`]) with the 4 KiB read buffer, and rustls'
+    /// buffers (about 192 KiB). About 2.5 MiB with the defaults.
+    ///
+    /// Not included: kernel socket buffers (see `net.ipv4.tcp_wmem` and
+    /// `tcp_rmem`) and a few KiB of task and bookkeeping state.
+    pub fn connection_memory_bound(&self) -> usize {
+        let queue =
+            self.queue_bytes + 2 * MAX_MESSAGE_BYTES + self.queue_len * std::mem::size_of::<Out>();
+        let ws = WS_MAX_WRITE_BUFFER + WS_READ_BUFFER + 2 * MAX_MESSAGE_BYTES;
+        queue + ws + TLS_BUFFERS
     }
 }
 
@@ -136,6 +247,8 @@ impl ServerConfig {
 
 struct Shared {
     hub: Mutex<Hub>,
+    key_quota: Mutex<quota::KeyQuota>,
+    addrs: Arc<admit::AddrSlots>,
     ice_servers: Vec<String>,
     keys: Arc<KeyDirectory>,
     limits: Limits,
@@ -144,6 +257,13 @@ struct Shared {
 }
 
 impl Shared {
+    fn key_quota(&self) -> std::sync::MutexGuard<'_, quota::KeyQuota> {
+        // Counter updates are single steps: a poisoned lock is consistent.
+        self.key_quota
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
         // Hub methods do not panic midway through updates; recover from poison anyway.
         self.hub
@@ -213,12 +333,12 @@ fn tls_config(config: &ServerConfig) -> Result<rustls::ServerConfig, Error> {
 /// that the parser can answer `too_large`; larger ones close the connection.
 pub(crate) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(WS_READ_BUFFER)
         // Frames queue up to 8 KiB before a write, so a burst of relay
         // frames becomes one TLS record and one syscall, while an idle
         // connection keeps no large buffer.
         .write_buffer_size(8 * 1024)
-        .max_write_buffer_size(1024 * 1024)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
         .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
 }
@@ -227,6 +347,14 @@ impl Server {
     /// Loads the certificates, opens the key directory and binds the listener.
     pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
         let tls = tls_config(&config)?;
+        let fd_limit = admit::raise_fd_limit();
+        if fd_limit.is_some_and(|l| l < config.limits.max_connections as u64) {
+            tracing::warn!(
+                fd_limit,
+                max_connections = config.limits.max_connections,
+                "the open-file limit is below max_connections: accepts will fail before the cap"
+            );
+        }
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::Storage(format!("{}: {e}", config.data_dir.display())))?;
         let keys = Arc::new(KeyDirectory::open(&config.data_dir.join("keys.sqlite"))?);
@@ -236,6 +364,11 @@ impl Server {
             acceptor: TlsAcceptor::from(Arc::new(tls)),
             shared: Arc::new(Shared {
                 hub: Mutex::new(Hub::default()),
+                key_quota: Mutex::new(quota::KeyQuota::default()),
+                addrs: admit::AddrSlots::new(
+                    config.limits.max_connections_per_ip,
+                    config.limits.max_handshakes_per_ip,
+                ),
                 ice_servers: config.ice_servers,
                 keys,
                 limits: config.limits,
@@ -263,16 +396,31 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         tracing::info!(addr = ?self.listener.local_addr().ok(), "signaling server listening");
+        let mut backoff = admit::AcceptBackoff::default();
+        // While accepts keep failing (EMFILE...), the listener pauses.
+        let mut paused_until: Option<tokio::time::Instant> = None;
+        // Time caps of calls (duration, ringing) are enforced by a sweep.
+        let mut sweep = tokio::time::interval(Duration::from_secs(1));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                r = self.listener.accept() => {
-                    let (tcp, _) = match r {
-                        Ok(x) => x,
+                _ = sweep.tick() => {
+                    let ended = self.shared.hub().expire(Instant::now(), &self.shared.limits);
+                    deliver(ended);
+                }
+                () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)),
+                    if paused_until.is_some() => paused_until = None,
+                r = self.listener.accept(), if paused_until.is_none() => {
+                    let (tcp, peer) = match r {
+                        Ok(x) => {
+                            backoff.succeeded();
+                            x
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            let wait = backoff.failed(&e, Instant::now());
+                            paused_until = Some(tokio::time::Instant::now() + wait);
                             continue;
                         }
                     };
@@ -282,17 +430,23 @@ impl Server {
                         drop(tcp);
                         continue;
                     }
+                    // One address cannot take every slot (addresses stay out of logs).
+                    let Some(slot) = self.shared.addrs.admit(peer.ip()) else {
+                        tracing::debug!("per-address connection or handshake cap reached");
+                        drop(tcp);
+                        continue;
+                    };
                     let shared = self.shared.clone();
                     let acceptor = self.acceptor.clone();
                     let stop = stop_rx.clone();
-                    tasks.spawn(connection(shared, acceptor, tcp, stop));
+                    tasks.spawn(connection(shared, acceptor, tcp, slot, stop));
                 }
             }
         }
         tracing::info!("signaling server shutting down");
         let _ = stop_tx.send(true);
         for tx in self.shared.hub().senders() {
-            let _ = tx.try_send(Out::Close(
+            tx.try_send(Out::Close(
                 ErrorCode::ServerShutdown,
                 "server shutting down".into(),
             ));
@@ -309,7 +463,7 @@ impl Server {
 fn deliver(list: Vec<(hub::Tx, Out)>) {
     for (tx, out) in list {
         // A full queue means a slow reader: drop rather than block routing.
-        if tx.try_send(out).is_err() {
+        if !tx.try_send(out) {
             tracing::debug!("dropped a message for a slow or closed connection");
         }
     }
@@ -319,6 +473,7 @@ async fn connection(
     shared: Arc<Shared>,
     acceptor: TlsAcceptor,
     tcp: TcpStream,
+    mut slot: admit::Slot,
     stop: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
@@ -341,7 +496,9 @@ async fn connection(
             .map_err(|e| format!("websocket: {e}"))?;
         Ok::<_, String>((user, ws))
     };
-    let (user, ws) = match tokio::time::timeout(limits.handshake_timeout, hs).await {
+    let handshake = tokio::time::timeout(limits.handshake_timeout, hs).await;
+    slot.handshake_done();
+    let (user, ws) = match handshake {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             tracing::info!(reason = %e, "connection refused during handshake");
@@ -355,6 +512,7 @@ async fn connection(
     shared.connections.fetch_add(1, Ordering::Relaxed);
     serve(&shared, user, ws, stop).await;
     shared.connections.fetch_sub(1, Ordering::Relaxed);
+    drop(slot);
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_rustls::server::TlsStream<TcpStream>>;
@@ -371,76 +529,187 @@ fn close_frame(code: ErrorCode, reason: &str) -> WsMessage {
     }))
 }
 
+/// How a connection's loop ended.
+enum End {
+    /// The client left, a read failed or it went idle: close politely.
+    Gone,
+    /// A write failed or missed its deadline: the client does not read.
+    /// Drop it without a goodbye (that write would be stuck too).
+    Stuck,
+    /// We end it and say why (error message, close frame) within a short deadline.
+    Close(ErrorCode, String),
+}
+
+impl End {
+    fn replaced() -> Self {
+        End::Close(
+            ErrorCode::SessionReplaced,
+            "a newer connection for this user replaced this one".into(),
+        )
+    }
+}
+
+/// Completes once the connection is killed (never if its kill switch is gone).
+async fn killed(kill: &mut hub::Kill) {
+    if kill.wait_for(|k| *k).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Runs one write (feed, flush, send) until `deadline`; a kill (newer
+/// login) interrupts it.
+async fn bounded<F>(
+    deadline: tokio::time::Instant,
+    kill: &mut hub::Kill,
+    write: F,
+) -> Result<(), End>
+where
+    F: Future<Output = Result<(), tokio_tungstenite::tungstenite::Error>>,
+{
+    tokio::select! {
+        biased;
+        () = killed(kill) => Err(End::replaced()),
+        r = tokio::time::timeout_at(deadline, write) => match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Stuck),
+        },
+    }
+}
+
 async fn serve(shared: &Arc<Shared>, user: UserId, mut ws: Ws, mut stop: watch::Receiver<bool>) {
     let limits = &shared.limits;
     let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx) = mpsc::channel::<Out>(limits.queue_len);
+    let (tx, mut rx, mut kill) = hub::channel(limits.queue_len, limits.queue_bytes);
     let (old, hangups) = shared.hub().connect(&user, conn_id, tx.clone());
     deliver(hangups);
     if let Some(old) = old {
         tracing::info!(user = %user, "new login replaces the previous connection");
-        let _ = old.try_send(Out::Close(
+        // The goodbye goes through the queue if there is room; the kill
+        // ends the old connection even if its queue is full or it is
+        // stuck writing.
+        old.try_send(Out::Close(
             ErrorCode::SessionReplaced,
             "a newer connection for this user replaced this one".into(),
         ));
+        old.kill();
     }
     tracing::info!(user = %user, "connected");
+    let end = drive(shared, &user, &mut ws, &tx, &mut rx, &mut kill, &mut stop).await;
+    let hangups = shared.hub().disconnect(&user, conn_id);
+    deliver(hangups);
+    drop(rx);
+    let goodbye = tokio::time::Instant::now() + limits.write_timeout.min(Duration::from_secs(1));
+    match end {
+        End::Stuck => tracing::info!(user = %user, "dropped: a write missed its deadline"),
+        End::Gone => {
+            let _ = tokio::time::timeout_at(goodbye, ws.close(None)).await;
+        }
+        End::Close(code, why) => {
+            let m = Message::error(code, why.clone(), None).to_json();
+            let _ = tokio::time::timeout_at(goodbye, async {
+                ws.send(WsMessage::text(m)).await?;
+                ws.send(close_frame(code, &why)).await?;
+                // Read (and discard) until the client answers the close:
+                // closing with unread input would reset the connection and
+                // could destroy the goodbye before the client reads it.
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_close() {
+                        break;
+                    }
+                }
+                ws.close(None).await
+            })
+            .await;
+        }
+    }
+    tracing::info!(user = %user, "disconnected");
+}
+
+/// The connection loop: writes what the hub queued, reads and handles what
+/// the client sends, until one side ends it.
+async fn drive(
+    shared: &Arc<Shared>,
+    user: &UserId,
+    ws: &mut Ws,
+    tx: &hub::Tx,
+    rx: &mut hub::Rx,
+    kill: &mut hub::Kill,
+    stop: &mut watch::Receiver<bool>,
+) -> End {
+    let limits = &shared.limits;
+    let deadline = || tokio::time::Instant::now() + limits.write_timeout;
     let welcome = Message::Welcome(Welcome {
         user: user.clone(),
         ice_servers: shared.ice_servers.clone(),
     })
     .to_json();
-    let mut ok = ws.send(WsMessage::text(welcome)).await.is_ok();
+    if let Err(e) = bounded(deadline(), kill, ws.send(WsMessage::text(welcome))).await {
+        return e;
+    }
     let mut rate = RateLimiter::new(
         limits.messages_per_second,
         limits.message_burst,
         Instant::now(),
     );
+    let rate_strikes_after =
+        u64::from(limits.rate_strike_multiple) * u64::from(limits.message_burst);
+    // Relay frames refused by the per-call caps within one second, beyond
+    // this many, are strikes too.
+    let relay_strikes_after =
+        u64::from(limits.relay_strike_multiple) * u64::from(limits.relay_frames_per_second);
+    let mut relay_refused = hub::RefusalWindow::new(Instant::now());
     let mut strikes = 0u32;
-    let mut pending_close: Option<(ErrorCode, String)> = None;
     let mut idle_armed = Instant::now();
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
-    while ok {
+    loop {
         tokio::select! {
             biased;
             _ = stop.changed() => {
-                pending_close = Some((ErrorCode::ServerShutdown, "server shutting down".into()));
-                break;
+                return End::Close(ErrorCode::ServerShutdown, "server shutting down".into());
             }
+            () = killed(kill) => return End::replaced(),
             out = rx.recv() => {
-                let Some(out) = out else { break };
+                let Some(out) = out else { return End::Gone };
+                // One deadline for the whole batch and its flush: a client
+                // that reads a trickle cannot hold a writer for long.
+                let by = deadline();
                 let mut next = Some(out);
                 let mut n = 0;
+                let mut close = None;
                 while let Some(o) = next.take() {
-                    match o {
-                        Out::Text(t) => ok = ws.feed(WsMessage::text(t)).await.is_ok(),
-                        Out::Binary(b) => ok = ws.feed(WsMessage::Binary(b)).await.is_ok(),
+                    let m = match o {
+                        Out::Text(t) => WsMessage::text(t),
+                        Out::Binary(b) => WsMessage::Binary(b),
                         Out::Close(code, why) => {
-                            pending_close = Some((code, why));
+                            close = Some(End::Close(code, why));
                             break;
                         }
+                    };
+                    if let Err(e) = bounded(by, kill, ws.feed(m)).await {
+                        return e;
                     }
                     n += 1;
-                    if !ok || n >= 64 {
+                    if n >= 64 {
                         break;
                     }
-                    next = rx.try_recv().ok();
+                    next = rx.try_recv();
                 }
-                if ok {
-                    ok = ws.flush().await.is_ok();
+                if let Err(e) = bounded(by, kill, ws.flush()).await {
+                    return e;
                 }
-                if pending_close.is_some() {
-                    break;
+                if let Some(c) = close {
+                    return c;
                 }
             }
             _ = &mut idle => {
                 tracing::info!(user = %user, "idle timeout");
-                break;
+                return End::Gone;
             }
             msg = ws.next() => {
                 let msg = match msg {
-                    None | Some(Err(_)) => break,
+                    None | Some(Err(_)) => return End::Gone,
                     Some(Ok(m)) => m,
                 };
                 let now = Instant::now();
@@ -452,45 +721,42 @@ async fn serve(shared: &Arc<Shared>, user: UserId, mut ws: Ws, mut stop: watch::
                 let reply = match msg {
                     WsMessage::Text(t) => {
                         if !rate.allow(now) {
-                            Some((ErrorCode::RateLimited, "too many messages", None, false))
+                            let strike = rate.refused() > rate_strikes_after;
+                            Some((ErrorCode::RateLimited, "too many messages", None, strike))
                         } else {
-                            handle_text(shared, &user, t.as_str(), now, &tx).await
+                            handle_text(shared, user, t.as_str(), now, tx).await
                         }
                     }
                     WsMessage::Binary(b) => {
-                        let o = shared.hub().route_binary(&user, b, now, limits);
+                        let o = shared.hub().route_binary(user, b, now, limits);
                         let e = o.error.map(|(c, m, id)| (c, m, id, o.strike));
                         deliver(o.deliver);
                         e
                     }
-                    WsMessage::Close(_) => break,
+                    WsMessage::Close(_) => return End::Gone,
                     _ => None,
                 };
-                if let Some((code, text, call_id, strike)) = reply {
+                if let Some((code, text, call_id, mut strike)) = reply {
+                    if code == ErrorCode::RelayLimit
+                        && relay_refused.refuse(now) > relay_strikes_after
+                    {
+                        strike = true;
+                    }
                     if strike {
                         strikes += 1;
                     }
                     let m = Message::error(code, text, call_id).to_json();
-                    ok = ws.send(WsMessage::text(m)).await.is_ok();
+                    if let Err(e) = bounded(deadline(), kill, ws.send(WsMessage::text(m))).await {
+                        return e;
+                    }
                     if strikes >= limits.max_errors {
                         tracing::warn!(user = %user, "too many bad messages, closing");
-                        pending_close = Some((ErrorCode::TooManyErrors, "too many bad messages".into()));
-                        break;
+                        return End::Close(ErrorCode::TooManyErrors, "too many bad messages".into());
                     }
                 }
             }
         }
     }
-    let hangups = shared.hub().disconnect(&user, conn_id);
-    deliver(hangups);
-    if let Some((code, why)) = pending_close {
-        let m = Message::error(code, why.clone(), None).to_json();
-        let _ = ws.send(WsMessage::text(m)).await;
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), ws.send(close_frame(code, &why))).await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
-    tracing::info!(user = %user, "disconnected");
 }
 
 type Reply = Option<(ErrorCode, &'static str, Option<crate::wire::CallId>, bool)>;
@@ -511,16 +777,35 @@ async fn handle_text(
     };
     match msg {
         Message::Ping(p) => {
-            let _ = tx.try_send(Out::Text(Message::Pong(Pong { nonce: p.nonce }).to_json()));
+            tx.try_send(Out::Text(Message::Pong(Pong { nonce: p.nonce }).to_json()));
             None
         }
         Message::KeysPublish(p) => {
+            // Cheap checks first: no signature work for a publish that would
+            // be refused anyway. (Key and signature sizes are fixed by the
+            // parser; the message size by MAX_MESSAGE_BYTES.)
+            if p.one_time_keys.len() > keydir::MAX_ONE_TIME_KEYS_PER_PUBLISH {
+                return Some((
+                    ErrorCode::InvalidValue,
+                    "too many one-time keys in one publish",
+                    None,
+                    true,
+                ));
+            }
+            if !shared.key_quota().publish(user, now, &shared.limits) {
+                return Some((
+                    ErrorCode::RateLimited,
+                    "too many key publishes",
+                    None,
+                    false,
+                ));
+            }
             let keys = shared.keys.clone();
             let u = user.clone();
             match tokio::task::spawn_blocking(move || keys.publish(&u, &p)).await {
                 Ok(Ok(Some(count))) => {
                     tracing::info!(user = %user, "keys published");
-                    let _ = tx.try_send(Out::Text(
+                    tx.try_send(Out::Text(
                         Message::KeysPublished(KeysPublished {
                             one_time_key_count: count,
                         })
@@ -543,13 +828,31 @@ async fn handle_text(
             }
         }
         Message::KeysFetch(f) => {
+            let decided = shared.key_quota().fetch(user, &f.user, now, &shared.limits);
+            let one_time = match decided {
+                quota::Fetch::Refuse => {
+                    return Some((ErrorCode::RateLimited, "too many key fetches", None, false))
+                }
+                quota::Fetch::OneTimeKey => true,
+                quota::Fetch::FallbackOnly => false,
+            };
             let keys = shared.keys.clone();
             let u = f.user.clone();
-            match tokio::task::spawn_blocking(move || keys.fetch(&u)).await {
+            let r = tokio::task::spawn_blocking(move || keys.claim(&u, one_time)).await;
+            if !matches!(r, Ok(Ok(Some(_)))) {
+                shared.key_quota().refund(user, &f.user, decided);
+            }
+            match r {
                 Ok(Ok(Some(b))) => {
-                    let _ = tx.try_send(Out::Text(Message::KeysBundle(b).to_json()));
+                    tx.try_send(Out::Text(Message::KeysBundle(b).to_json()));
                     None
                 }
+                Ok(Ok(None)) if !one_time => Some((
+                    ErrorCode::RateLimited,
+                    "that user's one-time keys are rationed and there is no fallback key",
+                    None,
+                    false,
+                )),
                 Ok(Ok(None)) => Some((
                     ErrorCode::NoKeys,
                     "no keys published for that user",
