@@ -84,6 +84,9 @@ enum Command {
         /// Most relay frames per second per call.
         #[arg(long, default_value_t = 2000)]
         relay_frames_per_second: u32,
+        /// Abuse limits (defaults in docs/OPERATIONS.md).
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Call a user.
     Call {
@@ -197,6 +200,90 @@ enum CaCommand {
     },
 }
 
+/// The server's abuse limits that an operator may want to change; unset
+/// ones keep the server's defaults.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Most connections from one address (an IPv6 /64 counts as one).
+    #[arg(long)]
+    max_connections_per_ip: Option<usize>,
+    /// Most TLS handshakes in progress from one address.
+    #[arg(long)]
+    max_handshakes_per_ip: Option<usize>,
+    /// Seconds a write to a client may take before the client is dropped.
+    #[arg(long)]
+    write_timeout: Option<u64>,
+    /// Bytes queued for one client at most.
+    #[arg(long)]
+    queue_bytes: Option<usize>,
+    /// Seconds an answered call may last.
+    #[arg(long)]
+    max_call_duration: Option<u64>,
+    /// Seconds a call may use the relay.
+    #[arg(long)]
+    max_relay_duration: Option<u64>,
+    /// Candidate messages forwarded per participant while a call rings.
+    #[arg(long)]
+    max_ringing_candidates: Option<u32>,
+    /// Key fetches of one user by one requester per key window.
+    #[arg(long)]
+    key_fetches_per_target: Option<u32>,
+    /// Key fetches by one requester per key window.
+    #[arg(long)]
+    key_fetches_per_requester: Option<u32>,
+    /// One-time keys of one user handed out per key window.
+    #[arg(long)]
+    one_time_keys_per_target: Option<u32>,
+    /// Key publishes of one user per key window.
+    #[arg(long)]
+    key_publishes_per_user: Option<u32>,
+    /// The key window, seconds.
+    #[arg(long)]
+    key_window: Option<u64>,
+}
+
+impl LimitArgs {
+    fn apply(&self, l: &mut cryptic_signal::server::Limits) {
+        let secs = Duration::from_secs;
+        if let Some(v) = self.max_connections_per_ip {
+            l.max_connections_per_ip = v;
+        }
+        if let Some(v) = self.max_handshakes_per_ip {
+            l.max_handshakes_per_ip = v;
+        }
+        if let Some(v) = self.write_timeout {
+            l.write_timeout = secs(v);
+        }
+        if let Some(v) = self.queue_bytes {
+            l.queue_bytes = v;
+        }
+        if let Some(v) = self.max_call_duration {
+            l.max_call_duration = secs(v);
+        }
+        if let Some(v) = self.max_relay_duration {
+            l.max_relay_duration = secs(v);
+        }
+        if let Some(v) = self.max_ringing_candidates {
+            l.max_ringing_candidates = v;
+        }
+        if let Some(v) = self.key_fetches_per_target {
+            l.key_fetches_per_target = v;
+        }
+        if let Some(v) = self.key_fetches_per_requester {
+            l.key_fetches_per_requester = v;
+        }
+        if let Some(v) = self.one_time_keys_per_target {
+            l.one_time_keys_per_target = v;
+        }
+        if let Some(v) = self.key_publishes_per_user {
+            l.key_publishes_per_user = v;
+        }
+        if let Some(v) = self.key_window {
+            l.key_window = secs(v);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -304,6 +391,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             max_connections,
             invite_interval,
             relay_frames_per_second,
+            limits,
         } => {
             let ca = CertificateAuthority::load(&ca).map_err(|e| e.to_string())?;
             let cert = ca
@@ -320,6 +408,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             config.limits.max_connections = max_connections;
             config.limits.invite_interval = Duration::from_secs(invite_interval);
             config.limits.relay_frames_per_second = relay_frames_per_second;
+            limits.apply(&mut config.limits);
             let server = Server::bind(config).await.map_err(|e| e.to_string())?;
             println!(
                 "signaling server listening on {}",
