@@ -405,12 +405,24 @@ fn show_events(session: &mut CallSession<&mut E2eStore>, options: &CallOptions, 
             SessionEvent::Ended => going = false,
             _ if !options.status_line => {}
             SessionEvent::Incoming { from } => println!("[{me}] incoming call from {from}"),
+            SessionEvent::InviteRefused { from, reason } => {
+                println!("[{me}] refused a call from {from}: {reason}")
+            }
             SessionEvent::MissedWhileBusy { from } => {
                 println!("[{me}] {from} tried to call you (busy)")
             }
-            SessionEvent::Secured { sas } => println!(
-                "[{me}] call secured: compare the short authentication string with {peer}: {sas}"
-            ),
+            SessionEvent::Secured { sas, verified } => {
+                println!(
+                    "[{me}] call secured: compare the short authentication string with {peer}: {sas}"
+                );
+                if verified {
+                    println!("[{me}] {peer} is verified (safety number compared)");
+                } else {
+                    println!(
+                        "[{me}] {peer} is not verified: compare your safety number once with `cryptic-call verify {peer}`"
+                    );
+                }
+            }
             SessionEvent::PathChanged("server-relay") if !options.force_relay => {
                 println!("[{me}] no direct path: media goes through the server relay")
             }

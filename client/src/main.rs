@@ -158,6 +158,34 @@ enum Command {
     },
     /// Sound devices.
     Devices,
+    /// Your identity key's fingerprint (what others see when they verify you).
+    Keys {
+        /// Your profile directory.
+        #[arg(long)]
+        profile: PathBuf,
+    },
+    /// Compare the safety number with USER once, and mark USER verified.
+    Verify {
+        /// The other user.
+        user: String,
+        /// Your profile directory.
+        #[arg(long)]
+        profile: PathBuf,
+        /// Confirm without asking (the numbers were compared already).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show USER's changed key beside the old one, and accept it.
+    Trust {
+        /// The other user.
+        user: String,
+        /// Your profile directory.
+        #[arg(long)]
+        profile: PathBuf,
+        /// Accept without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// The interactive mode (also what runs with no subcommand, with the
     /// profile in $CRYPTIC_CALL_PROFILE or ./profile).
     Shell {
@@ -281,6 +309,97 @@ impl LimitArgs {
         if let Some(v) = self.key_window {
             l.key_window = secs(v);
         }
+    }
+}
+
+mod keys {
+    //! `keys`, `verify`, `trust`: the user's side of key verification.
+
+    use std::path::Path;
+    use std::process::ExitCode;
+
+    use cryptic_signal::e2e::{key_fingerprint, safety_number, E2eStore};
+    use cryptic_signal::profile::{Profile, ProfileLock};
+    use cryptic_signal::wire::UserId;
+
+    fn open(dir: &Path) -> Result<(Profile, ProfileLock, E2eStore), String> {
+        let profile = Profile::load(dir).map_err(|e| e.to_string())?;
+        let lock = ProfileLock::acquire(dir).map_err(|e| e.to_string())?;
+        let e2e = profile.e2e().map_err(|e| e.to_string())?;
+        Ok((profile, lock, e2e))
+    }
+
+    fn confirm(question: &str, yes: bool) -> bool {
+        if yes {
+            return true;
+        }
+        println!("{question} [y/N]");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).is_ok() && matches!(line.trim(), "y" | "Y" | "yes")
+    }
+
+    pub(super) fn show(dir: &Path) -> Result<ExitCode, String> {
+        let (profile, _lock, e2e) = open(dir)?;
+        println!(
+            "{}'s identity key: {}",
+            profile.user,
+            key_fingerprint(&e2e.identity_key())
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+
+    pub(super) fn verify(dir: &Path, user: &str, yes: bool) -> Result<ExitCode, String> {
+        let peer = UserId::new(user).map_err(|e| format!("bad user name {user:?}: {e}"))?;
+        let (profile, _lock, mut e2e) = open(dir)?;
+        let Some(pin) = e2e.pinned_key(&peer).cloned() else {
+            return Err(format!(
+                "you have no key of {peer} yet: call {peer} once (or take a call) first"
+            ));
+        };
+        let n = safety_number(&profile.user, &e2e.identity_key(), &peer, &pin.identity_key);
+        println!("safety number of {} and {peer}:", profile.user);
+        println!("  {}", n.digits);
+        println!("  {}", n.emoji);
+        println!(
+            "{peer} sees the same number on their screen with `cryptic-call verify {}`.",
+            profile.user
+        );
+        if pin.verified {
+            println!("{peer} is already verified.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !confirm(&format!("Does {peer}'s number match this one?"), yes) {
+            println!("{peer} stays not verified.");
+            return Ok(ExitCode::from(1));
+        }
+        e2e.mark_verified(&peer).map_err(|e| e.to_string())?;
+        println!("{peer} is verified.");
+        Ok(ExitCode::SUCCESS)
+    }
+
+    pub(super) fn trust(dir: &Path, user: &str, yes: bool) -> Result<ExitCode, String> {
+        let peer = UserId::new(user).map_err(|e| format!("bad user name {user:?}: {e}"))?;
+        let (_profile, _lock, mut e2e) = open(dir)?;
+        let Some(new) = e2e.pending_key(&peer).cloned() else {
+            println!("{peer}'s key has not changed: nothing to accept.");
+            return Ok(ExitCode::SUCCESS);
+        };
+        if let Some(old) = e2e.pinned_key(&peer) {
+            println!("{peer}'s old key: {}", key_fingerprint(&old.identity_key));
+        }
+        println!("{peer}'s new key: {}", key_fingerprint(&new.identity_key));
+        println!(
+            "A new key means a new device, a reinstall, or someone in the middle: ask {peer}."
+        );
+        if !confirm(&format!("Accept {peer}'s new key?"), yes) {
+            println!("{peer}'s new key is still refused.");
+            return Ok(ExitCode::from(1));
+        }
+        e2e.accept_new_key(&peer).map_err(|e| e.to_string())?;
+        println!(
+            "{peer}'s new key is accepted. {peer} is not verified: compare your safety number with `cryptic-call verify {peer}`."
+        );
+        Ok(ExitCode::SUCCESS)
     }
 }
 
@@ -491,6 +610,9 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys { profile } => keys::show(&profile),
+        Command::Verify { user, profile, yes } => keys::verify(&profile, &user, yes),
+        Command::Trust { user, profile, yes } => keys::trust(&profile, &user, yes),
     }
 }
 
@@ -500,6 +622,8 @@ async fn one_call(
     options: CallOptions,
 ) -> Result<ExitCode, String> {
     let profile = Profile::load(profile_dir).map_err(|e| e.to_string())?;
+    let _lock =
+        cryptic_signal::profile::ProfileLock::acquire(profile_dir).map_err(|e| e.to_string())?;
     let mut conn = connect(&profile.client_config().map_err(|e| e.to_string())?)
         .await
         .map_err(|e| format!("cannot reach the server: {e}"))?;

@@ -26,6 +26,8 @@ pub async fn run_shell(
     record: impl Fn(&CallReport),
 ) -> Result<(), String> {
     let profile = Profile::load(profile_dir).map_err(|e| e.to_string())?;
+    let _lock =
+        cryptic_signal::profile::ProfileLock::acquire(profile_dir).map_err(|e| e.to_string())?;
     let mut conn = connect(&profile.client_config().map_err(|e| e.to_string())?)
         .await
         .map_err(|e| format!("cannot reach the server: {e}"))?;

@@ -152,8 +152,13 @@ impl Identity {
         let cert_err = |e: rcgen::Error| Error::Certificate(e.to_string());
         let key_pair =
             rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(cert_err)?;
-        let params =
+        let mut params =
             rcgen::CertificateParams::new(vec!["cryptic-call".to_string()]).map_err(cert_err)?;
+        // Valid for minutes around now: the certificate authenticates one
+        // handshake (its fingerprint travels sealed), never anything later.
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + time::Duration::minutes(15);
         let cert = params.self_signed(&key_pair).map_err(cert_err)?;
         let der = cert.der().to_owned();
         let private_key =

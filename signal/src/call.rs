@@ -136,7 +136,7 @@ pub enum CallEvent {
         /// Why.
         reason: Reason,
     },
-    /// An incoming call (state is now Ringing): open `payload` (a [`crate::payload::CallOffer`]).
+    /// An incoming call (state is now Ringing): open `payload` (a [`crate::payload::Payload`]).
     Incoming {
         /// The call.
         call_id: CallId,
@@ -152,7 +152,7 @@ pub enum CallEvent {
         /// Sealed answer.
         payload: Sealed,
     },
-    /// A trickled candidate: open `payload` (a [`crate::payload::CandidateUpdate`]).
+    /// A trickled candidate: open `payload` (a [`crate::payload::Payload`]).
     Candidate {
         /// The call.
         call_id: CallId,

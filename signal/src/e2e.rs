@@ -54,6 +54,9 @@ pub struct PinnedKey {
     /// Ed25519 signing key, when learnt from the key directory.
     #[serde(default)]
     pub signing_key: Option<PublicKey>,
+    /// The user compared the safety number with the peer and confirmed it.
+    #[serde(default)]
+    pub verified: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -305,6 +308,22 @@ impl E2eStore {
         self.save()
     }
 
+    /// Marks `peer`'s pinned key as verified by the user (after comparing
+    /// the safety number). Fails when no key is pinned.
+    pub fn mark_verified(&mut self, peer: &UserId) -> Result<(), Error> {
+        let p = self
+            .pins
+            .get_mut(peer)
+            .ok_or_else(|| Error::NoSession { user: peer.clone() })?;
+        p.verified = true;
+        self.save()
+    }
+
+    /// Whether the user verified `peer`'s current key.
+    pub fn is_verified(&self, peer: &UserId) -> bool {
+        self.pins.get(peer).is_some_and(|p| p.verified)
+    }
+
     /// Whether a session with `peer` exists.
     pub fn has_session(&self, peer: &UserId) -> bool {
         self.sessions.get(peer).is_some_and(|v| !v.is_empty())
@@ -384,6 +403,7 @@ impl E2eStore {
             PinnedKey {
                 identity_key: bundle.identity_key,
                 signing_key: Some(bundle.signing_key),
+                verified: false,
             },
         )?;
         let session = self.account.create_outbound_session(
@@ -423,6 +443,7 @@ impl E2eStore {
                 let seen = PinnedKey {
                     identity_key: pk(pre.identity_key()),
                     signing_key: None,
+                    verified: false,
                 };
                 let sessions = self.sessions.entry(peer.clone()).or_default();
                 let (plaintext, new_session) = if let Some(i) = sessions
@@ -492,6 +513,72 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Emoji of the safety number's picture form, one per 6 bits.
+const SAFETY_EMOJI: [&str; 64] = [
+    "🐶", "🐱", "🦁", "🐴", "🦄", "🐷", "🐘", "🐰", "🐼", "🐓", "🐧", "🐢", "🐟", "🐙", "🦋", "🌷",
+    "🌳", "🌵", "🍄", "🌏", "🌙", "☁️", "🔥", "🍌", "🍎", "🍓", "🌽", "🍕", "🎂", "❤️", "😀", "🤖",
+    "🎩", "👓", "🔧", "🎅", "👍", "☂️", "⌛", "⏰", "🎁", "💡", "📕", "✏️", "📎", "✂️", "🔒", "🔑",
+    "🔨", "☎️", "🏁", "🚂", "🚲", "✈️", "🚀", "🏆", "⚽", "🎸", "🎺", "🔔", "⚓", "🎧", "📁", "📌",
+];
+
+/// The safety number of two users: what they compare once, out of band,
+/// to know that each holds the other's real identity key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SafetyNumber {
+    /// 60 digits in twelve groups of five.
+    pub digits: String,
+    /// The same number as eight emoji.
+    pub emoji: String,
+}
+
+/// The safety number of users `a` and `b` with identity keys `ka` and `kb`.
+/// The same for both users (the pair is ordered by user id):
+///
+/// ```text
+/// h = SHA-256("cryptic_safety_number_v1" || lp(first user id) || lp(its key)
+///             || lp(second user id) || lp(its key)),  lp(x) = u32 BE length || x
+/// digits: group i (0..12) = (h[2i] << 16 | h[2i+1] << 8 | h[24 + i mod 8]) mod 100000,
+///         five digits each
+/// emoji:  the first 48 bits of h in 6-bit groups, indexing a fixed list of 64
+/// ```
+pub fn safety_number(a: &UserId, ka: &PublicKey, b: &UserId, kb: &PublicKey) -> SafetyNumber {
+    use sha2::{Digest, Sha256};
+    let ((u1, k1), (u2, k2)) = if a.as_str() <= b.as_str() {
+        ((a, ka), (b, kb))
+    } else {
+        ((b, kb), (a, ka))
+    };
+    let mut h = Sha256::new();
+    h.update(b"cryptic_safety_number_v1");
+    for x in [u1.as_str().as_bytes(), &k1.0, u2.as_str().as_bytes(), &k2.0] {
+        h.update((x.len() as u32).to_be_bytes());
+        h.update(x);
+    }
+    let h: [u8; 32] = h.finalize().into();
+    let digits = (0..12)
+        .map(|i| {
+            let w = u32::from_be_bytes([0, h[2 * i], h[2 * i + 1], h[24 + i % 8]]);
+            format!("{:05}", w % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let bits = u64::from_be_bytes([0, 0, h[0], h[1], h[2], h[3], h[4], h[5]]);
+    let emoji = (0..8)
+        .map(|i| SAFETY_EMOJI[((bits >> (42 - 6 * i)) & 63) as usize])
+        .collect::<Vec<_>>()
+        .join(" ");
+    SafetyNumber { digits, emoji }
+}
+
+/// An identity key as people read it: 64 hex digits in groups of four.
+pub fn key_fingerprint(key: &PublicKey) -> String {
+    key.0
+        .chunks(2)
+        .map(|c| format!("{:02x}{:02x}", c[0], c[1]))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -603,5 +690,44 @@ mod tests {
         let mut bb = bundle(&mut b, "bob");
         bb.one_time_key.key.0[0] ^= 1;
         assert!(matches!(a.start_session(&bb), Err(Error::BadSignature)));
+    }
+
+    #[test]
+    fn the_safety_number_is_the_same_from_both_sides_and_changes_with_a_key() {
+        let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+        let (ka, kb) = (B64Bytes([1; 32]), B64Bytes([2; 32]));
+        let ab = safety_number(&alice, &ka, &bob, &kb);
+        assert_eq!(ab, safety_number(&bob, &kb, &alice, &ka));
+        assert_eq!(ab.digits.len(), 12 * 5 + 11);
+        assert_eq!(ab.emoji.split(' ').count(), 8);
+        assert_ne!(ab, safety_number(&alice, &ka, &bob, &B64Bytes([3; 32])));
+    }
+
+    #[test]
+    fn verification_is_kept_and_lost_with_a_key_change() {
+        let (da, db, dc) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+        let mut a = E2eStore::load_or_create(da.path()).unwrap();
+        let mut b = E2eStore::load_or_create(db.path()).unwrap();
+        a.start_session(&bundle(&mut b, "bob")).unwrap();
+        assert!(!a.is_verified(&bob));
+        a.mark_verified(&bob).unwrap();
+        let mut a = E2eStore::load_or_create(da.path()).unwrap();
+        assert!(a.is_verified(&bob));
+        // Bob's key changes; accepting it leaves him unverified.
+        let mut imp = E2eStore::load_or_create(dc.path()).unwrap();
+        imp.start_session(&bundle(&mut a, "alice")).unwrap();
+        let forged = imp.seal(&alice, b"new phone").unwrap();
+        assert!(a.unseal(&bob, &forged).is_err());
+        assert!(
+            a.is_verified(&bob),
+            "the old key stays verified until a change is accepted"
+        );
+        assert!(a.accept_new_key(&bob).unwrap());
+        assert!(!a.is_verified(&bob));
     }
 }

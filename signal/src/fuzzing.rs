@@ -17,3 +17,26 @@ pub fn message(data: &[u8]) {
         assert_eq!(f.to_vec(), data, "binary relay frame round trip");
     }
 }
+
+/// Parses `data` as an opened sealed payload; whatever parses must
+/// serialize and parse back to the same value, and checking its context
+/// against an arbitrary expectation never panics.
+pub fn payload(data: &[u8]) {
+    use crate::payload::{Expect, Kind, Payload};
+    if let Ok(p) = Payload::from_bytes(data) {
+        let again = Payload::from_bytes(&p.to_bytes());
+        assert_eq!(
+            again.as_ref().ok(),
+            Some(&p),
+            "payload round trip changed it"
+        );
+        let (from, to) = (p.to.clone(), p.from.clone());
+        let _ = p.check(&Expect {
+            kinds: &[Kind::Invite, Kind::Reveal],
+            call_id: p.call_id,
+            from: &from,
+            to: &to,
+            min_counter: p.counter.wrapping_add(1),
+        });
+    }
+}

@@ -26,7 +26,8 @@
 //!    count of unclaimed one-time keys runs low.
 //! 4. To call bob: unless [`e2e::E2eStore::has_session`], call
 //!    [`client::Connection::fetch_keys`] and [`e2e::E2eStore::start_session`];
-//!    seal a [`payload::CallOffer`] with [`e2e::E2eStore::seal`];
+//!    seal a [`payload::Payload`] (an [`payload::Invite`] carrying the
+//!    commitment of [`callkey::commitment`]) with [`e2e::E2eStore::seal`];
 //!    [`call::CallMachine::place_call`]; send every message from
 //!    [`call::CallMachine::poll_transmit`]. Then [`client::Connection::split`].
 //! 5. Feed each received [`client::Incoming::Message`] to
@@ -37,9 +38,12 @@
 //!    [`wire::RejectReason::KeyChanged`] and ask the user), and wake up at
 //!    [`call::CallMachine::poll_timeout`] for
 //!    [`call::CallMachine::handle_timeout`].
-//! 6. With both offers known, [`callkey::CallKey::derive`] and show
-//!    [`callkey::CallKey::short_auth_string`]. The caller is the DTLS server,
-//!    the callee the DTLS client ([`call::Role`]).
+//! 6. Check every opened payload with [`payload::Payload::check`]; after
+//!    the answer the caller reveals its [`payload::Contribution`]; both
+//!    derive K_call ([`callkey::EphemeralSecret::call_key`] over
+//!    [`callkey::transcript`]) and show [`callkey::CallKey::sas`]. The caller
+//!    is the DTLS server, the callee the DTLS client ([`call::Role`]). The
+//!    client crate's `CallSession` does all of this.
 //! 7. When ICE fails, tunnel DTLS/SRTP datagrams with
 //!    [`client::Sender::try_send_relay`]; they arrive as
 //!    [`client::Incoming::Relay`]. Report [`call::CallMachine::media_connected`]
@@ -48,7 +52,8 @@
 //!
 //! The operator's side: [`certs::CertificateAuthority`] (`ca init`,
 //! `ca issue <user>` with [`profile::Profile::write`]) and
-//! [`server::Server`] / [`server::run`] (`server`, or embedded for a demo).
+//! `server::Server` / `server::run` (`server`, or embedded for a demo; the
+//! `server` feature, on by default).
 
 pub mod call;
 pub mod callkey;
@@ -125,7 +130,8 @@ impl std::fmt::Display for Error {
         match self {
             Error::PeerKeyChanged { user } => write!(
                 f,
-                "the identity key of {user} changed since it was first seen; refusing until you accept the new key"
+                "the identity key of {user} changed since it was first seen; refusing until you \
+                 accept the new key: run `cryptic-call trust {user}` to compare and accept it"
             ),
             Error::BadSignature => f.write_str("key bundle signature does not verify"),
             Error::DecryptFailed => f.write_str("sealed payload could not be opened"),

@@ -46,6 +46,37 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::Storage(format!("{}: {e}", path.display()))
 }
 
+/// An exclusive hold on a profile directory: one process at a time uses a
+/// profile (its end-to-end store, history and recordings). Released when
+/// dropped (or when the process dies).
+#[derive(Debug)]
+pub struct ProfileLock {
+    _file: std::fs::File,
+}
+
+impl ProfileLock {
+    /// Takes the profile's lock, or says that another process holds it.
+    /// Touches nothing else in the directory.
+    pub fn acquire(dir: &Path) -> Result<ProfileLock, Error> {
+        let path = dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(ProfileLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Storage(format!(
+                "the profile {} is in use by another cryptic-call process; \
+                 one process per profile at a time",
+                dir.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+        }
+    }
+}
+
 impl Profile {
     /// Writes a new profile directory (created if missing, mode 0700).
     pub fn write(
@@ -75,6 +106,12 @@ impl Profile {
     /// Loads a profile directory.
     pub fn load(dir: &Path) -> Result<Profile, Error> {
         let p = dir.join(PROFILE_FILE);
+        if !p.exists() {
+            return Err(Error::Storage(format!(
+                "{} is not a profile (no {PROFILE_FILE}); make one with `cryptic-call ca issue`",
+                dir.display()
+            )));
+        }
         let bytes = std::fs::read(&p).map_err(io(&p))?;
         let f: ProfileFile = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Storage(format!("{}: {e}", p.display())))?;

@@ -483,7 +483,7 @@ wire_struct!(
         from_user: UserId,
         /// Addressee.
         to_user: UserId,
-        /// Sealed [`crate::payload::CallOffer`].
+        /// Sealed [`crate::payload::Payload`] with an [`crate::payload::Invite`].
         encrypted_payload: Sealed,
     }
 );
@@ -496,7 +496,7 @@ wire_struct!(
         from_user: UserId,
         /// Addressee.
         to_user: UserId,
-        /// Sealed [`crate::payload::CallOffer`] of the callee.
+        /// Sealed [`crate::payload::Payload`] with an [`crate::payload::Answer`].
         encrypted_payload: Sealed,
     }
 );
@@ -509,7 +509,7 @@ wire_struct!(
         from_user: UserId,
         /// Addressee.
         to_user: UserId,
-        /// Sealed [`crate::payload::CandidateUpdate`].
+        /// Sealed [`crate::payload::Payload`] with a [`crate::payload::Reveal`] or [`crate::payload::Candidates`].
         encrypted_candidate: Sealed,
     }
 );

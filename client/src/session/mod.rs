@@ -119,6 +119,8 @@ pub trait Sealer {
     fn identity_key(&self) -> [u8; 32];
     /// The pinned identity key of `peer`.
     fn peer_identity_key(&self, peer: &UserId) -> Option<[u8; 32]>;
+    /// Whether the user verified `peer`'s key (compared the safety number).
+    fn is_verified(&self, peer: &UserId) -> bool;
     /// Lets an invite ring unless it is stale or a replay (remembered
     /// across restarts).
     fn admit_invite(
@@ -146,6 +148,10 @@ impl Sealer for E2eStore {
         self.pinned_key(peer).map(|k| k.identity_key.0)
     }
 
+    fn is_verified(&self, peer: &UserId) -> bool {
+        E2eStore::is_verified(self, peer)
+    }
+
     fn admit_invite(
         &mut self,
         call_id: &CallId,
@@ -171,6 +177,10 @@ impl<T: Sealer + ?Sized> Sealer for &mut T {
 
     fn peer_identity_key(&self, peer: &UserId) -> Option<[u8; 32]> {
         (**self).peer_identity_key(peer)
+    }
+
+    fn is_verified(&self, peer: &UserId) -> bool {
+        (**self).is_verified(peer)
     }
 
     fn admit_invite(
@@ -323,6 +333,8 @@ pub enum SessionEvent {
     Secured {
         /// The six digits both users should see.
         sas: String,
+        /// Whether the user verified the peer's key (safety number).
+        verified: bool,
     },
     /// Media now travels this way (`direct`, `turn-relay`, `server-relay`).
     PathChanged(&'static str),
@@ -350,6 +362,9 @@ pub struct SessionReport {
     pub path: Option<&'static str>,
     /// The short authentication string.
     pub sas: Option<String>,
+    /// Whether the peer's key was verified (safety number) when the call
+    /// was secured.
+    pub verified: bool,
     /// The SRTP cipher.
     pub cipher: &'static str,
     /// Media figures.
@@ -485,6 +500,7 @@ impl<S: Sealer> CallSession<S> {
                 reason: String::new(),
                 path: None,
                 sas: None,
+                verified: false,
                 cipher: "AES-128-GCM",
                 stats: MediaStats::default(),
                 started: None,
@@ -1163,8 +1179,15 @@ impl<S: Sealer> CallSession<S> {
             }
         }
         if let Some(sas) = self.keys.sas() {
+            let verified = self
+                .report
+                .peer
+                .as_ref()
+                .is_some_and(|p| self.sealer.is_verified(p));
             self.report.sas = Some(sas.clone());
-            self.events.push_back(SessionEvent::Secured { sas });
+            self.report.verified = verified;
+            self.events
+                .push_back(SessionEvent::Secured { sas, verified });
         }
         self.machine.media_connected(now);
         self.hangup_at = self.config.duration.map(|d| now + d);
