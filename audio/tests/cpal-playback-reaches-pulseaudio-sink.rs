@@ -57,7 +57,7 @@ fn audio_played_through_cpal_reaches_the_pulseaudio_sink() {
     loop {
         if clock.take(Instant::now()) {
             output.write_frame(&silence).unwrap();
-            if clock.frames() % 5 == 0
+            if clock.frames().is_multiple_of(5)
                 && pulse.sink_latency_usec("spk").is_some_and(|l| l < 100_000)
             {
                 break;

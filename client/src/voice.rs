@@ -67,7 +67,7 @@ impl Voice {
         self.capture(session, now)?;
         self.play(session, now)?;
         self.ticks += 1;
-        if self.ticks % 50 == 0 {
+        if self.ticks.is_multiple_of(50) {
             // Feed the loss the peer reports back into Opus FEC.
             let loss = (session.loss_reported_by_peer() * 100.0)
                 .round()

@@ -458,7 +458,7 @@ fn start_packet(out: &mut [u8], len: usize, count: usize, pt: u8) -> Result<(), 
     if count > 31 {
         return Err(Error::BadConfig("more than 31 items in one RTCP packet"));
     }
-    if len % 4 != 0 || len / 4 > 0x1_0000 {
+    if !len.is_multiple_of(4) || len / 4 > 0x1_0000 {
         return Err(Error::BadConfig("RTCP packet too long"));
     }
     if out.len() < len {

@@ -78,7 +78,7 @@ pub(crate) fn header(data: &[u8]) -> Option<Header> {
     }
     let len = u16::from_be_bytes([data[2], data[3]]) as usize;
     let cookie = u32::from_be_bytes([data[4], data[5], data[6], data[7]]);
-    if cookie != MAGIC_COOKIE || len % 4 != 0 || 20 + len != data.len() {
+    if cookie != MAGIC_COOKIE || !len.is_multiple_of(4) || 20 + len != data.len() {
         return None;
     }
     let mut txid = [0; 12];
