@@ -233,6 +233,9 @@ pub async fn run_call_with(
     let dtls = AsyncDtls::new().map_err(Error::Dtls)?;
     let waker = dtls.waker();
     let started_unix = unix_now();
+    // The store is written off the async threads, before what it sealed
+    // leaves (see `persist`).
+    side.e2e.set_deferred_saves(true);
     let mut session = CallSession::new(config, &mut side.e2e, Box::new(dtls), Instant::now());
     if let Some(peer) = callee {
         session.place_call(Instant::now(), peer)?;
@@ -248,7 +251,9 @@ pub async fn run_call_with(
         waker,
     };
     let voice = drive(&mut session, io, options, controls).await;
+    persist(session.sealer_mut()).await;
     let mut report = CallReport::from_session(&session, started_unix);
+    side.e2e.set_deferred_saves(false);
     if let Some(voice) = voice {
         report.onsets_sent = voice.onsets_sent.clone();
         report.onsets_played = voice.onsets_played.clone();
@@ -363,9 +368,25 @@ fn control(session: &mut CallSession<&mut E2eStore>, c: Control, me: &str) {
     }
 }
 
+/// Writes the end-to-end store if it changed, on a blocking thread (it
+/// fsyncs), and waits for it: a sealed message leaves only once the ratchet
+/// state that sealed it is on disk.
+async fn persist(store: &mut E2eStore) {
+    match store.take_snapshot() {
+        Ok(Some(snapshot)) => match tokio::task::spawn_blocking(move || snapshot.write()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("cryptic-call: could not save the end-to-end store: {e}"),
+            Err(e) => eprintln!("cryptic-call: the store writer failed: {e}"),
+        },
+        Ok(None) => {}
+        Err(e) => eprintln!("cryptic-call: could not save the end-to-end store: {e}"),
+    }
+}
+
 /// Sends what the session wants sent. A failed signaling send means the
 /// server is gone.
 async fn flush(session: &mut CallSession<&mut E2eStore>, io: &Io<'_>, signaling_up: &mut bool) {
+    persist(session.sealer_mut()).await;
     while let Some(t) = session.poll_transmit() {
         if let Err(e) = io.socket.send_to(&t.contents, t.destination).await {
             tracing::debug!("send: {e}");

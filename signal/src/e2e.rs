@@ -87,6 +87,25 @@ pub struct E2eStore {
     pending: BTreeMap<UserId, PinnedKey>,
     seen_invites: BTreeMap<String, i64>,
     pending_sessions: BTreeMap<UserId, Session>,
+    /// Seal and unseal leave the save to [`E2eStore::take_snapshot`].
+    deferred: bool,
+    /// Changed since the last save.
+    dirty: bool,
+}
+
+/// The store's bytes to write, taken on the async side and written where
+/// blocking is fine ([`StoreSnapshot::write`]).
+#[derive(Debug)]
+pub struct StoreSnapshot {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl StoreSnapshot {
+    /// Writes the snapshot atomically with mode 0600 (blocking: fsync).
+    pub fn write(self) -> Result<(), Error> {
+        write_private(&self.path, &self.bytes)
+    }
 }
 
 /// How far an invite's `sent_at` may be from our clock, in seconds.
@@ -145,6 +164,8 @@ impl E2eStore {
                             ))
                         })
                         .collect::<Result<_, Error>>()?,
+                    deferred: false,
+                    dirty: false,
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -156,6 +177,8 @@ impl E2eStore {
                     pending: BTreeMap::new(),
                     seen_invites: BTreeMap::new(),
                     pending_sessions: BTreeMap::new(),
+                    deferred: false,
+                    dirty: false,
                 };
                 s.save()?;
                 Ok(s)
@@ -175,6 +198,8 @@ impl E2eStore {
             pending: BTreeMap::new(),
             seen_invites: BTreeMap::new(),
             pending_sessions: BTreeMap::new(),
+            deferred: false,
+            dirty: false,
         }
     }
 
@@ -184,6 +209,43 @@ impl E2eStore {
         let Some(path) = &self.path else {
             return Ok(());
         };
+        write_private(path, &self.to_bytes()?)
+    }
+
+    /// While on, [`E2eStore::seal`] and [`E2eStore::unseal`] do not write
+    /// the file themselves: the caller takes [`E2eStore::take_snapshot`] and
+    /// writes it off the async threads before anything it sealed leaves (a
+    /// crash must never make a ratchet key be used twice).
+    pub fn set_deferred_saves(&mut self, on: bool) {
+        self.deferred = on;
+    }
+
+    /// The bytes to write when something changed since the last snapshot
+    /// (`None` for a store kept in memory, or when nothing changed).
+    pub fn take_snapshot(&mut self) -> Result<Option<StoreSnapshot>, Error> {
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(None);
+        }
+        let Some(path) = self.path.clone() else {
+            return Ok(None);
+        };
+        Ok(Some(StoreSnapshot {
+            path,
+            bytes: self.to_bytes()?,
+        }))
+    }
+
+    /// Saves now, or (deferred) marks the store for the next snapshot.
+    fn save_or_defer(&mut self) -> Result<(), Error> {
+        if self.deferred {
+            self.dirty = true;
+            Ok(())
+        } else {
+            self.save()
+        }
+    }
+
+    fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let f = StoreFile {
             account: self.account.pickle(),
             sessions: self
@@ -213,8 +275,7 @@ impl E2eStore {
                 .map(|(u, s)| (u.as_str().to_owned(), s.pickle()))
                 .collect(),
         };
-        let bytes = serde_json::to_vec(&f).map_err(|e| Error::Storage(e.to_string()))?;
-        write_private(path, &bytes)
+        serde_json::to_vec(&f).map_err(|e| Error::Storage(e.to_string()))
     }
 
     /// Our Curve25519 identity key.
@@ -427,7 +488,7 @@ impl E2eStore {
             .ok_or_else(|| Error::NoSession { user: peer.clone() })?;
         let (kind, body) = s.encrypt(plaintext).to_parts();
         let sealed = Sealed::new(kind as u8, &body).map_err(|e| Error::Storage(e.into()))?;
-        self.save()?;
+        self.save_or_defer()?;
         Ok(sealed)
     }
 
@@ -493,7 +554,7 @@ impl E2eStore {
                 p
             }
         };
-        self.save()?;
+        self.save_or_defer()?;
         Ok(plaintext)
     }
 }

@@ -819,6 +819,11 @@ impl<S: Sealer> CallSession<S> {
         .min()
     }
 
+    /// The end-to-end store (for the driver to persist it).
+    pub fn sealer_mut(&mut self) -> &mut S {
+        &mut self.sealer
+    }
+
     /// Our user.
     pub fn me(&self) -> &UserId {
         &self.config.me
