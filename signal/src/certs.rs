@@ -11,7 +11,7 @@ use crate::wire::UserId;
 use crate::Error;
 
 fn cert_err(e: impl std::fmt::Display) -> Error {
-    Error::Certificate(e.to_string())
+    Error::Certificate(e.to_string().into())
 }
 
 /// File name of the CA certificate written by [`CertificateAuthority::save`].
@@ -112,7 +112,8 @@ impl CertificateAuthority {
     /// Writes `ca.crt` and `ca.key` (mode 0600) into `dir` (created, mode 0700).
     pub fn save(&self, dir: &std::path::Path) -> Result<(), Error> {
         use std::os::unix::fs::PermissionsExt as _;
-        let io = |e: std::io::Error| Error::Storage(format!("{}: {e}", dir.display()));
+        let io =
+            |e: std::io::Error| Error::Storage(crate::Cause::because(dir.display().to_string(), e));
         std::fs::create_dir_all(dir).map_err(io)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
         std::fs::write(dir.join(CA_CERT_FILE), &self.cert_pem).map_err(io)?;
@@ -123,7 +124,8 @@ impl CertificateAuthority {
     pub fn load(dir: &std::path::Path) -> Result<Self, Error> {
         let read = |n: &str| {
             let p = dir.join(n);
-            std::fs::read_to_string(&p).map_err(|e| Error::Storage(format!("{}: {e}", p.display())))
+            std::fs::read_to_string(&p)
+                .map_err(|e| Error::Storage(crate::Cause::because(p.display().to_string(), e)))
         };
         Self::from_pem(&read(CA_CERT_FILE)?, &read(CA_KEY_FILE)?)
     }

@@ -129,7 +129,7 @@ pub async fn connect(config: &ClientConfig) -> Result<Connection, Error> {
 }
 
 async fn connect_inner(config: &ClientConfig) -> Result<Connection, Error> {
-    let tls_err = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
+    let tls_err = |e: &dyn std::fmt::Display| Error::Tls(e.to_string().into());
     let roots = root_store(&config.ca_pem)?;
     let b = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -159,7 +159,7 @@ async fn connect_inner(config: &ClientConfig) -> Result<Connection, Error> {
         Some(ws_config()),
     )
     .await
-    .map_err(|e| Error::Tls(format!("websocket upgrade failed: {e}")))?;
+    .map_err(|e| Error::Tls(crate::Cause::because("websocket upgrade failed", e)))?;
     let (sink, stream) = ws.split();
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(writer(sink, rx, config.keepalive));

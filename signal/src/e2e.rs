@@ -132,8 +132,9 @@ impl E2eStore {
         let path = dir.join(STORE_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let f: StoreFile = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+                let f: StoreFile = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::Storage(crate::Cause::because(path.display().to_string(), e))
+                })?;
                 let mut sessions = BTreeMap::new();
                 for (u, v) in f.sessions {
                     let u = UserId::new(&u).map_err(|e| Error::Storage(e.into()))?;
@@ -183,7 +184,10 @@ impl E2eStore {
                 s.save()?;
                 Ok(s)
             }
-            Err(e) => Err(Error::Storage(format!("{}: {e}", path.display()))),
+            Err(e) => Err(Error::Storage(crate::Cause::because(
+                path.display().to_string(),
+                e,
+            ))),
         }
     }
 
@@ -275,7 +279,7 @@ impl E2eStore {
                 .map(|(u, s)| (u.as_str().to_owned(), s.pickle()))
                 .collect(),
         };
-        serde_json::to_vec(&f).map_err(|e| Error::Storage(e.to_string()))
+        serde_json::to_vec(&f).map_err(|e| Error::Storage(crate::Cause::because("e2e store", e)))
     }
 
     /// Our Curve25519 identity key.
@@ -563,7 +567,8 @@ impl E2eStore {
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
-    let err = |e: std::io::Error| Error::Storage(format!("{}: {e}", path.display()));
+    let err =
+        |e: std::io::Error| Error::Storage(crate::Cause::because(path.display().to_string(), e));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -790,5 +795,15 @@ mod tests {
         );
         assert!(a.accept_new_key(&bob).unwrap());
         assert!(!a.is_verified(&bob));
+    }
+
+    #[test]
+    fn storage_errors_keep_their_io_source() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join(STORE_FILE)).unwrap();
+        let e = E2eStore::load_or_create(d.path()).unwrap_err();
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some(), "{source:?}");
+        assert!(e.to_string().contains(STORE_FILE), "{e}");
     }
 }

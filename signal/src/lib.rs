@@ -114,15 +114,15 @@ pub enum Error {
     /// The call machine cannot do that in its current state.
     InvalidState(&'static str),
     /// Profile or store files could not be read or written.
-    Storage(String),
+    Storage(Cause),
     /// Certificates or keys could not be created or parsed.
-    Certificate(String),
+    Certificate(Cause),
     /// TLS set-up failed.
-    Tls(String),
+    Tls(Cause),
     /// Network I/O failed (connect, handshake, bind).
     Io(std::io::Error),
     /// The key directory (SQLite) failed.
-    Database(String),
+    Database(Cause),
 }
 
 impl std::fmt::Display for Error {
@@ -155,7 +155,74 @@ impl std::fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Storage(c) | Error::Certificate(c) | Error::Tls(c) | Error::Database(c) => {
+                c.source()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What failed, in words, and the error underneath when there is one (kept
+/// as the [`std::error::Error::source`] of [`Error`]).
+#[derive(Debug)]
+pub struct Cause {
+    what: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// A cause with no error underneath.
+    pub fn new(what: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// `what` failed because of `source`.
+    pub fn because(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(s) if self.what.is_empty() => write!(f, "{s}"),
+            Some(s) => write!(f, "{}: {s}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
+impl From<String> for Cause {
+    fn from(what: String) -> Self {
+        Cause::new(what)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(what: &str) -> Self {
+        Cause::new(what)
+    }
+}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {

@@ -43,7 +43,7 @@ pub struct Profile {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::Storage(format!("{}: {e}", path.display()))
+    move |e| Error::Storage(crate::Cause::because(path.display().to_string(), e))
 }
 
 /// An exclusive hold on a profile directory: one process at a time uses a
@@ -67,11 +67,13 @@ impl ProfileLock {
             .map_err(io(&path))?;
         match file.try_lock() {
             Ok(()) => Ok(ProfileLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Storage(format!(
-                "the profile {} is in use by another cryptic-call process; \
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(Error::Storage(crate::Cause::new(format!(
+                    "the profile {} is in use by another cryptic-call process; \
                  one process per profile at a time",
-                dir.display()
-            ))),
+                    dir.display()
+                ))))
+            }
             Err(std::fs::TryLockError::Error(e)) => Err(io(&path)(e)),
         }
     }
@@ -95,7 +97,8 @@ impl Profile {
             server: server.into(),
             server_name: server_name.into(),
         };
-        let json = serde_json::to_vec_pretty(&f).map_err(|e| Error::Storage(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&f)
+            .map_err(|e| Error::Storage(crate::Cause::because("profile", e)))?;
         std::fs::write(dir.join(PROFILE_FILE), json).map_err(io(dir))?;
         std::fs::write(dir.join("ca.crt"), ca_pem).map_err(io(dir))?;
         std::fs::write(dir.join("client.crt"), &client.cert_pem).map_err(io(dir))?;
@@ -107,14 +110,14 @@ impl Profile {
     pub fn load(dir: &Path) -> Result<Profile, Error> {
         let p = dir.join(PROFILE_FILE);
         if !p.exists() {
-            return Err(Error::Storage(format!(
+            return Err(Error::Storage(crate::Cause::new(format!(
                 "{} is not a profile (no {PROFILE_FILE}); make one with `cryptic-call ca issue`",
                 dir.display()
-            )));
+            ))));
         }
         let bytes = std::fs::read(&p).map_err(io(&p))?;
         let f: ProfileFile = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Storage(format!("{}: {e}", p.display())))?;
+            .map_err(|e| Error::Storage(crate::Cause::because(p.display().to_string(), e)))?;
         Ok(Profile {
             dir: dir.to_owned(),
             user: f.user,
@@ -127,7 +130,8 @@ impl Profile {
     pub fn client_config(&self) -> Result<ClientConfig, Error> {
         let read = |n: &str| {
             let p = self.dir.join(n);
-            std::fs::read_to_string(&p).map_err(|e| Error::Storage(format!("{}: {e}", p.display())))
+            std::fs::read_to_string(&p)
+                .map_err(|e| Error::Storage(crate::Cause::because(p.display().to_string(), e)))
         };
         Ok(ClientConfig::new(
             self.server.clone(),

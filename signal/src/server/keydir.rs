@@ -18,7 +18,7 @@ pub const MAX_ONE_TIME_KEYS: u32 = 200;
 pub const MAX_ONE_TIME_KEYS_PER_PUBLISH: usize = 100;
 
 fn db(e: rusqlite::Error) -> Error {
-    Error::Database(e.to_string())
+    Error::Database(crate::Cause::because("", e))
 }
 
 /// The SQLite key directory.

@@ -309,7 +309,7 @@ pub async fn run(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Re
 }
 
 fn tls_config(config: &ServerConfig) -> Result<rustls::ServerConfig, Error> {
-    let tls = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
+    let tls = |e: &dyn std::fmt::Display| Error::Tls(e.to_string().into());
     let roots = Arc::new(root_store(&config.client_ca_pem)?);
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
         .build()
@@ -355,8 +355,12 @@ impl Server {
                 "the open-file limit is below max_connections: accepts will fail before the cap"
             );
         }
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| Error::Storage(format!("{}: {e}", config.data_dir.display())))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Storage(crate::Cause::because(
+                config.data_dir.display().to_string(),
+                e,
+            ))
+        })?;
         let keys = Arc::new(KeyDirectory::open(&config.data_dir.join("keys.sqlite"))?);
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server {
