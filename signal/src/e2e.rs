@@ -803,7 +803,10 @@ mod tests {
         std::fs::create_dir(d.path().join(STORE_FILE)).unwrap();
         let e = E2eStore::load_or_create(d.path()).unwrap_err();
         let source = std::error::Error::source(&e).expect("a source");
-        assert!(source.downcast_ref::<std::io::Error>().is_some(), "{source:?}");
+        assert!(
+            source.downcast_ref::<std::io::Error>().is_some(),
+            "{source:?}"
+        );
         assert!(e.to_string().contains(STORE_FILE), "{e}");
     }
 }

@@ -33,3 +33,15 @@ pub fn skip(reason: impl Display) {
     );
     eprintln!("SKIP: {reason}");
 }
+
+/// A fresh temporary directory named after `tag`, removed when dropped.
+///
+/// # Panics
+///
+/// When the system's temporary directory is not writable.
+pub fn temp_dir(tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("cryptic-{tag}-"))
+        .tempdir()
+        .expect("a writable temporary directory")
+}

@@ -31,20 +31,13 @@ fn openssl_available() -> bool {
     }
 }
 
-struct TempDir(PathBuf);
+/// A temporary directory (removed when dropped) and its path.
+struct TempDir(PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 impl TempDir {
     fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("cryptic-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = cryptic_tests::temp_dir(tag);
+        TempDir(dir.path().to_path_buf(), dir)
     }
 }
 

@@ -16,14 +16,7 @@ pub struct Coturn {
     /// Every log line so far.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     pub addr: SocketAddr,
-    _dir: TempDir,
-}
-
-pub struct TempDir(pub std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: tempfile::TempDir,
 }
 
 /// Whether `turnserver` is installed; prints why not when it is missing.
@@ -49,13 +42,8 @@ pub fn start(
     relay_ports: (u16, u16),
     extra: &[&str],
 ) -> Coturn {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "cryptic-ice-coturn-{}-{port}-{n}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = cryptic_tests::temp_dir(&format!("ice-coturn-{port}"));
+    let dir = tmp.path().to_path_buf();
     let (prog, pre) = match wrap.split_first() {
         Some((p, rest)) => (*p, rest.to_vec()),
         None => ("turnserver", vec![]),
@@ -115,7 +103,7 @@ pub fn start(
         child,
         log,
         addr: format!("{ip}:{port}").parse().unwrap(),
-        _dir: TempDir(dir),
+        _dir: tmp,
     }
 }
 
