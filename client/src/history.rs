@@ -56,6 +56,8 @@ pub enum Outcome {
     SecurityAbort,
     /// The media path died (consent lost) or could not be established.
     Failed,
+    /// The callee was not connected to the server.
+    Offline,
 }
 
 impl Outcome {
@@ -69,6 +71,24 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::SecurityAbort => "security-abort",
             Outcome::Failed => "failed",
+            Outcome::Offline => "offline",
+        }
+    }
+
+    /// The exit code of `cryptic-call call`/`listen` for this outcome (see
+    /// `cryptic-call --help`): 0 completed, 1 failed, 3 rejected, 4 busy,
+    /// 5 missed, 6 cancelled, 7 security abort, 8 offline. (2 is a local
+    /// error before any call: bad arguments, no profile, no server.)
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Completed => 0,
+            Outcome::Failed => 1,
+            Outcome::Rejected => 3,
+            Outcome::Busy => 4,
+            Outcome::Missed => 5,
+            Outcome::Cancelled => 6,
+            Outcome::SecurityAbort => 7,
+            Outcome::Offline => 8,
         }
     }
 
@@ -81,6 +101,7 @@ impl Outcome {
             "cancelled" => Outcome::Cancelled,
             "security-abort" => Outcome::SecurityAbort,
             "failed" => Outcome::Failed,
+            "offline" => Outcome::Offline,
             _ => return None,
         })
     }

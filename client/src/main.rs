@@ -27,7 +27,11 @@ use cryptic_signal::wire::UserId;
 #[command(
     name = "cryptic-call",
     version,
-    about = "End-to-end encrypted 1:1 audio calls"
+    about = "End-to-end encrypted 1:1 audio calls",
+    after_help = "Exit codes of `call` and `listen`: 0 completed, 1 failed, 2 could not \
+                  start (bad arguments, no profile, no server), 3 rejected, 4 busy, \
+                  5 missed, 6 cancelled, 7 security abort (someone in the middle), \
+                  8 the peer is offline."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -423,7 +427,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("cryptic-call: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
@@ -661,7 +665,7 @@ async fn one_call(
         report.path.as_deref().unwrap_or("-"),
         report.sas.as_deref().unwrap_or("-")
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(report.outcome.exit_code()))
 }
 
 fn record(profile_dir: &std::path::Path, report: &CallReport) {

@@ -37,6 +37,8 @@ fn a_declined_call_ends_both_sides_as_rejected() {
     );
     assert!(world.last_history("alice").contains("rejected"));
     assert!(world.last_history("bob").contains("rejected"));
+    // Exit codes tell scripts how it went (`cryptic-call --help`).
+    assert_eq!((alice.code, bob.code), (Some(3), Some(3)));
 }
 
 #[test]
@@ -64,6 +66,7 @@ fn calling_someone_in_a_call_answers_busy() {
         carol.output()
     );
     assert!(world.last_history("carol").contains("busy"));
+    assert_eq!(carol.code, Some(4));
     // The call in progress was not disturbed.
     assert!(alice.wait_exit(Duration::from_secs(20)));
     assert!(bob.wait_exit(Duration::from_secs(5)));
@@ -121,4 +124,5 @@ fn a_call_cancelled_before_the_answer_ends_both_sides_as_cancelled() {
     );
     assert!(world.last_history("alice").contains("cancelled"));
     assert!(world.last_history("bob").contains("cancelled"));
+    assert_eq!((alice.code, bob.code), (Some(6), Some(6)));
 }

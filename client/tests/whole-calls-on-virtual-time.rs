@@ -270,8 +270,8 @@ fn check(w: &World<'_>, kind: Kind, seed: u64) {
             assert_eq!(b.outcome, Outcome::Missed, "{ctx}");
         }
         Kind::Offline => {
-            assert_eq!(a.outcome, Outcome::Failed, "{ctx}");
-            assert!(a.reason.contains("UserOffline"), "{ctx}");
+            assert_eq!(a.outcome, Outcome::Offline, "{ctx}");
+            assert!(a.reason.contains("offline"), "{ctx}");
         }
         Kind::CallerHangsUpWhileConnecting | Kind::CalleeHangsUpWhileConnecting => {
             assert_eq!(a.outcome, Outcome::Completed, "{ctx}");

@@ -82,7 +82,7 @@ use cryptic_jitter::Playout;
 use cryptic_signal::call::{CallConfig, CallEvent, CallMachine, CallState, Reason, Role};
 use cryptic_signal::e2e::E2eStore;
 use cryptic_signal::payload::{AudioCodec, Candidates, SrtpProfile};
-use cryptic_signal::wire::{CallId, Message, RejectReason, Sealed, UserId};
+use cryptic_signal::wire::{CallId, ErrorCode, Message, RejectReason, Sealed, UserId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use zeroize::Zeroizing;
@@ -1356,6 +1356,9 @@ fn outcome_of(reason: Reason, answered: bool) -> (Outcome, String) {
             "no media path within the connect timeout".into(),
         ),
         Reason::MediaFailed => (Outcome::Failed, "media failed".into()),
+        Reason::ServerError(ErrorCode::UserOffline) => {
+            (Outcome::Offline, "the peer is offline".into())
+        }
         Reason::ServerError(code) => (Outcome::Failed, format!("the server refused: {code:?}")),
         other => (Outcome::Failed, format!("{other:?}")),
     }

@@ -27,6 +27,8 @@ pub struct Proc {
     child: Child,
     lines: mpsc::Receiver<String>,
     pub seen: Vec<String>,
+    /// The exit code, once it exited.
+    pub code: Option<i32>,
 }
 
 impl Proc {
@@ -55,8 +57,9 @@ impl Proc {
         }
     }
 
-    /// Waits (bounded) for the process to exit and returns whether it
-    /// succeeded, collecting its output.
+    /// Waits (bounded) for the process to exit (panics when it does not),
+    /// collecting its output and its exit code ([`Proc::code`]); returns
+    /// true.
     pub fn wait_exit(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         loop {
@@ -68,7 +71,8 @@ impl Proc {
                 while let Ok(line) = self.lines.try_recv() {
                     self.seen.push(line);
                 }
-                return status.success();
+                self.code = status.code();
+                return true;
             }
             if Instant::now() > deadline {
                 panic!(
@@ -578,6 +582,7 @@ impl Proc {
             child,
             lines,
             seen: Vec::new(),
+            code: None,
         }
     }
 }
