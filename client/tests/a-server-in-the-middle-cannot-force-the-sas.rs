@@ -21,7 +21,9 @@ mod kit;
 
 use std::time::Duration;
 
+use cryptic_call::history::Outcome;
 use cryptic_dtls_srtp::Fingerprint;
+use cryptic_signal::call::CallState;
 use cryptic_signal::callkey::{self, CallKey, EphemeralSecret, Side};
 use cryptic_signal::e2e::E2eStore;
 use cryptic_signal::payload::{
@@ -60,6 +62,9 @@ struct Mallory {
     /// too late.
     tries: u64,
     late_hits: u64,
+    /// Reveal other values than the ones committed to (and skip the
+    /// grinding).
+    bad_reveal: bool,
 }
 
 impl Mallory {
@@ -152,6 +157,11 @@ impl Mallory {
                 let from_alice = m.from_user == self.alice;
                 let body = self.open(from_alice, &m.encrypted_candidate).body;
                 let body = match body {
+                    Body::Reveal(r) if self.bad_reveal => {
+                        let _ = r;
+                        let (_, other) = self.contribution();
+                        Body::Reveal(Reveal::new(other))
+                    }
                     Body::Reveal(r) => {
                         self.grind(m.call_id, &r.contribution);
                         let (_, mine, _) = self.to_bob.as_ref().expect("invited");
@@ -289,70 +299,70 @@ fn fast_sas(shared: &[u8; 32], transcript: &[u8]) -> u32 {
     u32::from_be_bytes(out) % 1_000_000
 }
 
+/// One call from alice to bob through the malicious server; returns both
+/// reports and what the server did.
+fn attacked_call(
+    call: u64,
+    bad_reveal: bool,
+) -> (
+    cryptic_call::session::SessionReport,
+    cryptic_call::session::SessionReport,
+    u64,
+    u64,
+) {
+    let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+    // First contact through the malicious server: each user gets the
+    // server's bundle for the other.
+    let (mut a, mut b) = (E2eStore::in_memory(), E2eStore::in_memory());
+    let (mut as_bob, mut as_alice) = (E2eStore::in_memory(), E2eStore::in_memory());
+    a.start_session(&bundle_of(&mut as_bob, &bob)).unwrap();
+    b.start_session(&bundle_of(&mut as_alice, &alice)).unwrap();
+    as_alice.start_session(&bundle_of(&mut b, &bob)).unwrap();
+    let mut users = Users::with_stores(&["alice", "bob"], vec![a, b]);
+    let net = NetConfig {
+        dtls_mitm: true,
+        ..NetConfig::default()
+    };
+    let mut w = World::new(&mut users, net, 7_000 + call, |_, c| c);
+    let mallory = std::rc::Rc::new(std::cell::RefCell::new(Mallory {
+        as_bob,
+        as_alice,
+        alice: alice.clone(),
+        bob: bob.clone(),
+        fp: CertFingerprint(*Fingerprint::of_der(&w.mitm_cert).as_bytes()),
+        rng: StdRng::seed_from_u64(call),
+        to_bob: None,
+        to_alice: None,
+        invite_from_alice: None,
+        invite_to_bob: None,
+        answer_from_bob: None,
+        answer_to_alice: None,
+        sent: [0, 0],
+        tries: 0,
+        late_hits: 0,
+        bad_reveal,
+    }));
+    let m = mallory.clone();
+    w.intercept = Some(Box::new(move |msg| m.borrow_mut().intercept(msg)));
+    w.at(ALICE, When::At(Duration::ZERO), Action::Call(BOB));
+    let ringing = When::After(CallState::Ringing, Duration::from_millis(300));
+    w.at(BOB, ringing, Action::Accept);
+    let active = When::After(CallState::Active, Duration::from_secs(1));
+    w.at(ALICE, active, Action::Hangup);
+    w.run(Duration::from_secs(60));
+    let (ra, rb) = (w.report(ALICE), w.report(BOB));
+    drop(w);
+    let m = mallory.borrow();
+    (ra, rb, m.tries, m.late_hits)
+}
+
 #[test]
 fn over_twenty_calls_a_grinding_server_in_the_middle_never_makes_the_sas_match() {
-    let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
     for call in 0..20u64 {
-        // First contact through the malicious server: each user gets the
-        // server's bundle for the other.
-        let (mut a, mut b) = (E2eStore::in_memory(), E2eStore::in_memory());
-        let (mut as_bob, mut as_alice) = (E2eStore::in_memory(), E2eStore::in_memory());
-        a.start_session(&bundle_of(&mut as_bob, &bob)).unwrap();
-        b.start_session(&bundle_of(&mut as_alice, &alice)).unwrap();
-        as_alice.start_session(&bundle_of(&mut b, &bob)).unwrap();
-        let mut users = Users::with_stores(&["alice", "bob"], vec![a, b]);
-        let net = NetConfig {
-            dtls_mitm: true,
-            ..NetConfig::default()
-        };
-        let mut w = World::new(&mut users, net, 7_000 + call, |_, c| c);
-        let mallory = std::rc::Rc::new(std::cell::RefCell::new(Mallory {
-            as_bob,
-            as_alice,
-            alice: alice.clone(),
-            bob: bob.clone(),
-            fp: CertFingerprint(*Fingerprint::of_der(&w.mitm_cert).as_bytes()),
-            rng: StdRng::seed_from_u64(call),
-            to_bob: None,
-            to_alice: None,
-            invite_from_alice: None,
-            invite_to_bob: None,
-            answer_from_bob: None,
-            answer_to_alice: None,
-            sent: [0, 0],
-            tries: 0,
-            late_hits: 0,
-        }));
-        let m = mallory.clone();
-        w.intercept = Some(Box::new(move |msg| m.borrow_mut().intercept(msg)));
-        w.at(ALICE, When::At(Duration::ZERO), Action::Call(BOB));
-        w.at(
-            BOB,
-            When::After(
-                cryptic_signal::call::CallState::Ringing,
-                Duration::from_millis(300),
-            ),
-            Action::Accept,
-        );
-        w.at(
-            ALICE,
-            When::After(
-                cryptic_signal::call::CallState::Active,
-                Duration::from_secs(1),
-            ),
-            Action::Hangup,
-        );
-        w.run(Duration::from_secs(60));
-        let (ra, rb) = (w.report(ALICE), w.report(BOB));
-        if ra.sas.is_none() {
-            for n in &w.nodes {
-                println!("{:?}: {:?}", n.session, n.events);
-            }
-        }
-        let m = mallory.borrow();
+        let (ra, rb, tries, late_hits) = attacked_call(call, false);
         println!(
-            "call {call}: alice reads {:?}, bob reads {:?}; the server ground {} values, {} would have matched too late",
-            ra.sas, rb.sas, m.tries, m.late_hits
+            "call {call}: alice reads {:?}, bob reads {:?}; the server ground {tries} values, {late_hits} would have matched too late",
+            ra.sas, rb.sas
         );
         // The attack got as far as it can: both calls secured and carried
         // audio through the server's certificate.
@@ -362,9 +372,22 @@ fn over_twenty_calls_a_grinding_server_in_the_middle_never_makes_the_sas_match()
             ra.reason,
             rb.reason
         );
-        assert!(m.tries >= u64::from(TRIES));
+        assert!(tries >= u64::from(TRIES));
         assert_ne!(ra.sas, rb.sas, "call {call}: the server forced the SAS");
     }
+}
+
+#[test]
+fn a_reveal_that_does_not_match_the_commitment_aborts_the_call() {
+    let (ra, rb, _, _) = attacked_call(99, true);
+    assert_eq!(rb.outcome, Outcome::SecurityAbort, "{}", rb.reason);
+    assert!(
+        rb.reason.contains("does not match its commitment"),
+        "{}",
+        rb.reason
+    );
+    assert!(rb.sas.is_none() && ra.sas.is_none());
+    assert_eq!(ra.frames_played + rb.frames_played, 0);
 }
 
 /// The version-1 derivation under the same grinder: the callee's nonce is

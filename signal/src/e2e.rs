@@ -809,4 +809,50 @@ mod tests {
         );
         assert!(e.to_string().contains(STORE_FILE), "{e}");
     }
+
+    #[test]
+    fn a_seen_invite_is_refused_even_after_a_restart_and_a_stale_one_always() {
+        let d = tempfile::tempdir().unwrap();
+        let id: CallId = "0f8fad5b-d9cb-469f-a165-70867728950e".parse().unwrap();
+        let now = 1_800_000_000;
+        let mut a = E2eStore::load_or_create(d.path()).unwrap();
+        a.admit_invite(&id, now - 5, now).unwrap();
+        assert!(matches!(
+            a.admit_invite(&id, now - 5, now),
+            Err(Error::ReplayedInvite)
+        ));
+        let mut a = E2eStore::load_or_create(d.path()).unwrap();
+        assert!(matches!(
+            a.admit_invite(&id, now - 5, now + 30),
+            Err(Error::ReplayedInvite)
+        ));
+        let other: CallId = "0f8fad5b-d9cb-469f-a165-70867728950f".parse().unwrap();
+        assert!(matches!(
+            a.admit_invite(&other, now - INVITE_WINDOW_SECS - 1, now),
+            Err(Error::StaleInvite)
+        ));
+        assert!(matches!(
+            a.admit_invite(&other, now + INVITE_WINDOW_SECS + 1, now),
+            Err(Error::StaleInvite)
+        ));
+        a.admit_invite(&other, now, now).unwrap();
+    }
+
+    #[test]
+    fn a_garbage_pre_key_message_pins_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let mut a = E2eStore::load_or_create(d.path()).unwrap();
+        let mallory = UserId::new("mallory").unwrap();
+        for garbage in [
+            Sealed::new(0, &[0u8; 200]).unwrap(),
+            Sealed::new(0, b"\x03not olm at all").unwrap(),
+            Sealed::new(1, &[7u8; 64]).unwrap(),
+        ] {
+            assert!(a.unseal(&mallory, &garbage).is_err());
+        }
+        assert!(a.pinned_key(&mallory).is_none(), "the pin was poisoned");
+        assert!(a.pending_key(&mallory).is_none());
+        let a = E2eStore::load_or_create(d.path()).unwrap();
+        assert!(a.pinned_key(&mallory).is_none());
+    }
 }
