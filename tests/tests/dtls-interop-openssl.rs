@@ -6,11 +6,10 @@
 
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use cryptic_dtls_srtp::handshake::{
     handshake, HandshakeConfig, Identity, Role, SrtpKeys, UdpTransport,
@@ -99,78 +98,44 @@ fn openssl_peer(dir: &Path) -> OpensslPeer {
     }
 }
 
-/// A running `openssl s_server`/`s_client` whose output lines arrive on a
-/// channel; killed by its process id when dropped.
+/// A running `openssl s_server`/`s_client` (the shared test spawner
+/// underneath; told `Q` and killed when dropped).
 struct Openssl {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    proc: cryptic_tests::Proc,
 }
 
 impl Openssl {
     fn spawn(args: &[String]) -> Self {
-        let mut child = Command::new("openssl")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let how = cryptic_tests::Spawn {
+            quit_line: Some("Q"),
+            ..cryptic_tests::Spawn::default()
+        };
         Openssl {
-            child,
-            lines,
-            seen: Vec::new(),
+            proc: cryptic_tests::Proc::start_with("openssl", "openssl", &args, how),
         }
     }
 
     /// Waits (at most 15 s) for a line satisfying `pred` and returns it.
     fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "openssl never printed {what}; output:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
+        self.proc.wait_until(what, Duration::from_secs(15), pred)
     }
 
     /// The PEM certificate printed after the line `heading`.
     fn certificate_after(&self, heading: &str) -> String {
         let start = self
+            .proc
             .seen
             .iter()
             .position(|l| l == heading)
             .unwrap_or_else(|| {
                 panic!(
                     "no {heading:?} in openssl output:\n{}",
-                    self.seen.join("\n")
+                    self.proc.seen.join("\n")
                 )
             });
         let mut pem = String::new();
-        for line in &self.seen[start + 1..] {
+        for line in &self.proc.seen[start + 1..] {
             pem.push_str(line);
             pem.push('\n');
             if line.starts_with("-----END CERTIFICATE") {
@@ -178,16 +143,6 @@ impl Openssl {
             }
         }
         pem
-    }
-}
-
-impl Drop for Openssl {
-    fn drop(&mut self) {
-        if let Some(stdin) = self.child.stdin.as_mut() {
-            let _ = stdin.write_all(b"Q\n");
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

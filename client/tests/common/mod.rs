@@ -3,11 +3,10 @@
 //! stopped by its pid when the test ends.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cryptic-call");
 
@@ -21,87 +20,29 @@ impl TempDir {
     }
 }
 
-/// A running process whose stdout and stderr lines arrive on a channel.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    pub seen: Vec<String>,
-    /// The exit code, once it exited.
-    pub code: Option<i32>,
+pub use cryptic_tests::Proc;
+
+/// Starting our binary (or any program) the way these tests do.
+pub trait Spawn {
+    /// `cryptic-call ARGS`.
+    fn spawn(name: &str, args: &[&str]) -> Proc;
+    /// `cryptic-call ARGS` inside a network namespace.
+    fn spawn_in(ns: &str, name: &str, args: &[&str]) -> Proc;
+    /// Any program.
+    fn spawn_cmd(name: &str, program: &str, args: &[&str]) -> Proc;
 }
 
-impl Proc {
-    pub fn spawn(name: &str, args: &[&str]) -> Self {
-        Self::spawn_cmd(name, BIN, args)
+impl Spawn for Proc {
+    fn spawn(name: &str, args: &[&str]) -> Proc {
+        Proc::start(name, BIN, args)
     }
 
-    /// Waits (bounded) for a line containing `needle`.
-    pub fn wait_for(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "{} never printed {needle:?}; output:\n{}",
-                    self.name,
-                    self.seen.join("\n")
-                ),
-            }
-        }
+    fn spawn_in(ns: &str, name: &str, args: &[&str]) -> Proc {
+        Proc::start_in(ns, name, BIN, args)
     }
 
-    /// Waits (bounded) for the process to exit (panics when it does not),
-    /// collecting its output and its exit code ([`Proc::code`]); returns
-    /// true.
-    pub fn wait_exit(&mut self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            while let Ok(line) = self.lines.try_recv() {
-                self.seen.push(line);
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(50));
-                while let Ok(line) = self.lines.try_recv() {
-                    self.seen.push(line);
-                }
-                self.code = status.code();
-                return true;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{} did not exit within {within:?}; output:\n{}",
-                    self.name,
-                    self.seen.join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn output(&self) -> String {
-        self.seen.join("\n")
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
+    fn spawn_cmd(name: &str, program: &str, args: &[&str]) -> Proc {
+        Proc::start(name, program, args)
     }
 }
 
@@ -547,77 +488,11 @@ impl Drop for Lab {
     }
 }
 
-impl Proc {
-    /// Runs the binary inside a network namespace.
-    pub fn spawn_in(ns: &str, name: &str, args: &[&str]) -> Self {
-        let mut all = vec!["netns", "exec", ns, BIN];
-        all.extend_from_slice(args);
-        Self::spawn_cmd(name, "ip", &all)
-    }
-
-    pub fn spawn_cmd(name: &str, program: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped()) // kept open: openssl's s_server/s_client quit on EOF
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Proc {
-            name: name.to_string(),
-            child,
-            lines,
-            seen: Vec::new(),
-            code: None,
-        }
-    }
-}
-
 /// Spawning any program (not only our binary) with collected output.
 pub struct ProcCmd;
 
 impl ProcCmd {
     pub fn spawn(name: &str, program: &str, args: &[&str]) -> Proc {
-        Proc::spawn_cmd(name, program, args)
-    }
-}
-
-impl Proc {
-    /// Collects what the process printed so far and stops it.
-    pub fn wait_exit_or_kill(&mut self) {
-        self.kill();
-        // The reader threads end when the pipes close: drain until then.
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(line);
-        }
-    }
-}
-
-impl Proc {
-    /// Types a line into the process's standard input (spawned with
-    /// `spawn_cmd`).
-    pub fn type_line(&mut self, line: &str) {
-        use std::io::Write;
-        let stdin = self
-            .child
-            .stdin
-            .as_mut()
-            .expect("spawned with a piped stdin");
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
+        Proc::start(name, program, args)
     }
 }

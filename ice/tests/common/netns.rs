@@ -4,9 +4,7 @@
 //! is connected to the host; everything is deleted on drop.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub const TURN: &str = "203.0.113.1:3478";
@@ -276,70 +274,49 @@ fn peer_exe() -> String {
     }
 }
 
-/// An `ice-peer` process in a namespace, signaled over its stdin/stdout.
+/// An `ice-peer` process in a namespace, signaled over its stdin/stdout
+/// (the shared test spawner underneath; `quit` when dropped).
 pub struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
+    proc: cryptic_tests::Proc,
 }
 
 impl Peer {
     pub fn spawn(ns: &str, args: &[&str]) -> Self {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, &peer_exe()])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
+        let how = cryptic_tests::Spawn {
+            namespace: Some(ns),
+            stderr_to_test: true,
+            quit_line: Some("quit"),
+        };
         Self {
-            child,
-            stdin,
-            lines,
+            proc: cryptic_tests::Proc::start_with("ice-peer", &peer_exe(), args, how),
         }
     }
 
     pub fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
+        self.proc.type_line(line);
     }
 
     /// The next line starting with `prefix` (others are skipped).
-    pub fn expect(&self, prefix: &str, limit: Duration) -> String {
-        let end = Instant::now() + limit;
-        let mut seen = Vec::new();
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(l) if l.starts_with("error") => panic!("peer: {l}"),
-                Ok(l) => seen.push(l),
-                Err(_) => panic!("peer did not say {prefix:?} within {limit:?}; said {seen:?}"),
-            }
-        }
+    pub fn expect(&mut self, prefix: &str, limit: Duration) -> String {
+        let line = self.proc.wait_until(&format!("{prefix:?}"), limit, |l| {
+            l.starts_with(prefix) || l.starts_with("error")
+        });
+        assert!(
+            !line.starts_with("error") || prefix == "error",
+            "peer: {line}"
+        );
+        line
     }
 
     /// Signaling lines (credentials, candidates) up to end-of-candidates.
-    pub fn offer(&self, limit: Duration) -> Vec<String> {
+    pub fn offer(&mut self, limit: Duration) -> Vec<String> {
         let end = Instant::now() + limit;
         let mut out = Vec::new();
         loop {
             let left = end.saturating_duration_since(Instant::now());
             let l = self
-                .lines
-                .recv_timeout(left)
+                .proc
+                .next_line(left)
                 .expect("peer did not finish gathering");
             if let Some(rest) = l.strip_prefix("restarted ") {
                 out.push(format!("cred {rest}"));
@@ -350,21 +327,6 @@ impl Peer {
                 return out;
             }
         }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let end = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
