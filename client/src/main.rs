@@ -432,6 +432,52 @@ fn main() -> ExitCode {
     }
 }
 
+/// `cryptic-call server`: the signaling server until Ctrl-C.
+async fn serve(server: Command) -> Result<ExitCode, String> {
+    let Command::Server {
+        listen,
+        ca,
+        names,
+        data,
+        ice_servers,
+        max_connections,
+        invite_interval,
+        relay_frames_per_second,
+        limits,
+    } = server
+    else {
+        return Err("not the server command".into());
+    };
+    let ca = CertificateAuthority::load(&ca).map_err(|e| e.to_string())?;
+    let cert = ca
+        .issue_server(&names, Validity::days_from_now(365))
+        .map_err(|e| e.to_string())?;
+    let mut config = ServerConfig::new(
+        listen.parse().map_err(|e| format!("bad --listen: {e}"))?,
+        cert.cert_pem,
+        cert.key_pem,
+        ca.cert_pem().to_string(),
+        data,
+    );
+    config.ice_servers = ice_servers;
+    config.limits.max_connections = max_connections;
+    config.limits.invite_interval = Duration::from_secs(invite_interval);
+    config.limits.relay_frames_per_second = relay_frames_per_second;
+    limits.apply(&mut config.limits);
+    let server = Server::bind(config).await.map_err(|e| e.to_string())?;
+    println!(
+        "signaling server listening on {}",
+        server.local_addr().map_err(|e| e.to_string())?
+    );
+    server
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn user(name: &str) -> Result<UserId, String> {
     UserId::new(name).map_err(|e| format!("bad user name {name:?}: {e:?}"))
 }
@@ -505,46 +551,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 Ok(ExitCode::SUCCESS)
             }
         },
-        Command::Server {
-            listen,
-            ca,
-            names,
-            data,
-            ice_servers,
-            max_connections,
-            invite_interval,
-            relay_frames_per_second,
-            limits,
-        } => {
-            let ca = CertificateAuthority::load(&ca).map_err(|e| e.to_string())?;
-            let cert = ca
-                .issue_server(&names, Validity::days_from_now(365))
-                .map_err(|e| e.to_string())?;
-            let mut config = ServerConfig::new(
-                listen.parse().map_err(|e| format!("bad --listen: {e}"))?,
-                cert.cert_pem,
-                cert.key_pem,
-                ca.cert_pem().to_string(),
-                data,
-            );
-            config.ice_servers = ice_servers;
-            config.limits.max_connections = max_connections;
-            config.limits.invite_interval = Duration::from_secs(invite_interval);
-            config.limits.relay_frames_per_second = relay_frames_per_second;
-            limits.apply(&mut config.limits);
-            let server = Server::bind(config).await.map_err(|e| e.to_string())?;
-            println!(
-                "signaling server listening on {}",
-                server.local_addr().map_err(|e| e.to_string())?
-            );
-            server
-                .run(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(ExitCode::SUCCESS)
-        }
+        server @ Command::Server { .. } => serve(server).await,
         Command::Call {
             user: peer,
             profile,

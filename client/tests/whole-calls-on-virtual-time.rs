@@ -342,11 +342,10 @@ fn seeded_calls_896_to_1023_end_as_each_side_expects() {
     calls(896, 128);
 }
 
-/// One seed, to look at a failure: `CRYPTIC_SEED=373 cargo test -p
-/// cryptic-call --test whole-calls-on-virtual-time one_seed -- --ignored
-/// --nocapture`.
+/// One seed (0 by default), to look at a failure with its events printed:
+/// `CRYPTIC_SEED=373 cargo test -p cryptic-call --test
+/// whole-calls-on-virtual-time one_seed -- --nocapture`.
 #[test]
-#[ignore = "runs the seed in CRYPTIC_SEED"]
 fn one_seed() {
     let seed = std::env::var("CRYPTIC_SEED").map_or(0, |s| s.parse().unwrap());
     let mut users = Users::new(&["alice", "bob", "carol", "dave"]);
