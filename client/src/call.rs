@@ -222,6 +222,8 @@ pub async fn run_call_with(
     initial: Option<Message>,
     controls: &mut mpsc::UnboundedReceiver<Control>,
 ) -> Result<CallReport, Error> {
+    // A missing file or device is found before anyone's phone rings.
+    Voice::check(&options.input, &options.output)?;
     let bind: SocketAddr = if options.loopback_only {
         SocketAddr::from(([127, 0, 0, 1], 0))
     } else {

@@ -58,6 +58,36 @@ impl Voice {
         })
     }
 
+    /// Checks that the input and output can be opened, before a call rings
+    /// anyone: a missing file or device, or an output that cannot be
+    /// written, is an error now rather than after the answer. Leaves no
+    /// file behind.
+    pub(crate) fn check(input: &SourceSpec, output: &SinkSpec) -> Result<(), Error> {
+        drop(
+            Input::open(input, InputOptions::default())
+                .map_err(|e| Error::Audio(format!("input {input}: {e}")))?,
+        );
+        match output {
+            SinkSpec::Wav(path) => {
+                let existed = path.exists();
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| Error::Audio(format!("output {}: {e}", path.display())))?;
+                if !existed {
+                    // Only made to check; the call writes it for real.
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            other => drop(
+                Output::open(other, OutputOptions::default())
+                    .map_err(|e| Error::Audio(format!("output {other}: {e}")))?,
+            ),
+        }
+        Ok(())
+    }
+
     /// One tick: send every captured frame that is ready, play one frame.
     pub(crate) fn tick<S: Sealer>(
         &mut self,

@@ -1,0 +1,66 @@
+//! A bad `--input` or `--output` (a missing file, a directory that cannot
+//! be written) is an error before the invite leaves: the caller exits with
+//! code 2 and a message naming it, and the callee's phone never rings for
+//! that attempt.
+
+#![allow(clippy::unwrap_used)] // in tests a panic is the failure report
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn a_missing_input_file_or_unwritable_output_fails_before_the_invite() {
+    let world = World::start("precheck", &["alice", "bob"]);
+    let mut bob = world.listen(
+        "bob",
+        &["--auto-accept", "--input", "silence", "--output", "null"],
+    );
+    let missing = world.path("no-such-file.wav");
+    let unwritable = world.path("no-such-dir").join("out.wav");
+    for (args, what) in [
+        (
+            vec!["--input", missing.to_str().unwrap(), "--output", "null"],
+            "input",
+        ),
+        (
+            vec![
+                "--input",
+                "silence",
+                "--output",
+                unwritable.to_str().unwrap(),
+            ],
+            "output",
+        ),
+    ] {
+        let mut alice = world.call("alice", "bob", &args);
+        assert!(
+            alice.wait_exit(Duration::from_secs(20)),
+            "{}",
+            alice.output()
+        );
+        assert_eq!(alice.code, Some(2), "{}", alice.output());
+        assert!(alice.output().contains(what), "{}", alice.output());
+    }
+    // Bob rings for the first good call only.
+    let mut alice = world.call(
+        "alice",
+        "bob",
+        &["--input", "silence", "--output", "null", "--duration", "1"],
+    );
+    assert!(
+        alice.wait_exit(Duration::from_secs(30)),
+        "{}",
+        alice.output()
+    );
+    assert!(bob.wait_exit(Duration::from_secs(10)), "{}", bob.output());
+    assert_eq!(alice.code, Some(0), "{}", alice.output());
+    assert_eq!(
+        bob.output().matches("incoming call from alice").count(),
+        1,
+        "{}",
+        bob.output()
+    );
+}
