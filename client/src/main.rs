@@ -635,6 +635,9 @@ async fn one_call(
     let profile = Profile::load(profile_dir).map_err(|e| e.to_string())?;
     let _lock =
         cryptic_signal::profile::ProfileLock::acquire(profile_dir).map_err(|e| e.to_string())?;
+    if callee.as_ref() == Some(&profile.user) {
+        return Err("you cannot call yourself".into());
+    }
     let mut conn = connect(&profile.client_config().map_err(|e| e.to_string())?)
         .await
         .map_err(|e| format!("cannot reach the server: {e}"))?;
@@ -644,7 +647,13 @@ async fn one_call(
         .map_err(|e| e.to_string())?;
     if let Some(peer) = &callee {
         if !e2e.has_session(peer) {
-            let bundle = conn.fetch_keys(peer).await.map_err(|e| e.to_string())?;
+            let bundle = conn.fetch_keys(peer).await.map_err(|e| match e {
+                cryptic_signal::Error::Server {
+                    code: cryptic_signal::wire::ErrorCode::NoKeys,
+                    ..
+                } => format!("no such user, or {peer} never signed in"),
+                other => other.to_string(),
+            })?;
             e2e.start_session(&bundle).map_err(|e| e.to_string())?;
         }
     }

@@ -44,6 +44,20 @@ fn a_missing_input_file_or_unwritable_output_fails_before_the_invite() {
         assert_eq!(alice.code, Some(2), "{}", alice.output());
         assert!(alice.output().contains(what), "{}", alice.output());
     }
+    // Mistakes about the peer are named too.
+    for (peer, words) in [
+        ("alice", "you cannot call yourself"),
+        ("zed", "no such user, or zed never signed in"),
+    ] {
+        let mut alice = world.call("alice", peer, &["--input", "silence", "--output", "null"]);
+        assert!(
+            alice.wait_exit(Duration::from_secs(20)),
+            "{}",
+            alice.output()
+        );
+        assert_eq!(alice.code, Some(2), "{}", alice.output());
+        assert!(alice.output().contains(words), "{}", alice.output());
+    }
     // Bob rings for the first good call only.
     let mut alice = world.call(
         "alice",

@@ -39,6 +39,13 @@ fn a_declined_call_ends_both_sides_as_rejected() {
     assert!(world.last_history("bob").contains("rejected"));
     // Exit codes tell scripts how it went (`cryptic-call --help`).
     assert_eq!((alice.code, bob.code), (Some(3), Some(3)));
+    // In plain words, from each side.
+    assert!(
+        alice.output().contains("bob declined"),
+        "{}",
+        alice.output()
+    );
+    assert!(bob.output().contains("you declined"), "{}", bob.output());
 }
 
 #[test]
@@ -67,6 +74,7 @@ fn calling_someone_in_a_call_answers_busy() {
     );
     assert!(world.last_history("carol").contains("busy"));
     assert_eq!(carol.code, Some(4));
+    assert!(carol.output().contains("bob is busy"), "{}", carol.output());
     // The call in progress was not disturbed.
     assert!(alice.wait_exit(Duration::from_secs(20)));
     assert!(bob.wait_exit(Duration::from_secs(5)));
@@ -125,4 +133,14 @@ fn a_call_cancelled_before_the_answer_ends_both_sides_as_cancelled() {
     assert!(world.last_history("alice").contains("cancelled"));
     assert!(world.last_history("bob").contains("cancelled"));
     assert_eq!((alice.code, bob.code), (Some(6), Some(6)));
+    assert!(
+        alice.output().contains("you cancelled before bob answered"),
+        "{}",
+        alice.output()
+    );
+    assert!(
+        bob.output().contains("alice cancelled the call"),
+        "{}",
+        bob.output()
+    );
 }

@@ -250,6 +250,10 @@ fn check(w: &World<'_>, kind: Kind, seed: u64) {
         Kind::Rejected => {
             assert_eq!(a.outcome, Outcome::Rejected, "{ctx}");
             assert_eq!(b.outcome, Outcome::Rejected, "{ctx}");
+            assert_eq!(
+                (a.reason.as_str(), b.reason.as_str()),
+                ("bob declined", "you declined")
+            );
         }
         Kind::Busy => {
             assert_eq!(a.outcome, Outcome::Busy, "{ctx}");
@@ -268,6 +272,8 @@ fn check(w: &World<'_>, kind: Kind, seed: u64) {
         Kind::Missed => {
             assert_eq!(a.outcome, Outcome::Missed, "{ctx}");
             assert_eq!(b.outcome, Outcome::Missed, "{ctx}");
+            assert_eq!(a.reason, "bob did not answer", "{ctx}");
+            assert_eq!(b.reason, "missed call from alice", "{ctx}");
         }
         Kind::Offline => {
             assert_eq!(a.outcome, Outcome::Offline, "{ctx}");

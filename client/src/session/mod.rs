@@ -268,6 +268,8 @@ pub enum SessionError {
     State(cryptic_signal::Error),
     /// The ICE agent could not be made (bad configuration).
     Ice(cryptic_ice::Error),
+    /// The peer is ourselves.
+    CallingYourself,
 }
 
 impl std::fmt::Display for SessionError {
@@ -276,6 +278,7 @@ impl std::fmt::Display for SessionError {
             SessionError::Seal(e) => write!(f, "cannot seal for the peer: {e}"),
             SessionError::State(e) => write!(f, "{e}"),
             SessionError::Ice(e) => write!(f, "ICE: {e}"),
+            SessionError::CallingYourself => f.write_str("you cannot call yourself"),
         }
     }
 }
@@ -285,6 +288,7 @@ impl std::error::Error for SessionError {
         match self {
             SessionError::Seal(e) | SessionError::State(e) => Some(e),
             SessionError::Ice(e) => Some(e),
+            SessionError::CallingYourself => None,
         }
     }
 }
@@ -524,6 +528,9 @@ impl<S: Sealer> CallSession<S> {
 
     /// Places a call to `peer` (the end-to-end session with it must exist).
     pub fn place_call(&mut self, now: Instant, peer: UserId) -> Result<(), SessionError> {
+        if peer == self.config.me {
+            return Err(SessionError::CallingYourself);
+        }
         if self.machine.state() != CallState::Idle {
             return Err(SessionError::State(cryptic_signal::Error::InvalidState(
                 "already in a call",
@@ -719,7 +726,7 @@ impl<S: Sealer> CallSession<S> {
         if due(self.cancel_at, now) {
             self.cancel_at = None;
             if self.report.answered.is_none() {
-                self.report.reason = "cancelled before the answer".into();
+                // Fails only when the call already ended.
                 let _ = self.machine.hangup(now);
             }
         }
@@ -1218,7 +1225,9 @@ impl<S: Sealer> CallSession<S> {
                 match media.handle_datagram(now, datagram) {
                     Ok(MediaIncoming::Bye) => {
                         if self.report.reason.is_empty() {
-                            self.report.reason = "the peer hung up".into();
+                            let peer = self.report.peer.as_ref().map(ToString::to_string);
+                            self.report.reason =
+                                format!("{} hung up", peer.as_deref().unwrap_or("the peer"));
                         }
                         let _ = self.machine.hangup(now);
                         Arrived::Media
@@ -1276,7 +1285,17 @@ impl<S: Sealer> CallSession<S> {
         if self.ended {
             return;
         }
-        let (outcome, words) = outcome_of(reason, self.report.answered.is_some());
+        let peer = self
+            .report
+            .peer
+            .as_ref()
+            .map_or_else(|| "the peer".to_string(), ToString::to_string);
+        let (outcome, words) = outcome_of(
+            reason,
+            self.report.answered.is_some(),
+            self.report.role,
+            &peer,
+        );
         self.report.outcome = self.forced.unwrap_or(outcome);
         if self.report.reason.is_empty() || self.report.reason == "hung up" {
             self.report.reason = words;
@@ -1322,43 +1341,75 @@ fn due(at: Option<Instant>, now: Instant) -> bool {
     at.is_some_and(|t| t <= now)
 }
 
-/// The outcome of a call the machine ended for `reason`, and why in words.
-fn outcome_of(reason: Reason, answered: bool) -> (Outcome, String) {
+/// The outcome of a call the machine ended for `reason`, and why in plain
+/// words, from our side (`role`) about `peer`.
+fn outcome_of(reason: Reason, answered: bool, role: Role, peer: &str) -> (Outcome, String) {
     use cryptic_signal::wire::HangupReason;
+    let caller = role == Role::Caller;
     match reason {
         Reason::SecurityAbort => (Outcome::SecurityAbort, "someone is in the middle".into()),
         Reason::RemoteHangup(Some(HangupReason::SecurityAbort)) => (
             Outcome::SecurityAbort,
-            "the peer found someone in the middle (its DTLS certificate check failed); \
-             call aborted"
-                .into(),
+            format!(
+                "{peer}'s side found someone in the middle (a certificate or key did not \
+                 match); call aborted"
+            ),
         ),
         Reason::RemoteHangup(Some(HangupReason::MediaFailed)) => {
-            (Outcome::Failed, "the peer's media failed".into())
+            (Outcome::Failed, format!("{peer}'s media failed"))
         }
-        Reason::LocalHangup | Reason::RemoteHangup(_) if answered => {
-            (Outcome::Completed, "hung up".into())
-        }
-        Reason::LocalHangup => (Outcome::Cancelled, "cancelled before the answer".into()),
+        Reason::LocalHangup if answered => (Outcome::Completed, "you hung up".into()),
+        Reason::RemoteHangup(_) if answered => (Outcome::Completed, format!("{peer} hung up")),
+        Reason::LocalHangup if caller => (
+            Outcome::Cancelled,
+            format!("you cancelled before {peer} answered"),
+        ),
+        Reason::LocalHangup => (Outcome::Rejected, "you declined".into()),
         Reason::RemoteHangup(Some(HangupReason::Timeout)) => {
-            (Outcome::Missed, "missed call: it rang out".into())
+            (Outcome::Missed, format!("missed call from {peer}"))
         }
-        Reason::RemoteHangup(_) => (Outcome::Cancelled, "the caller cancelled".into()),
+        Reason::RemoteHangup(_) => (Outcome::Cancelled, format!("{peer} cancelled the call")),
         Reason::RemoteReject(RejectReason::Busy) | Reason::LocalReject(RejectReason::Busy) => {
-            (Outcome::Busy, "busy".into())
+            (Outcome::Busy, format!("{peer} is busy"))
         }
-        Reason::RemoteReject(r) | Reason::LocalReject(r) => {
-            (Outcome::Rejected, format!("rejected ({r:?})"))
+        Reason::RemoteReject(RejectReason::Declined) => {
+            (Outcome::Rejected, format!("{peer} declined"))
         }
-        Reason::RingTimeout => (Outcome::Missed, "nobody answered".into()),
+        Reason::RemoteReject(RejectReason::KeyChanged) => (
+            Outcome::Rejected,
+            format!("{peer} refused: your key changed for them (they can accept it with `cryptic-call trust`)"),
+        ),
+        Reason::RemoteReject(RejectReason::Incompatible) => (
+            Outcome::Rejected,
+            format!("{peer}'s client could not take the call (no codec or cipher in common)"),
+        ),
+        Reason::RemoteReject(RejectReason::Timeout) => {
+            (Outcome::Missed, format!("{peer} did not answer"))
+        }
+        Reason::RemoteReject(r) => (Outcome::Rejected, format!("{peer} refused ({r:?})")),
+        Reason::LocalReject(RejectReason::Incompatible) => (
+            Outcome::Rejected,
+            format!("the call from {peer} could not be taken"),
+        ),
+        Reason::LocalReject(_) => (Outcome::Rejected, "you declined".into()),
+        Reason::RingTimeout if caller => (Outcome::Missed, format!("{peer} did not answer")),
+        Reason::RingTimeout => (Outcome::Missed, format!("missed call from {peer}")),
         Reason::ConnectTimeout => (
             Outcome::Failed,
             "no media path within the connect timeout".into(),
         ),
         Reason::MediaFailed => (Outcome::Failed, "media failed".into()),
         Reason::ServerError(ErrorCode::UserOffline) => {
-            (Outcome::Offline, "the peer is offline".into())
+            (Outcome::Offline, format!("{peer} is offline"))
         }
+        Reason::ServerError(ErrorCode::RateLimited) => (
+            Outcome::Failed,
+            format!("the server asks you to wait before calling {peer} again"),
+        ),
+        Reason::ServerError(ErrorCode::SessionReplaced) => (
+            Outcome::Failed,
+            "you signed in elsewhere: this session was replaced".into(),
+        ),
         Reason::ServerError(code) => (Outcome::Failed, format!("the server refused: {code:?}")),
         other => (Outcome::Failed, format!("{other:?}")),
     }
