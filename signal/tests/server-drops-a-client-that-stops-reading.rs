@@ -10,28 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use cryptic_signal::client::Receiver;
-use cryptic_signal::client::{connect, Incoming};
+use cryptic_signal::client::connect;
 use cryptic_signal::server::Limits;
-use cryptic_signal::wire::{CallHangup, HangupReason, Message};
-use tokio::sync::oneshot;
-
-/// Reads everything `rx` gets until the connection ends; the first
-/// `call_hangup` is reported.
-fn drain_until_hangup(mut rx: Receiver) -> oneshot::Receiver<CallHangup> {
-    let (tx, got) = oneshot::channel();
-    tokio::spawn(async move {
-        let mut tx = Some(tx);
-        while let Ok(m) = rx.recv().await {
-            if let Incoming::Message(Message::CallHangup(h)) = m {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(h);
-                }
-            }
-        }
-    });
-    got
-}
+use cryptic_signal::wire::HangupReason;
 
 /// Write deadline of this test's server.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);

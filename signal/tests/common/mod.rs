@@ -181,3 +181,20 @@ pub fn answer(id: CallId, from: &str, to: &str) -> Message {
 pub fn new_id() -> CallId {
     CallId::random(&mut rand::rng())
 }
+
+/// Reads everything `rx` gets until the connection ends; the first
+/// `call_hangup` is reported.
+pub fn drain_until_hangup(mut rx: Receiver) -> oneshot::Receiver<cryptic_signal::wire::CallHangup> {
+    let (tx, got) = oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        while let Ok(m) = rx.recv().await {
+            if let Incoming::Message(Message::CallHangup(h)) = m {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(h);
+                }
+            }
+        }
+    });
+    got
+}
