@@ -573,6 +573,28 @@ pub fn status_line(
     )
 }
 
+/// Publishes `count` fresh one-time keys (and the identity) at sign-in.
+/// A refusal for rate (a client restarted many times within the server's
+/// window) is not fatal: the keys published before are still there.
+pub async fn publish_keys(
+    conn: &mut cryptic_signal::client::Connection,
+    e2e: &mut E2eStore,
+    count: usize,
+) -> Result<(), String> {
+    let keys = e2e.keys_to_publish(count).map_err(|e| e.to_string())?;
+    match conn.publish_keys(keys).await {
+        Ok(_) => Ok(()),
+        Err(cryptic_signal::Error::Server {
+            code: cryptic_signal::wire::ErrorCode::RateLimited,
+            ..
+        }) => {
+            tracing::info!("key top-up refused for rate; the keys already published stay");
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -642,9 +642,7 @@ async fn one_call(
         .await
         .map_err(|e| format!("cannot reach the server: {e}"))?;
     let mut e2e = profile.e2e().map_err(|e| e.to_string())?;
-    conn.publish_keys(e2e.keys_to_publish(5).map_err(|e| e.to_string())?)
-        .await
-        .map_err(|e| e.to_string())?;
+    cryptic_call::call::publish_keys(&mut conn, &mut e2e, 5).await?;
     if let Some(peer) = &callee {
         if !e2e.has_session(peer) {
             let bundle = conn.fetch_keys(peer).await.map_err(|e| match e {

@@ -32,9 +32,7 @@ pub async fn run_shell(
         .await
         .map_err(|e| format!("cannot reach the server: {e}"))?;
     let mut e2e = profile.e2e().map_err(|e| e.to_string())?;
-    conn.publish_keys(e2e.keys_to_publish(10).map_err(|e| e.to_string())?)
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::call::publish_keys(&mut conn, &mut e2e, 10).await?;
     let me = conn.user().clone();
     let ice_servers = conn.ice_servers().to_vec();
     let (sender, receiver) = conn.split();

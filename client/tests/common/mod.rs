@@ -64,6 +64,12 @@ pub struct World {
 
 impl World {
     pub fn start(tag: &str, users: &[&str]) -> Self {
+        Self::start_behind(tag, users, None)
+    }
+
+    /// As [`World::start`], with the users' profiles pointing at `front`
+    /// (something in front of the server) instead of the server itself.
+    pub fn start_behind(tag: &str, users: &[&str], front: Option<&str>) -> Self {
         let dir = TempDir::new(tag);
         let ca = dir.0.join("ca");
         run_ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
@@ -81,7 +87,7 @@ impl World {
                 "--dir",
                 ca.to_str().unwrap(),
                 "--server",
-                &addr,
+                front.unwrap_or(&addr),
                 "--out",
                 dir.0.join(u).to_str().unwrap(),
             ]);
