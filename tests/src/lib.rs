@@ -12,6 +12,8 @@
 
 use std::fmt::Display;
 
+pub mod netns;
+
 /// The environment variable that turns skips into failures.
 pub const REQUIRE_ENV: &str = "CRYPTIC_REQUIRE_ENV";
 

@@ -4,7 +4,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use std::time::Duration;
 
@@ -260,135 +260,53 @@ pub fn segment_alignment(
     (mean, rs)
 }
 
-/// Three hosts behind a router, made of network namespaces that exist only
-/// for this test (not connected to the host): alice at 10.77.1.2, bob at
-/// 10.77.2.2, the server at 10.77.3.2. Deleted when dropped.
+/// Three hosts behind a router, made with the shared namespace lab (not
+/// connected to the host): alice at 10.77.1.2, bob at 10.77.2.2, the server
+/// at 10.77.3.2. Deleted when dropped.
 pub struct Lab {
-    pub tag: String,
-    pub made: Vec<String>,
+    pub lab: cryptic_tests::netns::Lab,
 }
 
 impl Lab {
     pub fn ns(&self, host: &str) -> String {
-        format!("{}{host}", self.tag)
+        self.lab.ns(host)
     }
 
     /// Builds the lab, or prints why it cannot and returns `None`.
     pub fn build() -> Option<Lab> {
-        let tag = format!("cc{}", std::process::id() % 100_000);
-        let mut lab = Lab {
-            tag: tag.clone(),
-            made: Vec::new(),
-        };
-        let sh = |args: &[&str]| -> bool {
-            Command::new(args[0])
-                .args(&args[1..])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        };
-        let router = lab.ns("r");
-        if !sh(&["ip", "netns", "add", &router]) {
-            cryptic_tests::skip("cannot create network namespaces (needs root and iproute2)");
-            return None;
-        }
-        lab.made.push(router.clone());
-        sh(&[
-            "ip", "netns", "exec", &router, "ip", "link", "set", "lo", "up",
-        ]);
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &router,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ]);
+        let mut lab = cryptic_tests::netns::Lab::new("cc")?;
+        let router = lab.host("r");
+        lab.forwarding(&router);
         for (i, host) in ["a", "b", "s"].iter().enumerate() {
-            let ns = lab.ns(host);
-            if !sh(&["ip", "netns", "add", &ns]) {
-                cryptic_tests::skip(format!("cannot create network namespace {ns}"));
-                return None;
-            }
-            lab.made.push(ns.clone());
-            let inner = format!("{tag}{host}0");
-            let outer = format!("{tag}{host}1");
+            let ns = lab.host(host);
             let net = i + 1;
-            let ok = sh(&[
-                "ip", "link", "add", &inner, "type", "veth", "peer", "name", &outer,
-            ]) && sh(&["ip", "link", "set", &inner, "netns", &ns])
-                && sh(&["ip", "link", "set", &outer, "netns", &router])
-                && sh(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &ns,
-                    "ip",
-                    "addr",
-                    "add",
-                    &format!("10.77.{net}.2/24"),
-                    "dev",
-                    &inner,
-                ])
-                && sh(&[
-                    "ip", "netns", "exec", &ns, "ip", "link", "set", &inner, "up",
-                ])
-                && sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])
-                && sh(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &ns,
-                    "ip",
-                    "route",
-                    "add",
-                    "default",
-                    "via",
-                    &format!("10.77.{net}.1"),
-                ])
-                && sh(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &router,
-                    "ip",
-                    "addr",
-                    "add",
-                    &format!("10.77.{net}.1/24"),
-                    "dev",
-                    &outer,
-                ])
-                && sh(&[
-                    "ip", "netns", "exec", &router, "ip", "link", "set", &outer, "up",
-                ]);
-            if !ok {
-                cryptic_tests::skip(format!("could not wire namespace {ns}"));
-                return None;
-            }
+            let (gw, addr) = (format!("10.77.{net}.1"), format!("10.77.{net}.2/24"));
+            lab.veth(
+                (&ns, "eth0", Some(&addr)),
+                (&router, &format!("{host}0"), Some(&format!("{gw}/24"))),
+            );
+            lab.default_route(&ns, &gw);
         }
-        Some(lab)
+        Some(Lab { lab })
     }
 
     /// Drops UDP between alice's and bob's hosts in the router (TCP to the
     /// server still flows).
     pub fn block_udp_between_peers(&self) -> bool {
         let router = self.ns("r");
-        ["10.77.1.0/24,10.77.2.0/24", "10.77.2.0/24,10.77.1.0/24"]
-            .iter()
-            .all(|pair| {
-                let (src, dst) = pair.split_once(',').unwrap();
-                Command::new("ip")
-                    .args([
-                        "netns", "exec", &router, "iptables", "-A", "FORWARD", "-p", "udp", "-s",
-                        src, "-d", dst, "-j", "DROP",
-                    ])
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false)
-            })
+        [
+            ("10.77.1.0/24", "10.77.2.0/24"),
+            ("10.77.2.0/24", "10.77.1.0/24"),
+        ]
+        .iter()
+        .all(|(src, dst)| {
+            self.lab.iptables(
+                &router,
+                &[
+                    "-A", "FORWARD", "-p", "udp", "-s", src, "-d", dst, "-j", "DROP",
+                ],
+            )
+        })
     }
 }
 
@@ -464,33 +382,10 @@ impl Lab {
         ]
         .iter()
         .all(|rule| {
-            let mut args = vec![
-                "netns",
-                "exec",
-                router.as_str(),
-                "iptables",
-                "-t",
-                "nat",
-                "-A",
-                "PREROUTING",
-                "-p",
-                "udp",
-            ];
+            let mut args = vec!["-t", "nat", "-A", "PREROUTING", "-p", "udp"];
             args.extend(rule.split(' '));
-            Command::new("ip")
-                .args(&args)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
+            self.lab.iptables(&router, &args)
         })
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in self.made.iter().rev() {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
     }
 }
 

@@ -4,255 +4,73 @@
 //! is connected to the host; everything is deleted on drop.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
+
+use cryptic_tests::netns::Lab;
 
 pub const TURN: &str = "203.0.113.1:3478";
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Whether namespaces, veths and iptables can be used here; prints the
-/// reason when not.
+/// reason when not (fails under `CRYPTIC_REQUIRE_ENV=1`).
 pub fn available() -> bool {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let probe = format!("ciprobe{}x{n}", std::process::id());
-    let ok = Command::new("ip").args(["netns", "add", &probe]).output();
-    match ok {
-        Ok(o) if o.status.success() => {
-            let ipt = Command::new("ip")
-                .args(["netns", "exec", &probe, "iptables", "-t", "nat", "-L"])
-                .output();
-            let _ = Command::new("ip").args(["netns", "del", &probe]).output();
-            match ipt {
-                Ok(o) if o.status.success() => true,
-                _ => {
-                    cryptic_tests::skip(
-                        "iptables cannot run in a network namespace (package iptables, root)",
-                    );
-                    false
-                }
-            }
-        }
-        Ok(o) => {
-            cryptic_tests::skip(format!(
-                "cannot create network namespaces: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ));
-            false
-        }
-        Err(e) => {
-            cryptic_tests::skip(format!("`ip` (package iproute2) not runnable: {e}"));
-            false
-        }
-    }
+    Lab::new("ciprobe").is_some()
 }
 
+/// Two clients, each behind its own NAT router, and a public network
+/// (203.0.113.0/24, a bridge in `public`) where the routers' WAN sides and
+/// coturn live. Built on the shared namespace lab; deleted on drop.
 pub struct Topology {
     pub public: String,
     pub routers: [String; 2],
     pub clients: [String; 2],
+    lab: Lab,
 }
 
 impl Topology {
     /// Builds the topology; `symmetric` makes both NATs pick a random port
     /// per destination.
     pub fn new(tag: &str, symmetric: bool) -> Self {
-        let id = std::process::id() % 100_000;
-        let n = |s: &str| format!("ci{tag}{s}{id}");
-        let t = Self {
-            public: n("p"),
-            routers: [n("ra"), n("rb")],
-            clients: [n("ca"), n("cb")],
-        };
-        for ns in [
-            &t.public,
-            &t.routers[0],
-            &t.routers[1],
-            &t.clients[0],
-            &t.clients[1],
-        ] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-            sh(&["ip", "netns", "add", ns]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        let mut lab = Lab::new(&format!("ci{tag}")).expect("network namespaces (checked first)");
+        let public = lab.host("p");
+        let routers = [lab.host("ra"), lab.host("rb")];
+        let clients = [lab.host("ca"), lab.host("cb")];
+        for (i, r) in routers.iter().enumerate() {
+            let wan = format!("203.0.113.{}/24", i + 2);
+            lab.veth((r, "wan", Some(&wan)), (&public, &format!("port{i}"), None));
         }
-        let p = t.public.as_str();
-        sh(&["ip", "-n", p, "link", "add", "br0", "type", "bridge"]);
-        sh(&["ip", "-n", p, "addr", "add", "203.0.113.1/24", "dev", "br0"]);
-        sh(&["ip", "-n", p, "link", "set", "br0", "up"]);
+        lab.bridge(&public, "br0", "203.0.113.1/24", &["port0", "port1"]);
         // Like a server on the Internet, the public side has a default route:
         // coturn closes an allocation whose relay socket gets ENETUNREACH
         // (a peer's private host candidate); here such packets just vanish.
-        sh(&["ip", "-n", p, "route", "add", "default", "dev", "br0"]);
+        lab.default_dev(&public, "br0");
         for i in 0..2 {
-            let (r, c) = (t.routers[i].as_str(), t.clients[i].as_str());
-            let wan_ip = format!("203.0.113.{}/24", i + 2);
+            let (r, c) = (routers[i].as_str(), clients[i].as_str());
             let lan = format!("10.{}.0", i + 1);
-            sh(&[
-                "ip",
-                "link",
-                "add",
-                "wan",
-                "netns",
-                r,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &format!("port{i}"),
-                "netns",
-                p,
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                p,
-                "link",
-                "set",
-                &format!("port{i}"),
-                "master",
-                "br0",
-            ]);
-            sh(&["ip", "-n", p, "link", "set", &format!("port{i}"), "up"]);
-            sh(&["ip", "-n", r, "addr", "add", &wan_ip, "dev", "wan"]);
-            sh(&["ip", "-n", r, "link", "set", "wan", "up"]);
-            sh(&[
-                "ip", "link", "add", "lan", "netns", r, "type", "veth", "peer", "name", "eth0",
-                "netns", c,
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                r,
-                "addr",
-                "add",
-                &format!("{lan}.1/24"),
-                "dev",
-                "lan",
-            ]);
-            sh(&["ip", "-n", r, "link", "set", "lan", "up"]);
-            sh(&[
-                "ip",
-                "-n",
-                c,
-                "addr",
-                "add",
-                &format!("{lan}.2/24"),
-                "dev",
-                "eth0",
-            ]);
-            sh(&["ip", "-n", c, "link", "set", "eth0", "up"]);
-            sh(&[
-                "ip",
-                "-n",
-                c,
-                "route",
-                "add",
-                "default",
-                "via",
-                &format!("{lan}.1"),
-            ]);
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                r,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ]);
-            let mut masq = vec![
-                "ip",
-                "netns",
-                "exec",
-                r,
-                "iptables",
-                "-t",
-                "nat",
-                "-A",
-                "POSTROUTING",
-            ];
-            let src = format!("{lan}.0/24");
-            masq.extend(["-s", &src, "-o", "wan", "-j", "MASQUERADE"]);
-            if symmetric {
-                masq.push("--random-fully");
-            }
-            sh(&masq);
-            // Unsolicited packets to the router itself are dropped before
-            // conntrack confirms them, so they leave no entry that would
-            // clash with a later outbound mapping (a cone NAT keeps ports).
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                r,
-                "iptables",
-                "-A",
-                "INPUT",
-                "-i",
-                "wan",
-                "-m",
-                "conntrack",
-                "--ctstate",
-                "NEW,INVALID",
-                "-j",
-                "DROP",
-            ]);
-            sh(&[
-                "ip", "netns", "exec", r, "iptables", "-P", "FORWARD", "DROP",
-            ]);
-            sh(&[
-                "ip", "netns", "exec", r, "iptables", "-A", "FORWARD", "-i", "lan", "-o", "wan",
-                "-j", "ACCEPT",
-            ]);
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                r,
-                "iptables",
-                "-A",
-                "FORWARD",
-                "-m",
-                "conntrack",
-                "--ctstate",
-                "ESTABLISHED,RELATED",
-                "-j",
-                "ACCEPT",
-            ]);
+            let (gw, host) = (format!("{lan}.1"), format!("{lan}.2/24"));
+            lab.veth(
+                (r, "lan", Some(&format!("{gw}/24"))),
+                (c, "eth0", Some(&host)),
+            );
+            lab.default_route(c, &gw);
+            lab.forwarding(r);
+            lab.nat(r, &format!("{lan}.0/24"), "lan", "wan", symmetric);
         }
-        t
+        Topology {
+            public,
+            routers,
+            clients,
+            lab,
+        }
     }
 
     /// Drops everything client `i`'s router forwards (a cut path), or lifts
     /// the cut.
     pub fn cut(&self, i: usize, on: bool) {
-        let r = self.routers[i].as_str();
         let op = if on { "-I" } else { "-D" };
-        sh(&[
-            "ip", "netns", "exec", r, "iptables", op, "FORWARD", "-j", "DROP",
-        ]);
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for ns in [
-            &self.public,
-            &self.routers[0],
-            &self.routers[1],
-            &self.clients[0],
-            &self.clients[1],
-        ] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
+        let done = self
+            .lab
+            .iptables(&self.routers[i], &[op, "FORWARD", "-j", "DROP"]);
+        assert!(done, "cut {on} on router {i}");
     }
 }
 
