@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cryptic_call::media::{Incoming, MediaConfig, MediaSession};
@@ -15,8 +14,7 @@ use cryptic_dtls_srtp::handshake::{Role, SrtpKeys};
 use cryptic_dtls_srtp::srtp::Profile;
 use cryptic_dtls_srtp::stats::NtpClock;
 use cryptic_jitter::Playout;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use cryptic_tests::link::{Datagram, Link};
 
 const FRAME: Duration = Duration::from_millis(20);
 
@@ -39,52 +37,33 @@ fn sessions(start: Instant) -> (MediaSession, MediaSession) {
     )
 }
 
-/// One direction of the emulated network.
-struct Link {
-    rng: StdRng,
-    loss: f64,
-    in_flight: BTreeMap<(Instant, u64), Vec<u8>>,
-    counter: u64,
+/// One direction of the emulated network: the shared seeded link, 5% loss
+/// and 35 to 45 ms of delay.
+fn link(seed: u64) -> Link {
+    Link::new(seed)
+        .with_loss(0.05)
+        .with_delay(Duration::from_millis(35), Duration::from_millis(45))
 }
 
-impl Link {
-    fn new(seed: u64, loss: f64) -> Self {
-        Link {
-            rng: StdRng::seed_from_u64(seed),
-            loss,
-            in_flight: BTreeMap::new(),
-            counter: 0,
-        }
-    }
-
-    fn send(&mut self, now: Instant, datagram: &[u8]) {
-        if self.rng.random_bool(self.loss) {
-            return;
-        }
-        let jitter = self.rng.random_range(0..=10u64);
-        self.counter += 1;
-        self.in_flight.insert(
-            (now + Duration::from_millis(35 + jitter), self.counter),
-            datagram.to_vec(),
-        );
-    }
-
-    fn due(&mut self, now: Instant) -> Vec<Vec<u8>> {
-        let later = self
-            .in_flight
-            .split_off(&(now + Duration::from_nanos(1), 0));
-        std::mem::replace(&mut self.in_flight, later)
-            .into_values()
-            .collect()
-    }
+/// Sends one datagram on `link` (addresses do not matter here).
+fn send(link: &mut Link, now: Instant, datagram: &[u8]) {
+    let at = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+    link.send(
+        now,
+        Datagram {
+            from: at,
+            to: at,
+            data: datagram.to_vec(),
+        },
+    );
 }
 
 #[test]
 fn a_minute_of_frames_through_loss_and_jitter_plays_in_order_and_reports_quality() {
     let start = Instant::now();
     let (mut alice, mut bob) = sessions(start);
-    let mut a_to_b = Link::new(10, 0.05);
-    let mut b_to_a = Link::new(20, 0.05);
+    let mut a_to_b = link(10);
+    let mut b_to_a = link(20);
     let mut buf = [0u8; 1500];
     let mut sizes = std::collections::BTreeSet::new();
     let mut bob_heard = Vec::new();
@@ -97,23 +76,23 @@ fn a_minute_of_frames_through_loss_and_jitter_plays_in_order_and_reports_quality
             payload[..4].copy_from_slice(&i.to_be_bytes());
             let n = alice.send_frame(now, &payload, i == 0, &mut buf).unwrap();
             sizes.insert(n);
-            a_to_b.send(now, &buf[..n]);
+            send(&mut a_to_b, now, &buf[..n]);
             let n = bob.send_frame(now, &payload, i == 0, &mut buf).unwrap();
-            b_to_a.send(now, &buf[..n]);
+            send(&mut b_to_a, now, &buf[..n]);
         }
         // Deliver what is due, in 1 ms steps.
         for ms in 0..20 {
             let t = now + Duration::from_millis(ms);
-            for d in a_to_b.due(t) {
-                bob.handle_datagram(t, &d).unwrap();
+            while let Some(d) = a_to_b.poll(t) {
+                bob.handle_datagram(t, &d.data).unwrap();
             }
-            for d in b_to_a.due(t) {
-                alice.handle_datagram(t, &d).unwrap();
+            while let Some(d) = b_to_a.poll(t) {
+                alice.handle_datagram(t, &d.data).unwrap();
             }
             for (session, link) in [(&mut alice, &mut a_to_b), (&mut bob, &mut b_to_a)] {
                 while let Some(r) = session.poll_transmit(t, &mut buf) {
                     let n = r.unwrap();
-                    link.send(t, &buf[..n]);
+                    send(link, t, &buf[..n]);
                 }
             }
         }

@@ -19,9 +19,9 @@ fn cut_path_is_lost_within_30s_and_restart_reconnects() {
     net.run(&mut [&mut a, &mut b], Duration::from_secs(60), |_| false);
     assert_eq!(a.agent.state(), ConnectionState::Connected);
     assert_eq!(b.agent.state(), ConnectionState::Connected);
-    assert!(net.delivered > 20, "consent checks flowed");
+    assert!(net.link.delivered > 20, "consent checks flowed");
 
-    net.cut = true;
+    net.link.cut = true;
     let cut_at = net.now;
     let lost = |p: &[&mut Peer]| p.iter().all(|p| p.count(|e| *e == Event::PathLost) == 1);
     assert!(net.run(&mut [&mut a, &mut b], Duration::from_secs(40), lost));
@@ -42,7 +42,7 @@ fn cut_path_is_lost_within_30s_and_restart_reconnects() {
         assert!(p.agent.route().is_none());
     }
 
-    net.cut = false;
+    net.link.cut = false;
     let old = a.agent.local_credentials().clone();
     a.agent.restart(net.now);
     b.agent.restart(net.now);

@@ -47,7 +47,7 @@ fn unreachable_private_candidates_fail_and_the_failure_is_reported() {
     let mut net = Net::new(1, 0.0, 5, 5);
     let mut a = Peer::new(Role::Controlling, "10.0.0.2:4000", 1, net.now);
     let mut b = Peer::new(Role::Controlled, "10.1.0.2:5000", 2, net.now);
-    net.cut = true;
+    net.link.cut = true;
     signal(net.now, &mut a, &mut b);
     net.run(&mut [&mut a, &mut b], Duration::from_secs(120), |p| {
         p.iter().all(|p| p.count(|e| *e == Event::Failed) == 1)

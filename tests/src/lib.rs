@@ -12,6 +12,7 @@
 
 use std::fmt::Display;
 
+pub mod link;
 pub mod netns;
 
 /// The environment variable that turns skips into failures.

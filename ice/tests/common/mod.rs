@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cryptic_ice::{Agent, AgentConfig, Event, Received, Role, SelectedPair};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use cryptic_tests::link::{Datagram, Link};
 
 pub fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -60,59 +59,30 @@ impl Peer {
     }
 }
 
-struct InFlight {
-    at: Instant,
-    seq: u64,
-    from: SocketAddr,
-    to: SocketAddr,
-    data: Vec<u8>,
-}
-
+/// The agents' network: the shared seeded link (loss, delay, reordering,
+/// cuts) on a virtual clock, with an optional endpoint-independent NAT.
 pub struct Net {
     pub now: Instant,
-    pub rng: StdRng,
-    loss_rng: StdRng,
-    pub loss: f64,
-    pub delay: (Duration, Duration),
+    pub link: Link,
     /// Private host address -> public mapped address (endpoint independent).
     pub nat: HashMap<SocketAddr, SocketAddr>,
-    /// Drop everything (a cut path).
-    pub cut: bool,
-    queue: Vec<InFlight>,
-    seq: u64,
-    pub delivered: u64,
 }
 
 impl Net {
     pub fn new(seed: u64, loss: f64, min_ms: u64, max_ms: u64) -> Self {
+        let ms = Duration::from_millis;
         Self {
             now: Instant::now(),
-            rng: StdRng::seed_from_u64(seed),
-            loss_rng: StdRng::seed_from_u64(seed ^ 0x5eed_1055),
-            loss,
-            delay: (Duration::from_millis(min_ms), Duration::from_millis(max_ms)),
+            link: Link::new(seed)
+                .with_loss(loss)
+                .with_delay(ms(min_ms), ms(max_ms)),
             nat: HashMap::new(),
-            cut: false,
-            queue: Vec::new(),
-            seq: 0,
-            delivered: 0,
         }
     }
 
     pub fn send(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
-        if self.cut || self.loss_rng.random_bool(self.loss) {
-            return;
-        }
         let from = self.nat.get(&from).copied().unwrap_or(from);
-        let d = self.rng.random_range(self.delay.0..=self.delay.1);
-        self.seq += 1;
-        self.queue.push(InFlight {
-            at: self.now + d,
-            seq: self.seq,
-            from,
-            to,
-            data,
-        });
+        self.link.send(self.now, Datagram { from, to, data });
     }
 
     fn pump_out(&mut self, peers: &mut [&mut Peer]) {
@@ -140,9 +110,9 @@ impl Net {
             if until(peers) {
                 return true;
             }
-            let next_pkt = self.queue.iter().map(|f| (f.at, f.seq)).min();
+            let next_pkt = self.link.next_at();
             let next_timer = peers.iter().filter_map(|p| p.agent.poll_timeout()).min();
-            let next = match (next_pkt.map(|x| x.0), next_timer) {
+            let next = match (next_pkt, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => match a.or(b) {
                     Some(x) => x,
@@ -154,27 +124,21 @@ impl Net {
                 return false;
             }
             self.now = self.now.max(next);
-            if let Some((at, seq)) = next_pkt {
-                if at <= self.now {
-                    let i = self.queue.iter().position(|f| f.seq == seq).unwrap();
-                    let f = self.queue.swap_remove(i);
-                    // Reverse NAT: a packet to a public mapping reaches the host.
-                    let to = self
-                        .nat
-                        .iter()
-                        .find(|(_, public)| **public == f.to)
-                        .map(|(host, _)| *host)
-                        .unwrap_or(f.to);
-                    if let Some(p) = peers.iter_mut().find(|p| p.host == to) {
-                        self.delivered += 1;
-                        if let Received::Media(r) =
-                            p.agent.handle_input(self.now, f.from, to, &f.data)
-                        {
-                            p.media.push(f.data[r].to_vec());
-                        }
+            if let Some(f) = self.link.poll(self.now) {
+                // Reverse NAT: a packet to a public mapping reaches the host.
+                let to = self
+                    .nat
+                    .iter()
+                    .find(|(_, public)| **public == f.to)
+                    .map(|(host, _)| *host)
+                    .unwrap_or(f.to);
+                if let Some(p) = peers.iter_mut().find(|p| p.host == to) {
+                    if let Received::Media(r) = p.agent.handle_input(self.now, f.from, to, &f.data)
+                    {
+                        p.media.push(f.data[r].to_vec());
                     }
-                    continue;
                 }
+                continue;
             }
             for p in peers.iter_mut() {
                 if p.agent.poll_timeout().is_some_and(|t| t <= self.now) {
