@@ -18,6 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod kit;
 mod mallory;
 
 use std::collections::HashMap;
@@ -36,8 +37,9 @@ use cryptic_signal::client::{ClientConfig, Incoming};
 use cryptic_signal::e2e::E2eStore;
 use cryptic_signal::payload::{CertFingerprint, IceParams};
 use cryptic_signal::profile::Profile;
-use cryptic_signal::wire::{KeysBundle, Message, Pong, UserId, Welcome};
+use cryptic_signal::wire::{Message, Pong, UserId, Welcome};
 use futures_util::{SinkExt, StreamExt};
+use kit::bundle_of;
 use mallory::{Learnt, Leg, Mallory, Media, TRIES};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Ws;
@@ -89,19 +91,6 @@ impl Attack {
             m.as_bob.start_session(&real).expect("alice's real bundle");
             Message::KeysBundle(bundle_of(&mut m.as_alice, &real.user))
         }
-    }
-}
-
-/// A bundle of the server's own keys, claiming to be `user`'s.
-fn bundle_of(store: &mut E2eStore, user: &UserId) -> KeysBundle {
-    let p = store.keys_to_publish(1).unwrap();
-    KeysBundle {
-        user: user.clone(),
-        identity_key: p.identity_key,
-        signing_key: p.signing_key,
-        identity_signature: p.identity_signature,
-        one_time_key: p.one_time_keys[0].clone(),
-        fallback: false,
     }
 }
 
