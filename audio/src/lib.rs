@@ -67,6 +67,7 @@ mod codec;
 mod device;
 mod error;
 mod io;
+pub mod processing;
 mod resample;
 pub mod rtp;
 mod sink;
@@ -80,6 +81,7 @@ pub use codec::{
 pub use device::{list_devices, DeviceInfo, DeviceInput, DeviceOutput};
 pub use error::Error;
 pub use io::{Input, InputOptions, Mute, Output, OutputOptions};
+pub use processing::{processing, Processing, ProcessingConfig, Sonora, PROCESSING_FRAME};
 pub use resample::{CaptureResampler, PlaybackResampler};
 pub use sink::{NullSink, Sink, WavSink, WAV_SPEC};
 pub use source::{read_wav_48k_mono, Pacing, Read, SilenceSource, Source, ToneSource, WavSource};

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cryptic_audio::{SinkSpec, SourceSpec};
+use cryptic_audio::{ProcessingConfig, SinkSpec, SourceSpec};
 use cryptic_ice::TurnServer;
 use cryptic_signal::call::Role;
 use cryptic_signal::client::{Incoming as SignalIncoming, Receiver, Sender};
@@ -71,12 +71,22 @@ pub struct CallOptions {
     /// Fall back to the server relay when ICE has found no path this long
     /// after the answer.
     pub relay_after: Duration,
+    /// Echo cancellation, noise suppression and gain control on the
+    /// microphone: all on when the input is a sound device, off for files,
+    /// tones and silence (see [`CallOptions::new`]).
+    pub processing: ProcessingConfig,
 }
 
 impl CallOptions {
-    /// Options with the given input and output and no time limit.
+    /// Options with the given input and output and no time limit; the
+    /// audio processing is on for a microphone, off otherwise.
     pub fn new(input: SourceSpec, output: SinkSpec) -> Self {
+        let processing = match input {
+            SourceSpec::Default | SourceSpec::Device(_) => ProcessingConfig::all(),
+            _ => ProcessingConfig::none(),
+        };
         CallOptions {
+            processing,
             input,
             output,
             duration: None,
@@ -297,7 +307,12 @@ async fn drive(
             break;
         }
         if voice.is_none() && session.media_ready() {
-            match Voice::open(&options.input, &options.output, options.bitrate) {
+            match Voice::open(
+                &options.input,
+                &options.output,
+                options.bitrate,
+                options.processing,
+            ) {
                 Ok(v) => voice = Some(v),
                 Err(e) => session.fail(Instant::now(), Outcome::Failed, e.to_string()),
             }

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use cryptic_audio::ProcessingConfig;
 use cryptic_call::call::{run_call, CallOptions, CallReport, CallSide};
 use cryptic_call::demo::{print_summary, run_demo, DemoOptions};
 use cryptic_call::history::{format_record, CallRecord, Direction, History};
@@ -120,6 +121,8 @@ enum Command {
         /// Prefer the ChaCha20-Poly1305 SRTP profile (used when both prefer it).
         #[arg(long)]
         chacha: bool,
+        #[command(flatten)]
+        processing: ProcessingArgs,
     },
     /// Wait for one call and take it.
     Listen {
@@ -150,6 +153,8 @@ enum Command {
         /// Hang up after this many seconds of conversation.
         #[arg(long)]
         duration: Option<u64>,
+        #[command(flatten)]
+        processing: ProcessingArgs,
     },
     /// Past calls.
     History {
@@ -202,7 +207,42 @@ enum Command {
         /// Speaker: default, device:NAME, wav:PATH, null.
         #[arg(long, default_value = "default")]
         output: String,
+        #[command(flatten)]
+        processing: ProcessingArgs,
     },
+}
+
+/// The microphone's processing: echo cancellation, noise suppression and
+/// gain control are on by default with a sound device, off for files,
+/// tones and silence.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+struct ProcessingArgs {
+    /// Echo cancellation on, also for a file or tone input.
+    #[arg(long, conflicts_with = "no_aec")]
+    aec: bool,
+    /// Echo cancellation off.
+    #[arg(long)]
+    no_aec: bool,
+    /// Noise suppression on, also for a file or tone input.
+    #[arg(long, conflicts_with = "no_ns")]
+    ns: bool,
+    /// Noise suppression off.
+    #[arg(long)]
+    no_ns: bool,
+    /// Automatic gain control off.
+    #[arg(long)]
+    no_agc: bool,
+}
+
+impl ProcessingArgs {
+    /// `default` (what the input calls for) changed by the flags.
+    fn apply(self, default: ProcessingConfig) -> ProcessingConfig {
+        let pick = |on: bool, off: bool, was: bool| (was || on) && !off;
+        default
+            .with_echo_cancellation(pick(self.aec, self.no_aec, default.echo_cancellation))
+            .with_noise_suppression(pick(self.ns, self.no_ns, default.noise_suppression))
+            .with_gain_control(default.gain_control && !self.no_agc)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -487,20 +527,23 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         profile: None,
         input: "default".into(),
         output: "default".into(),
+        processing: ProcessingArgs::default(),
     });
     match command {
         Command::Shell {
             profile,
             input,
             output,
+            processing,
         } => {
             let profile = profile
                 .or_else(|| std::env::var_os("CRYPTIC_CALL_PROFILE").map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from("profile"));
-            let options = CallOptions::new(
+            let mut options = CallOptions::new(
                 input.parse().map_err(|e| format!("--input: {e}"))?,
                 output.parse().map_err(|e| format!("--output: {e}"))?,
             );
+            options.processing = processing.apply(options.processing);
             let dir = profile.clone();
             cryptic_call::shell::run_shell(&profile, options, move |r| record(&dir, r)).await?;
             Ok(ExitCode::SUCCESS)
@@ -562,6 +605,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             ring_timeout,
             relay,
             chacha,
+            processing,
         } => {
             let peer = user(&peer)?;
             let mut options = CallOptions::new(
@@ -573,6 +617,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             options.ring_timeout = Duration::from_secs(ring_timeout);
             options.force_relay = relay;
             options.prefer_chacha = chacha;
+            options.processing = processing.apply(options.processing);
             one_call(&profile, Some(peer), options).await
         }
         Command::Listen {
@@ -585,6 +630,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             input,
             output,
             duration,
+            processing,
         } => {
             if !auto_accept && !reject && accept_after.is_none() {
                 return Err(
@@ -598,6 +644,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             );
             options.duration = duration.map(Duration::from_secs);
             options.auto_reject = reject;
+            options.processing = processing.apply(options.processing);
             options.force_relay = relay;
             options.prefer_chacha = chacha;
             options.auto_accept = if auto_accept {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use cryptic_audio::{
     Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
-    Pacing, Read, SinkSpec, SourceSpec,
+    Pacing, Processing, ProcessingConfig, Read, SinkSpec, SourceSpec, PROCESSING_FRAME,
 };
 use cryptic_jitter::Playout;
 
@@ -22,6 +22,8 @@ pub(crate) struct Voice {
     output: Output,
     encoder: Encoder,
     decoder: Decoder,
+    /// Echo cancellation, noise suppression, gain control (when asked).
+    processing: Option<Box<dyn Processing>>,
     pcm: [i16; FRAME],
     packet: [u8; cryptic_audio::MAX_PACKET],
     quiet_in: u32,
@@ -35,7 +37,12 @@ pub(crate) struct Voice {
 
 impl Voice {
     /// Opens the input, the output and the codec.
-    pub(crate) fn open(input: &SourceSpec, output: &SinkSpec, bitrate: u32) -> Result<Self, Error> {
+    pub(crate) fn open(
+        input: &SourceSpec,
+        output: &SinkSpec,
+        bitrate: u32,
+        processing: ProcessingConfig,
+    ) -> Result<Self, Error> {
         let input = Input::open(input, InputOptions::default().with_pacing(Pacing::RealTime))
             .map_err(|e| Error::Audio(format!("input: {e}")))?;
         let output = Output::open(output, OutputOptions::default())
@@ -43,11 +50,16 @@ impl Voice {
         let encoder = Encoder::new(EncoderConfig::default().with_bitrate(bitrate))
             .map_err(|e| Error::Audio(e.to_string()))?;
         let decoder = Decoder::new(FrameDuration::Ms20).map_err(|e| Error::Audio(e.to_string()))?;
+        let processing = cryptic_audio::processing(processing);
+        if let Some(p) = &processing {
+            tracing::info!("audio processing: {}", p.name());
+        }
         Ok(Self {
             input,
             output,
             encoder,
             decoder,
+            processing,
             pcm: [0; FRAME],
             packet: [0; cryptic_audio::MAX_PACKET],
             quiet_in: 0,
@@ -117,6 +129,13 @@ impl Voice {
         loop {
             match self.input.read_frame(now, &mut self.pcm) {
                 Ok(Read::Frame) => {
+                    if let Some(p) = self.processing.as_mut() {
+                        for half in self.pcm.chunks_exact_mut(PROCESSING_FRAME) {
+                            if let Ok(half) = <&mut [i16; PROCESSING_FRAME]>::try_from(half) {
+                                p.capture(half);
+                            }
+                        }
+                    }
                     if session.muted() {
                         self.pcm.fill(0);
                     }
@@ -167,6 +186,14 @@ impl Voice {
         }
         if onset(pcm, &mut self.quiet_out) {
             self.onsets_played.push(now);
+        }
+        // What goes to the speaker is the echo canceller's reference.
+        if let Some(p) = self.processing.as_mut() {
+            for half in pcm.chunks_exact(PROCESSING_FRAME) {
+                if let Ok(half) = <&[i16; PROCESSING_FRAME]>::try_from(half) {
+                    p.render(half);
+                }
+            }
         }
         self.output
             .write_frame(pcm)

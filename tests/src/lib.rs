@@ -14,6 +14,7 @@ use std::fmt::Display;
 
 pub mod link;
 pub mod netns;
+pub mod pulse;
 
 /// The environment variable that turns skips into failures.
 pub const REQUIRE_ENV: &str = "CRYPTIC_REQUIRE_ENV";
@@ -59,6 +60,9 @@ pub struct Spawn<'a> {
     /// Written to standard input when the process is dropped, before it is
     /// given two seconds to exit and then killed.
     pub quit_line: Option<&'static str>,
+    /// More environment variables for the program (for example
+    /// `PULSE_SERVER`, to reach a private PulseAudio daemon).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 /// A running program whose output lines arrive on a channel: the one
@@ -112,6 +116,7 @@ impl Proc {
             None => Command::new(program),
         };
         cmd.args(args)
+            .envs(how.env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(if how.stderr_to_test {
