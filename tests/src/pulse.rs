@@ -160,7 +160,13 @@ impl Drop for Pulse {
 
 /// Starts PulseAudio or prints why the test is skipped.
 pub fn pulse_or_skip(name: &str) -> Option<Pulse> {
-    match Pulse::start(name) {
+    pulse_or_skip_with(name, "")
+}
+
+/// As [`pulse_or_skip`], with more `default.pa` lines (see
+/// [`Pulse::start_with`]).
+pub fn pulse_or_skip_with(name: &str, extra: &str) -> Option<Pulse> {
+    match Pulse::start_with(name, extra) {
         Ok(p) => Some(p),
         Err(reason) => {
             crate::skip(format!("PulseAudio cannot start here: {reason}"));
