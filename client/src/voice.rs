@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use cryptic_audio::{
     Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
-    Pacing, Processing, ProcessingConfig, Read, SinkSpec, SourceSpec, PROCESSING_FRAME,
+    Pacing, Processing, ProcessingConfig, RateControl, Read, SinkSpec, SourceSpec,
+    PROCESSING_FRAME,
 };
 use cryptic_jitter::Playout;
 
@@ -24,6 +25,8 @@ pub(crate) struct Voice {
     decoder: Decoder,
     /// Echo cancellation, noise suppression, gain control (when asked).
     processing: Option<Box<dyn Processing>>,
+    /// Bitrate, FEC and expected loss from the peer's reports.
+    rate: RateControl,
     pcm: [i16; FRAME],
     packet: [u8; cryptic_audio::MAX_PACKET],
     quiet_in: u32,
@@ -47,8 +50,15 @@ impl Voice {
             .map_err(|e| Error::Audio(format!("input: {e}")))?;
         let output = Output::open(output, OutputOptions::default())
             .map_err(|e| Error::Audio(format!("output: {e}")))?;
-        let encoder = Encoder::new(EncoderConfig::default().with_bitrate(bitrate))
-            .map_err(|e| Error::Audio(e.to_string()))?;
+        let rate = RateControl::new(bitrate);
+        let start = rate.decision();
+        let encoder = Encoder::new(
+            EncoderConfig::default()
+                .with_bitrate(start.bitrate)
+                .with_fec(start.fec)
+                .with_expected_loss_percent(start.expected_loss_percent),
+        )
+        .map_err(|e| Error::Audio(e.to_string()))?;
         let decoder = Decoder::new(FrameDuration::Ms20).map_err(|e| Error::Audio(e.to_string()))?;
         let processing = cryptic_audio::processing(processing);
         if let Some(p) = &processing {
@@ -60,6 +70,7 @@ impl Voice {
             encoder,
             decoder,
             processing,
+            rate,
             pcm: [0; FRAME],
             packet: [0; cryptic_audio::MAX_PACKET],
             quiet_in: 0,
@@ -110,15 +121,40 @@ impl Voice {
         self.play(session, now)?;
         self.ticks += 1;
         if self.ticks.is_multiple_of(50) {
-            // Feed the loss the peer reports back into Opus FEC.
-            let loss = (session.loss_reported_by_peer() * 100.0)
-                .round()
-                .clamp(0.0, 100.0) as u8;
-            if let Err(e) = self.encoder.set_expected_loss_percent(loss.max(5)) {
-                tracing::debug!("encoder loss hint refused: {e}");
-            }
+            self.adapt(session, now);
         }
         Ok(())
+    }
+
+    /// Once a second: the encoder follows the path's quality (see
+    /// [`RateControl`]).
+    fn adapt<S: Sealer>(&mut self, session: &CallSession<S>, now: Instant) {
+        let Some(stats) = session.media_stats() else {
+            return;
+        };
+        let Some(d) = self
+            .rate
+            .on_report(now, stats.loss_reported_by_peer, stats.rtt)
+        else {
+            return;
+        };
+        tracing::debug!(
+            bitrate = d.bitrate,
+            fec = d.fec,
+            loss = d.expected_loss_percent,
+            "encoder follows the path"
+        );
+        let applied = self
+            .encoder
+            .set_bitrate(d.bitrate)
+            .and_then(|()| self.encoder.set_fec(d.fec))
+            .and_then(|()| {
+                self.encoder
+                    .set_expected_loss_percent(d.expected_loss_percent)
+            });
+        if let Err(e) = applied {
+            tracing::debug!("encoder refused a setting: {e}");
+        }
     }
 
     fn capture<S: Sealer>(

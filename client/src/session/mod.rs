@@ -787,6 +787,12 @@ impl<S: Sealer> CallSession<S> {
             .map_or(0.0, |m| m.stats().loss_reported_by_peer)
     }
 
+    /// The media figures so far (loss both ways, RTT, jitter), once media
+    /// runs.
+    pub fn media_stats(&self) -> Option<crate::media::MediaStats> {
+        self.media.as_ref().map(|m| m.stats())
+    }
+
     // ----- outputs ----------------------------------------------------------
 
     /// The next UDP datagram to send.

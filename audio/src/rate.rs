@@ -1,0 +1,191 @@
+//! The encoder's settings from the path's quality, sans-IO: the peer's
+//! receiver reports (loss of our stream, round-trip time) in, the bitrate,
+//! in-band FEC and the expected loss out.
+//!
+//! - **Expected loss** is what the peer reports, rounded (no floor): Opus
+//!   spends bits on redundancy in proportion.
+//! - **FEC** is on while loss was seen in the last [`FEC_HOLD`], off on a
+//!   clean path (the redundancy costs bits of the primary encoding).
+//! - **Bitrate** steps along [`LADDER`]: one step down at once when the path
+//!   is bad (loss over 10 % or RTT over 500 ms, at most once per
+//!   [`STEP_DOWN_GAP`]), one step up after [`STEP_UP_AFTER`] of a good path
+//!   (loss under 2 %, RTT under 250 ms). Each step is still constant
+//!   bitrate, so packet sizes follow the path's quality, never speech.
+
+use std::time::{Duration, Instant};
+
+/// The bitrates the controller steps between, bits per second.
+pub const LADDER: [u32; 4] = [16_000, 24_000, 32_000, 40_000];
+/// FEC stays on this long after the last report of loss.
+pub const FEC_HOLD: Duration = Duration::from_secs(10);
+/// A good path for this long earns one step up.
+pub const STEP_UP_AFTER: Duration = Duration::from_secs(10);
+/// Steps down are at least this far apart (a report lags the change).
+pub const STEP_DOWN_GAP: Duration = Duration::from_secs(2);
+
+/// What the encoder should use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Bits per second (constant bitrate).
+    pub bitrate: u32,
+    /// In-band forward error correction.
+    pub fec: bool,
+    /// The loss Opus should expect, percent.
+    pub expected_loss_percent: u8,
+}
+
+/// The controller (see the module docs).
+#[derive(Clone, Debug)]
+pub struct RateControl {
+    step: usize,
+    now: RateDecision,
+    last_loss: Option<Instant>,
+    good_since: Option<Instant>,
+    last_down: Option<Instant>,
+}
+
+impl RateControl {
+    /// A controller starting at the ladder step nearest `bitrate`, FEC off.
+    pub fn new(bitrate: u32) -> Self {
+        let step = LADDER
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, &b)| b.abs_diff(bitrate))
+            .map_or(1, |(i, _)| i);
+        Self {
+            step,
+            now: RateDecision {
+                bitrate: LADDER[step],
+                fec: false,
+                expected_loss_percent: 0,
+            },
+            last_loss: None,
+            good_since: None,
+            last_down: None,
+        }
+    }
+
+    /// The settings now.
+    pub fn decision(&self) -> RateDecision {
+        self.now
+    }
+
+    /// A report from the peer at `now`: the fraction of our packets it lost
+    /// (0 to 1) and the round-trip time if known. Returns the new settings
+    /// when they changed.
+    pub fn on_report(
+        &mut self,
+        now: Instant,
+        loss: f64,
+        rtt: Option<Duration>,
+    ) -> Option<RateDecision> {
+        let loss = if loss.is_finite() {
+            loss.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let percent = (loss * 100.0).round() as u8;
+        if percent >= 1 {
+            self.last_loss = Some(now);
+        }
+        let rtt = rtt.unwrap_or(Duration::ZERO);
+        let bad = loss > 0.10 || rtt > Duration::from_millis(500);
+        let good = loss < 0.02 && rtt < Duration::from_millis(250);
+        if bad {
+            self.good_since = None;
+            let gap_ok = self
+                .last_down
+                .is_none_or(|t| now.saturating_duration_since(t) >= STEP_DOWN_GAP);
+            if gap_ok && self.step > 0 {
+                self.step -= 1;
+                self.last_down = Some(now);
+            }
+        } else if good {
+            let since = *self.good_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= STEP_UP_AFTER && self.step + 1 < LADDER.len()
+            {
+                self.step += 1;
+                self.good_since = Some(now);
+            }
+        } else {
+            self.good_since = None;
+        }
+        let next = RateDecision {
+            bitrate: LADDER[self.step],
+            fec: self
+                .last_loss
+                .is_some_and(|t| now.saturating_duration_since(t) < FEC_HOLD),
+            expected_loss_percent: percent.min(30),
+        };
+        (next != self.now).then(|| {
+            self.now = next;
+            next
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(c: &mut RateControl, start: Instant, secs: u64, loss: f64, rtt_ms: u64) -> Instant {
+        let mut t = start;
+        for _ in 0..secs {
+            t += Duration::from_secs(1);
+            c.on_report(t, loss, Some(Duration::from_millis(rtt_ms)));
+        }
+        t
+    }
+
+    #[test]
+    fn a_clean_path_climbs_the_ladder_without_fec() {
+        let mut c = RateControl::new(24_000);
+        assert_eq!(c.decision().bitrate, 24_000);
+        let t = run(&mut c, Instant::now(), 25, 0.0, 40);
+        let d = c.decision();
+        assert_eq!(d.bitrate, 40_000);
+        assert!(!d.fec);
+        assert_eq!(d.expected_loss_percent, 0);
+        // And stays at the top.
+        run(&mut c, t, 30, 0.0, 40);
+        assert_eq!(c.decision().bitrate, 40_000);
+    }
+
+    #[test]
+    fn loss_turns_fec_on_with_the_measured_expectation_and_off_again() {
+        let mut c = RateControl::new(24_000);
+        let t = run(&mut c, Instant::now(), 3, 0.05, 40);
+        let d = c.decision();
+        assert!(d.fec);
+        assert_eq!(d.expected_loss_percent, 5);
+        assert_eq!(d.bitrate, 24_000, "5 % is not a bad path");
+        let t = run(&mut c, t, 5, 0.0, 40);
+        assert!(c.decision().fec, "held for 10 s after the last loss");
+        run(&mut c, t, 6, 0.0, 40);
+        assert!(!c.decision().fec);
+        assert_eq!(c.decision().expected_loss_percent, 0);
+    }
+
+    #[test]
+    fn a_bad_path_steps_down_one_step_at_a_time_to_the_floor() {
+        let mut c = RateControl::new(40_000);
+        let t0 = Instant::now();
+        c.on_report(t0 + Duration::from_secs(1), 0.2, None);
+        assert_eq!(c.decision().bitrate, 32_000);
+        // Within the gap: no second step.
+        c.on_report(t0 + Duration::from_millis(1500), 0.2, None);
+        assert_eq!(c.decision().bitrate, 32_000);
+        run(&mut c, t0 + Duration::from_secs(2), 20, 0.0, 900);
+        assert_eq!(c.decision().bitrate, 16_000, "a long RTT is a bad path");
+        assert_eq!(c.decision().expected_loss_percent, 0);
+    }
+
+    #[test]
+    fn nonsense_reports_are_clamped() {
+        let mut c = RateControl::new(1);
+        assert_eq!(c.decision().bitrate, 16_000);
+        c.on_report(Instant::now(), f64::NAN, None);
+        c.on_report(Instant::now(), 7.0, None);
+        assert_eq!(c.decision().expected_loss_percent, 30);
+    }
+}
