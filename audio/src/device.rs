@@ -23,6 +23,7 @@ use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 use crate::codec::{FrameDuration, SAMPLE_RATE};
+use crate::drift::{DriftControl, Stretcher};
 use crate::resample::{f32_to_i16, i16_to_f32, CaptureResampler, PlaybackResampler};
 use crate::sink::Sink;
 use crate::source::{Read, Source};
@@ -49,7 +50,10 @@ const TRIM_WINDOW: u32 = 50;
 /// ... and whatever of it lies above this margin is dropped once, so that
 /// a queue built up at start (or after a stall) does not stay in the
 /// mouth-to-ear delay for the rest of the call.
-const TRIM_MARGIN: Duration = Duration::from_millis(8);
+const TRIM_MARGIN: Duration = Duration::from_millis(12);
+/// The playback ring's level the drift steering holds (at 48 kHz), less
+/// what the card has played of its current period.
+const DRIFT_TARGET: Duration = Duration::from_millis(10);
 
 /// A sound device as [`list_devices`] reports it.
 #[non_exhaustive]
@@ -138,18 +142,7 @@ fn pick_config(
         Direction::Playback => device.supported_output_configs()?.collect(),
     };
     if is_handled(default.sample_format()) {
-        // The default format at 48 kHz when the device takes it: no
-        // resampler on our side (each FFT resampler adds its chunk of
-        // delay; a sound server converts with less).
-        let at_48k = ranges.iter().find(|r| {
-            r.sample_format() == default.sample_format()
-                && r.channels() == default.channels()
-                && r.contains_rate(SAMPLE_RATE)
-        });
-        return Ok(match at_48k {
-            Some(r) if default.sample_rate() != SAMPLE_RATE => r.with_sample_rate(SAMPLE_RATE),
-            _ => default,
-        });
+        return Ok(default);
     }
     ranges
         .into_iter()
@@ -185,7 +178,7 @@ fn is_handled(f: SampleFormat) -> bool {
 }
 
 /// Counters shared between a callback and the media thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// Capture: samples dropped because the ring was full.
     /// Playback: samples not queued because the ring was full.
@@ -198,6 +191,28 @@ struct Shared {
     failed: AtomicBool,
     /// Non-xrun errors since the data callback last ran.
     errors_in_row: AtomicU32,
+    /// When the stream was opened: the clock of `pulled_at_ns`.
+    epoch: Instant,
+    /// Playback: when the callback last pulled (ns since `epoch`) and how
+    /// many samples per channel it pulled, so that the writer knows how far
+    /// the card is into playing them.
+    pulled_at_ns: AtomicU64,
+    pulled: AtomicU64,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            overrun_samples: AtomicU64::new(0),
+            underruns: AtomicU64::new(0),
+            underrun_samples: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            errors_in_row: AtomicU32::new(0),
+            epoch: Instant::now(),
+            pulled_at_ns: AtomicU64::new(0),
+            pulled: AtomicU64::new(0),
+        }
+    }
 }
 
 impl Shared {
@@ -265,6 +280,11 @@ where
     let mut playing = false;
     move |data: &mut [T], _| {
         shared.data_flowed();
+        let now = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        shared.pulled_at_ns.store(now, Ordering::Relaxed);
+        shared
+            .pulled
+            .store((data.len() / channels.max(1)) as u64, Ordering::Relaxed);
         if !playing && cons.occupied_len() >= prime {
             playing = true;
         }
@@ -663,6 +683,12 @@ pub struct DeviceOutput {
     channels: u16,
     frames: u64,
     trimmer: Trimmer,
+    /// Clock drift at 48 kHz: the frames are stretched by a ratio near
+    /// one that holds the ring at [`DRIFT_TARGET`].
+    drift: DriftControl,
+    stretcher: Stretcher,
+    /// What was queued since the last `take_played` (at 48 kHz only).
+    played: Vec<i16>,
 }
 
 /// Finds and drops a standing queue in the playback ring (see
@@ -751,7 +777,20 @@ impl DeviceOutput {
                 window: 0,
                 trimmed: 0,
             },
+            drift: DriftControl::new((u128::from(rate) * DRIFT_TARGET.as_millis() / 1000) as usize),
+            stretcher: Stretcher::new(frame.samples())?,
+            played: Vec::with_capacity(4 * frame.samples()),
         })
+    }
+
+    /// Samples of the card's current period already played: the time
+    /// since its last pull, as a share of that pull.
+    fn played_of_period(&self) -> f64 {
+        let pulled = self.shared.pulled.load(Ordering::Relaxed) as f64;
+        let at = self.shared.pulled_at_ns.load(Ordering::Relaxed);
+        let now = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let played = now.saturating_sub(at) as f64 * f64::from(self.rate) / 1e9;
+        played.min(pulled)
     }
 
     /// The device's sample rate and channel count.
@@ -778,20 +817,29 @@ impl Sink for DeviceOutput {
         for (d, s) in self.frame_f32.iter_mut().zip(frame) {
             *d = i16_to_f32(*s);
         }
+        let level = self.prod.occupied_len();
+        let continuous = level as f64 - self.played_of_period();
         let samples = match self.resampler.as_mut() {
             Some(rs) => {
                 let w = rs.process(&self.frame_f32, &mut self.resampled)?;
                 &self.resampled[..w]
             }
-            None => &self.frame_f32[..],
+            None => {
+                let ratio = self.drift.update(continuous);
+                self.stretcher.process(&self.frame_f32, ratio)?
+            }
         };
         let max = (u128::from(self.rate) * MAX_PLAYBACK_BACKLOG.as_millis() / 1000) as usize;
-        let level = self.prod.occupied_len();
         let pushed = if level > max {
             0
         } else {
             let skip = self.trimmer.observe(level, samples.len(), self.rate);
-            skip + self.prod.push_slice(&samples[skip..])
+            let pushed = self.prod.push_slice(&samples[skip..]);
+            if self.resampler.is_none() && self.played.len() < 8 * n {
+                let queued = &samples[skip..skip + pushed];
+                self.played.extend(queued.iter().map(|&s| f32_to_i16(s)));
+            }
+            skip + pushed
         };
         if pushed < samples.len() {
             self.shared
@@ -805,6 +853,14 @@ impl Sink for DeviceOutput {
     fn poll_event(&mut self) -> Option<AudioEvent> {
         self.watch
             .poll(&mut self.events, &self.shared, Direction::Playback)
+    }
+
+    fn take_played(&mut self, into: &mut Vec<i16>) -> bool {
+        if self.resampler.is_some() {
+            return false;
+        }
+        into.append(&mut self.played);
+        true
     }
 
     fn stats(&self) -> StreamStats {
@@ -836,22 +892,24 @@ mod tests {
             window: 0,
             trimmed: 0,
         };
-        // 40 ms (1920 samples at 48 kHz) queued before every write: after a
-        // window, all but the 8 ms margin (384) goes, one frame at most.
+        let margin = 48 * TRIM_MARGIN.as_millis() as usize;
+        // A queue two frames above the margin before every write: after a
+        // window one frame goes (at most one at a time), after the next the
+        // rest down to the margin.
         let mut left_out = 0;
         for _ in 0..TRIM_WINDOW {
-            left_out += t.observe(1920, 960, 48_000);
+            left_out += t.observe(margin + 1920, 960, 48_000);
         }
         assert_eq!(left_out, 960, "at most one frame at a time");
         for _ in 0..TRIM_WINDOW {
-            left_out += t.observe(1920 - 960, 960, 48_000);
+            left_out += t.observe(margin + 500, 960, 48_000);
         }
-        assert_eq!(left_out, 960 + (960 - 384));
-        // A ring that runs near empty is left alone.
+        assert_eq!(left_out, 960 + 500);
+        // A ring at or under the margin is left alone.
         for _ in 0..TRIM_WINDOW {
-            left_out += t.observe(100, 960, 48_000);
+            left_out += t.observe(margin, 960, 48_000);
         }
-        assert_eq!(left_out, 960 + 576);
-        assert_eq!(t.trimmed, left_out as u64);
+        assert_eq!(left_out, 1460);
+        assert_eq!(t.trimmed, 1460);
     }
 }

@@ -192,6 +192,13 @@ impl Output {
         self.sink.write_frame(frame)
     }
 
+    /// Appends what was queued for playing since the last call (see
+    /// [`Sink::take_played`]); `false` when that is exactly the frames
+    /// written.
+    pub fn take_played(&mut self, into: &mut Vec<i16>) -> bool {
+        self.sink.take_played(into)
+    }
+
     /// Finishes a file (WAV header); harmless for devices.
     pub fn finish(&mut self) -> Result<(), Error> {
         self.sink.finish()

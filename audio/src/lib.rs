@@ -65,6 +65,7 @@
 mod clock;
 mod codec;
 mod device;
+pub mod drift;
 mod error;
 mod io;
 pub mod processing;

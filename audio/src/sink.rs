@@ -23,6 +23,14 @@ pub trait Sink: Send {
     }
     /// Counters since the sink was opened.
     fn stats(&self) -> StreamStats;
+    /// Appends to `into` what was queued for playing since the last call,
+    /// at 48 kHz, after any trimming or drift correction: the reference an
+    /// echo canceller needs. `false` when that is exactly the frames
+    /// written (files, null, a device that changed nothing).
+    fn take_played(&mut self, into: &mut Vec<i16>) -> bool {
+        let _ = into;
+        false
+    }
 }
 
 fn check_len(frame: &[i16], d: FrameDuration) -> Result<(), Error> {

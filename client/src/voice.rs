@@ -27,6 +27,9 @@ pub(crate) struct Voice {
     processing: Option<Box<dyn Processing>>,
     /// Bitrate, FEC and expected loss from the peer's reports.
     rate: RateControl,
+    /// What the speaker was given to play, not yet handed to the echo
+    /// canceller.
+    reference: Vec<i16>,
     pcm: [i16; FRAME],
     packet: [u8; cryptic_audio::MAX_PACKET],
     quiet_in: u32,
@@ -71,6 +74,7 @@ impl Voice {
             decoder,
             processing,
             rate,
+            reference: Vec::new(),
             pcm: [0; FRAME],
             packet: [0; cryptic_audio::MAX_PACKET],
             quiet_in: 0,
@@ -223,17 +227,30 @@ impl Voice {
         if onset(pcm, &mut self.quiet_out) {
             self.onsets_played.push(now);
         }
-        // What goes to the speaker is the echo canceller's reference.
-        if let Some(p) = self.processing.as_mut() {
-            for half in pcm.chunks_exact(PROCESSING_FRAME) {
-                if let Ok(half) = <&[i16; PROCESSING_FRAME]>::try_from(half) {
-                    p.render(half);
-                }
-            }
-        }
         self.output
             .write_frame(pcm)
-            .map_err(|e| Error::Audio(format!("output: {e}")))
+            .map_err(|e| Error::Audio(format!("output: {e}")))?;
+        self.render_reference();
+        Ok(())
+    }
+
+    /// Hands the echo canceller what the speaker was given: exactly what
+    /// the device queued (after its trimming and drift correction) when it
+    /// says, else the frame just written.
+    fn render_reference(&mut self) {
+        let Some(p) = self.processing.as_mut() else {
+            return;
+        };
+        if !self.output.take_played(&mut self.reference) {
+            self.reference.extend_from_slice(&self.pcm);
+        }
+        let whole = self.reference.len() / PROCESSING_FRAME * PROCESSING_FRAME;
+        for chunk in self.reference[..whole].chunks_exact(PROCESSING_FRAME) {
+            if let Ok(chunk) = <&[i16; PROCESSING_FRAME]>::try_from(chunk) {
+                p.render(chunk);
+            }
+        }
+        self.reference.drain(..whole);
     }
 
     /// Finishes the output (a WAV file gets its final header).
