@@ -75,6 +75,7 @@ pub mod rtp;
 mod sink;
 mod source;
 mod spec;
+pub mod stretch;
 
 pub use clock::FrameClock;
 pub use codec::{

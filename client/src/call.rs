@@ -507,6 +507,8 @@ async fn session_config(
     config.auto_accept = options.auto_accept;
     config.auto_reject = options.auto_reject;
     config.cancel_after = options.cancel_after;
+    // The audio edge (voice.rs) stretches frames by a pitch period.
+    config.time_stretch = true;
     config.unix_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

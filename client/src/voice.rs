@@ -4,12 +4,13 @@
 
 use std::time::Instant;
 
+use cryptic_audio::stretch::stretch;
 use cryptic_audio::{
     Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
     Pacing, Processing, ProcessingConfig, RateControl, Read, SinkSpec, SourceSpec,
     PROCESSING_FRAME,
 };
-use cryptic_jitter::Playout;
+use cryptic_jitter::{Playout, Stretch};
 
 use crate::error::Error;
 use crate::session::{CallSession, Sealer};
@@ -31,6 +32,12 @@ pub(crate) struct Voice {
     /// canceller.
     reference: Vec<i16>,
     pcm: [i16; FRAME],
+    /// The last decoded frame, before any time-stretch.
+    decoded: [i16; FRAME],
+    /// Decoded audio waiting to be played, in whole or stretched frames.
+    playout: Vec<i16>,
+    /// Scratch for a stretched frame.
+    stretched: Vec<i16>,
     packet: [u8; cryptic_audio::MAX_PACKET],
     quiet_in: u32,
     quiet_out: u32,
@@ -76,6 +83,9 @@ impl Voice {
             rate,
             reference: Vec::new(),
             pcm: [0; FRAME],
+            decoded: [0; FRAME],
+            playout: Vec::with_capacity(3 * FRAME),
+            stretched: Vec::with_capacity(2 * FRAME),
             packet: [0; cryptic_audio::MAX_PACKET],
             quiet_in: 0,
             quiet_out: 0,
@@ -206,12 +216,37 @@ impl Voice {
     }
 
     fn play<S: Sealer>(&mut self, session: &mut CallSession<S>, now: Instant) -> Result<(), Error> {
-        let pcm = &mut self.pcm;
+        // A stretched frame is a period shorter or longer than 20 ms: decode
+        // until a whole frame is queued (a shortened one makes the buffer
+        // play out a little faster, as it asked).
+        while self.playout.len() < FRAME {
+            self.decode_next(session, now);
+        }
+        self.pcm.copy_from_slice(&self.playout[..FRAME]);
+        self.playout.drain(..FRAME);
+        if onset(&self.pcm, &mut self.quiet_out) {
+            self.onsets_played.push(now);
+        }
+        self.output
+            .write_frame(&self.pcm)
+            .map_err(|e| Error::Audio(format!("output: {e}")))?;
+        self.render_reference();
+        Ok(())
+    }
+
+    /// Decodes (or conceals) the jitter buffer's next frame onto the
+    /// play-out queue, shortened or lengthened by one pitch period when the
+    /// buffer asks and the frame allows.
+    fn decode_next<S: Sealer>(&mut self, session: &mut CallSession<S>, now: Instant) {
+        let pcm = &mut self.decoded;
+        let mut request = Stretch::None;
         let decoded = match session.poll_playout(now) {
-            Some(Playout::Frame(f)) => self
-                .decoder
-                .decode(f.payload, pcm)
-                .or_else(|_| self.decoder.conceal(pcm)),
+            Some(Playout::Frame(f)) => {
+                request = f.stretch;
+                self.decoder
+                    .decode(f.payload, pcm)
+                    .or_else(|_| self.decoder.conceal(pcm))
+            }
             Some(Playout::Conceal(c)) => match c.fec {
                 Some(next) => self.decoder.decode_fec(next, pcm),
                 None => self.decoder.conceal(pcm),
@@ -224,14 +259,16 @@ impl Voice {
         if decoded.is_err() {
             pcm.fill(0);
         }
-        if onset(pcm, &mut self.quiet_out) {
-            self.onsets_played.push(now);
-        }
-        self.output
-            .write_frame(pcm)
-            .map_err(|e| Error::Audio(format!("output: {e}")))?;
-        self.render_reference();
-        Ok(())
+        let shorten = match request {
+            Stretch::Compress => true,
+            Stretch::Expand => false,
+            _ => {
+                self.playout.extend_from_slice(pcm);
+                return;
+            }
+        };
+        stretch(pcm, shorten, &mut self.stretched);
+        self.playout.extend_from_slice(&self.stretched);
     }
 
     /// Hands the echo canceller what the speaker was given: exactly what

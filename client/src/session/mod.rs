@@ -229,6 +229,10 @@ pub struct SessionConfig {
     /// Wall-clock time (since the Unix epoch) at the `now` the session is
     /// created with: RTCP sender reports carry NTP time.
     pub unix_time: Duration,
+    /// The audio side honours the jitter buffer's requests to play a frame
+    /// a pitch period shorter or longer (then the buffer shrinks by
+    /// stretching speech instead of dropping whole frames).
+    pub time_stretch: bool,
     /// Seed of every random choice (call id, nonces, SSRC, ICE).
     pub seed: u64,
 }
@@ -252,6 +256,7 @@ impl SessionConfig {
             auto_reject: false,
             cancel_after: None,
             unix_time: Duration::ZERO,
+            time_stretch: false,
             seed: 0,
         }
     }
@@ -1188,7 +1193,8 @@ impl<S: Sealer> CallSession<S> {
         };
         let ssrc: u32 = self.rng.random();
         let cname = self.config.me.to_string();
-        let config = MediaConfig::new(ssrc, cname, self.rng.random());
+        let mut config = MediaConfig::new(ssrc, cname, self.rng.random());
+        config.jitter.time_stretch = self.config.time_stretch;
         match MediaSession::new(&keys, config, self.clock, now) {
             Ok(m) => self.media = Some(m),
             Err(e) => {
