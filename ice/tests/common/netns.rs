@@ -104,6 +104,7 @@ impl Peer {
             namespace: Some(ns),
             stderr_to_test: true,
             quit_line: Some("quit"),
+            ..cryptic_tests::Spawn::default()
         };
         Self {
             proc: cryptic_tests::Proc::start_with("ice-peer", &peer_exe(), args, how),
