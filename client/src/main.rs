@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,7 @@ use cryptic_call::history::{format_record, CallRecord, Direction, History};
 use cryptic_signal::certs::{CertificateAuthority, Validity};
 use cryptic_signal::client::connect;
 use cryptic_signal::profile::Profile;
+use cryptic_signal::server::turn::{TurnConfig, TurnSecret};
 use cryptic_signal::server::{Server, ServerConfig};
 use cryptic_signal::wire::UserId;
 
@@ -76,9 +78,18 @@ enum Command {
         #[arg(long, default_value = "server-data")]
         data: PathBuf,
         /// A STUN or TURN server to advertise to clients, repeatable:
-        /// `stun:HOST:PORT` or `turn:USER:PASS@HOST:PORT`.
+        /// `stun:HOST:PORT` or `turn:HOST:PORT` (no password: each user gets
+        /// short-lived TURN REST credentials made with the TURN secret).
         #[arg(long = "ice-server")]
         ice_servers: Vec<String>,
+        /// A file holding the secret shared with the TURN server (coturn
+        /// `--static-auth-secret`); or set CRYPTIC_TURN_SECRET. Never on
+        /// the command line.
+        #[arg(long)]
+        turn_secret_file: Option<PathBuf>,
+        /// Hours a user's TURN credentials stay valid.
+        #[arg(long, default_value_t = 12)]
+        turn_credential_hours: u64,
         /// Most simultaneous client connections.
         #[arg(long, default_value_t = 50_000)]
         max_connections: usize,
@@ -432,6 +443,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// The TURN REST secret from `--turn-secret-file` or `CRYPTIC_TURN_SECRET`
+/// (never from the command line, never printed).
+fn turn_config(
+    file: Option<&std::path::Path>,
+    hours: u64,
+) -> Result<Option<Arc<TurnConfig>>, String> {
+    let env = std::env::var("CRYPTIC_TURN_SECRET").ok();
+    let secret =
+        match (file, env) {
+            (Some(_), Some(_)) => return Err(
+                "give the TURN secret once: --turn-secret-file or CRYPTIC_TURN_SECRET, not both"
+                    .into(),
+            ),
+            (Some(f), None) => TurnSecret::from_file(f).map_err(|e| e.to_string())?,
+            (None, Some(text)) => TurnSecret::new(&text)
+                .map_err(|_| "CRYPTIC_TURN_SECRET is set but empty".to_string())?,
+            (None, None) => return Ok(None),
+        };
+    if hours == 0 {
+        return Err("--turn-credential-hours must be at least 1".into());
+    }
+    let mut turn = TurnConfig::new(secret);
+    turn.validity = Duration::from_secs(hours.saturating_mul(3600));
+    Ok(Some(Arc::new(turn)))
+}
+
 /// `cryptic-call server`: the signaling server until Ctrl-C.
 async fn serve(server: Command) -> Result<ExitCode, String> {
     let Command::Server {
@@ -440,6 +477,8 @@ async fn serve(server: Command) -> Result<ExitCode, String> {
         names,
         data,
         ice_servers,
+        turn_secret_file,
+        turn_credential_hours,
         max_connections,
         invite_interval,
         relay_frames_per_second,
@@ -448,6 +487,7 @@ async fn serve(server: Command) -> Result<ExitCode, String> {
     else {
         return Err("not the server command".into());
     };
+    let turn = turn_config(turn_secret_file.as_deref(), turn_credential_hours)?;
     let ca = CertificateAuthority::load(&ca).map_err(|e| e.to_string())?;
     let cert = ca
         .issue_server(&names, Validity::days_from_now(365))
@@ -460,6 +500,7 @@ async fn serve(server: Command) -> Result<ExitCode, String> {
         data,
     );
     config.ice_servers = ice_servers;
+    config.turn = turn;
     config.limits.max_connections = max_connections;
     config.limits.invite_interval = Duration::from_secs(invite_interval);
     config.limits.relay_frames_per_second = relay_frames_per_second;

@@ -24,6 +24,7 @@ mod admit;
 mod hub;
 pub mod keydir;
 mod quota;
+pub mod turn;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -208,8 +209,13 @@ pub struct ServerConfig {
     /// Directory of the key directory database (`keys.sqlite`).
     pub data_dir: PathBuf,
     /// STUN/TURN server URIs advertised to clients in `welcome`
-    /// (e.g. `stun:127.0.0.1:3478`, `turn:127.0.0.1:3478?transport=udp`).
+    /// (e.g. `stun:127.0.0.1:3478`, `turn:127.0.0.1:3478`). A `turn:` URI
+    /// carries no password: each user gets its own short-lived credential
+    /// from [`ServerConfig::turn`] in it.
     pub ice_servers: Vec<String>,
+    /// The TURN REST secret shared with the TURN server, and how long the
+    /// credentials handed out stay valid. Needed when a `turn:` URI is advertised.
+    pub turn: Option<Arc<turn::TurnConfig>>,
     /// Limits.
     pub limits: Limits,
 }
@@ -240,6 +246,7 @@ impl ServerConfig {
             client_ca_pem,
             data_dir,
             ice_servers: Vec::new(),
+            turn: None,
             limits: Limits::default(),
         }
     }
@@ -250,6 +257,7 @@ struct Shared {
     key_quota: Mutex<quota::KeyQuota>,
     addrs: Arc<admit::AddrSlots>,
     ice_servers: Vec<String>,
+    turn: Option<Arc<turn::TurnConfig>>,
     keys: Arc<KeyDirectory>,
     limits: Limits,
     next_conn: AtomicU64,
@@ -262,6 +270,19 @@ impl Shared {
         self.key_quota
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The STUN/TURN URIs for `user`'s `welcome`, TURN ones with a fresh
+    /// credential of that user.
+    fn ice_servers_for(&self, user: &UserId) -> Vec<String> {
+        let cred = self.turn.as_ref().map(|t| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            t.secret.credential(user, now, t.validity)
+        });
+        turn::advertise(&self.ice_servers, cred.as_ref())
     }
 
     fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
@@ -346,6 +367,7 @@ pub(crate) fn ws_config() -> WebSocketConfig {
 impl Server {
     /// Loads the certificates, opens the key directory and binds the listener.
     pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
+        turn::check_uris(&config.ice_servers, config.turn.as_deref())?;
         let tls = tls_config(&config)?;
         let fd_limit = admit::raise_fd_limit();
         if fd_limit.is_some_and(|l| l < config.limits.max_connections as u64) {
@@ -374,6 +396,7 @@ impl Server {
                     config.limits.max_handshakes_per_ip,
                 ),
                 ice_servers: config.ice_servers,
+                turn: config.turn,
                 keys,
                 limits: config.limits,
                 next_conn: AtomicU64::new(1),
@@ -645,7 +668,7 @@ async fn drive(
     let deadline = || tokio::time::Instant::now() + limits.write_timeout;
     let welcome = Message::Welcome(Welcome {
         user: user.clone(),
-        ice_servers: shared.ice_servers.clone(),
+        ice_servers: shared.ice_servers_for(user),
     })
     .to_json();
     if let Err(e) = bounded(deadline(), kill, ws.send(WsMessage::text(welcome))).await {
