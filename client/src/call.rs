@@ -21,7 +21,7 @@ use cryptic_ice::TurnServer;
 use cryptic_signal::call::Role;
 use cryptic_signal::client::{Incoming as SignalIncoming, Receiver, Sender};
 use cryptic_signal::e2e::E2eStore;
-use cryptic_signal::wire::{CallId, Message, UserId};
+use cryptic_signal::wire::{CallId, ErrorCode, Message, UserId};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -316,6 +316,12 @@ async fn drive(
                 Err(e) => tracing::debug!("socket: {e}"),
             },
             m = io.receiver.recv(), if signaling_up => match m {
+                // The operator revoked this profile: say so, not "the server went away".
+                Ok(SignalIncoming::Message(Message::Error(e)))
+                    if e.call_id.is_none() && e.code == ErrorCode::CertificateRevoked =>
+                {
+                    session.fail(Instant::now(), Outcome::Failed, format!("signed out by the server: {}", e.message));
+                }
                 Ok(SignalIncoming::Message(m)) => session.handle_signal(Instant::now(), m),
                 Ok(SignalIncoming::Relay { call_id, frame, .. }) => session.handle_relay(Instant::now(), call_id, &frame),
                 Err(cryptic_signal::Error::Protocol(e)) => tracing::debug!("skipped a bad message from the server: {e}"),

@@ -45,7 +45,7 @@ pub(crate) struct Tx {
     queue: mpsc::Sender<Out>,
     queued: Arc<AtomicUsize>,
     max_bytes: usize,
-    kill: Arc<watch::Sender<bool>>,
+    kill: Arc<watch::Sender<Option<ErrorCode>>>,
 }
 
 /// The connection task's side of [`Tx`].
@@ -55,17 +55,17 @@ pub(crate) struct Rx {
     queued: Arc<AtomicUsize>,
 }
 
-/// The kill switch as the connection task sees it: becomes `true` when the
-/// connection must end at once (replaced by a newer login), even if it is
-/// stuck writing.
-pub(crate) type Kill = watch::Receiver<bool>;
+/// The kill switch as the connection task sees it: becomes `Some(why)`
+/// when the connection must end at once (replaced by a newer login, or its
+/// certificate revoked), even if it is stuck writing.
+pub(crate) type Kill = watch::Receiver<Option<ErrorCode>>;
 
 /// A connection's outgoing queue of at most `len` items and about
 /// `max_bytes` bytes, and its kill switch.
 pub(crate) fn channel(len: usize, max_bytes: usize) -> (Tx, Rx, Kill) {
     let (qtx, qrx) = mpsc::channel(len.max(1));
     let queued = Arc::new(AtomicUsize::new(0));
-    let (ktx, krx) = watch::channel(false);
+    let (ktx, krx) = watch::channel(None);
     (
         Tx {
             queue: qtx,
@@ -93,9 +93,9 @@ impl Tx {
     }
 
     /// Ends the connection for certain: its task stops waiting on any write
-    /// and closes (after a goodbye bounded by a short deadline).
-    pub(crate) fn kill(&self) {
-        self.kill.send_replace(true);
+    /// and closes (after a goodbye saying `why`, bounded by a short deadline).
+    pub(crate) fn kill(&self, why: ErrorCode) {
+        self.kill.send_replace(Some(why));
     }
 }
 

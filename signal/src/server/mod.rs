@@ -24,8 +24,10 @@ mod admit;
 mod hub;
 pub mod keydir;
 mod quota;
+pub mod revoke;
 pub mod turn;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -216,6 +218,9 @@ pub struct ServerConfig {
     /// The TURN REST secret shared with the TURN server, and how long the
     /// credentials handed out stay valid. Needed when a `turn:` URI is advertised.
     pub turn: Option<Arc<turn::TurnConfig>>,
+    /// The revocation list ([`revoke`]): read at [`Server::bind`] and again
+    /// by [`ServerHandle::reload_revocations`] (the CLI calls it on SIGHUP).
+    pub revocation_file: Option<PathBuf>,
     /// Limits.
     pub limits: Limits,
 }
@@ -247,6 +252,7 @@ impl ServerConfig {
             data_dir,
             ice_servers: Vec::new(),
             turn: None,
+            revocation_file: None,
             limits: Limits::default(),
         }
     }
@@ -258,6 +264,10 @@ struct Shared {
     addrs: Arc<admit::AddrSlots>,
     ice_servers: Vec<String>,
     turn: Option<Arc<turn::TurnConfig>>,
+    revocation_file: Option<PathBuf>,
+    revocations: std::sync::RwLock<Arc<revoke::Revocations>>,
+    /// Every logged-in connection, for ending revoked ones on a reload.
+    live: Mutex<HashMap<u64, (UserId, revoke::CertFingerprint, hub::Tx)>>,
     keys: Arc<KeyDirectory>,
     limits: Limits,
     next_conn: AtomicU64,
@@ -285,6 +295,22 @@ impl Shared {
         turn::advertise(&self.ice_servers, cred.as_ref())
     }
 
+    fn live(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, (UserId, revoke::CertFingerprint, hub::Tx)>> {
+        // Inserts and removals are single steps: a poisoned lock is consistent.
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn revocations(&self) -> Arc<revoke::Revocations> {
+        self.revocations
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
         // Hub methods do not panic midway through updates; recover from poison anyway.
         self.hub
@@ -306,6 +332,57 @@ impl ServerStats {
     /// Calls in the registry (ringing or active).
     pub fn calls(&self) -> usize {
         self.0.hub().call_count()
+    }
+}
+
+/// Controls a running server.
+#[derive(Clone)]
+pub struct ServerHandle(Arc<Shared>);
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle").finish_non_exhaustive()
+    }
+}
+
+/// What a reload of the revocation list did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reloaded {
+    /// Entries in the list now in force.
+    pub entries: usize,
+    /// Open connections ended because the list now refuses them.
+    pub ended: usize,
+}
+
+impl ServerHandle {
+    /// Reads the revocation list again and ends every open connection it
+    /// now refuses (the client reads `certificate_revoked`). On an error
+    /// (unreadable file, bad line) the list in force stays.
+    pub fn reload_revocations(&self) -> Result<Reloaded, Error> {
+        let path = self.0.revocation_file.as_ref().ok_or_else(|| {
+            Error::Config(crate::Cause::new(
+                "this server was started without a revocation list",
+            ))
+        })?;
+        let list = Arc::new(revoke::Revocations::load(path)?);
+        *self
+            .0
+            .revocations
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = list.clone();
+        let mut ended = 0;
+        for (user, cert, tx) in self.0.live().values() {
+            if list.refuses(user, cert) {
+                tracing::info!(user = %user, "certificate revoked: ending its connection");
+                tx.kill(ErrorCode::CertificateRevoked);
+                ended += 1;
+            }
+        }
+        Ok(Reloaded {
+            entries: list.len(),
+            ended,
+        })
     }
 }
 
@@ -384,6 +461,14 @@ impl Server {
             ))
         })?;
         let keys = Arc::new(KeyDirectory::open(&config.data_dir.join("keys.sqlite"))?);
+        let revocations = match &config.revocation_file {
+            Some(path) => {
+                let r = revoke::Revocations::load(path)?;
+                tracing::info!(entries = r.len(), "revocation list loaded");
+                r
+            }
+            None => revoke::Revocations::default(),
+        };
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server {
             listener,
@@ -397,6 +482,9 @@ impl Server {
                 ),
                 ice_servers: config.ice_servers,
                 turn: config.turn,
+                revocation_file: config.revocation_file,
+                revocations: std::sync::RwLock::new(Arc::new(revocations)),
+                live: Mutex::new(HashMap::new()),
                 keys,
                 limits: config.limits,
                 next_conn: AtomicU64::new(1),
@@ -413,6 +501,11 @@ impl Server {
     /// A handle to live figures.
     pub fn stats(&self) -> ServerStats {
         ServerStats(self.shared.clone())
+    }
+
+    /// A handle to control the running server (reload the revocation list).
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle(self.shared.clone())
     }
 
     /// Accepts connections until `shutdown` completes, then tells every
@@ -521,11 +614,11 @@ async fn connection(
         let ws = tokio_tungstenite::accept_async_with_config(tls, Some(ws_config()))
             .await
             .map_err(|e| format!("websocket: {e}"))?;
-        Ok::<_, String>((user, ws))
+        Ok::<_, String>((user, revoke::fingerprint(&der), ws))
     };
     let handshake = tokio::time::timeout(limits.handshake_timeout, hs).await;
     slot.handshake_done();
-    let (user, ws) = match handshake {
+    let (user, cert, ws) = match handshake {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             tracing::info!(reason = %e, "connection refused during handshake");
@@ -537,7 +630,7 @@ async fn connection(
         }
     };
     shared.connections.fetch_add(1, Ordering::Relaxed);
-    serve(&shared, user, ws, stop).await;
+    serve(&shared, user, cert, ws, stop).await;
     shared.connections.fetch_sub(1, Ordering::Relaxed);
     drop(slot);
 }
@@ -568,18 +661,27 @@ enum End {
 }
 
 impl End {
-    fn replaced() -> Self {
-        End::Close(
-            ErrorCode::SessionReplaced,
-            "a newer connection for this user replaced this one".into(),
-        )
+    /// The goodbye of a connection killed for `why`.
+    fn killed(why: ErrorCode) -> Self {
+        let text = match why {
+            ErrorCode::CertificateRevoked => REVOKED,
+            _ => "a newer connection for this user replaced this one",
+        };
+        End::Close(why, text.into())
     }
 }
 
-/// Completes once the connection is killed (never if its kill switch is gone).
-async fn killed(kill: &mut hub::Kill) {
-    if kill.wait_for(|k| *k).await.is_err() {
-        std::future::pending::<()>().await;
+/// What a revoked user reads.
+const REVOKED: &str = "the operator revoked this certificate: the server refuses it \
+                       (ask the operator for a new profile)";
+
+/// Completes once the connection is killed, with why (never if its kill
+/// switch is gone).
+async fn killed(kill: &mut hub::Kill) -> ErrorCode {
+    let why = kill.wait_for(Option::is_some).await.map(|w| *w);
+    match why {
+        Ok(why) => why.unwrap_or(ErrorCode::SessionReplaced),
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -595,7 +697,7 @@ where
 {
     tokio::select! {
         biased;
-        () = killed(kill) => Err(End::replaced()),
+        why = killed(kill) => Err(End::killed(why)),
         r = tokio::time::timeout_at(deadline, write) => match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Gone),
@@ -604,28 +706,28 @@ where
     }
 }
 
-async fn serve(shared: &Arc<Shared>, user: UserId, mut ws: Ws, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    shared: &Arc<Shared>,
+    user: UserId,
+    cert: revoke::CertFingerprint,
+    mut ws: Ws,
+    stop: watch::Receiver<bool>,
+) {
     let limits = &shared.limits;
     let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx, mut kill) = hub::channel(limits.queue_len, limits.queue_bytes);
-    let (old, hangups) = shared.hub().connect(&user, conn_id, tx.clone());
-    deliver(hangups);
-    if let Some(old) = old {
-        tracing::info!(user = %user, "new login replaces the previous connection");
-        // The goodbye goes through the queue if there is room; the kill
-        // ends the old connection even if its queue is full or it is
-        // stuck writing.
-        old.try_send(Out::Close(
-            ErrorCode::SessionReplaced,
-            "a newer connection for this user replaced this one".into(),
-        ));
-        old.kill();
-    }
-    tracing::info!(user = %user, "connected");
-    let end = drive(shared, &user, &mut ws, &tx, &mut rx, &mut kill, &mut stop).await;
-    let hangups = shared.hub().disconnect(&user, conn_id);
-    deliver(hangups);
-    drop(rx);
+    let (tx, rx, kill) = hub::channel(limits.queue_len, limits.queue_bytes);
+    // Registered before the check: a reload that lands in between finds
+    // this connection and ends it.
+    shared
+        .live()
+        .insert(conn_id, (user.clone(), cert, tx.clone()));
+    let end = if shared.revocations().refuses(&user, &cert) {
+        tracing::info!(user = %user, "login refused: certificate revoked");
+        End::killed(ErrorCode::CertificateRevoked)
+    } else {
+        session(shared, &user, conn_id, &mut ws, (tx, rx, kill), stop).await
+    };
+    shared.live().remove(&conn_id);
     let goodbye = tokio::time::Instant::now() + limits.write_timeout.min(Duration::from_secs(1));
     match end {
         End::Stuck => tracing::info!(user = %user, "dropped: a write missed its deadline"),
@@ -651,6 +753,36 @@ async fn serve(shared: &Arc<Shared>, user: UserId, mut ws: Ws, mut stop: watch::
         }
     }
     tracing::info!(user = %user, "disconnected");
+}
+
+/// A logged-in connection: registered in the hub (replacing an older one of
+/// the same user) until it ends; returns how it ended.
+async fn session(
+    shared: &Arc<Shared>,
+    user: &UserId,
+    conn_id: u64,
+    ws: &mut Ws,
+    (tx, mut rx, mut kill): (hub::Tx, hub::Rx, hub::Kill),
+    mut stop: watch::Receiver<bool>,
+) -> End {
+    let (old, hangups) = shared.hub().connect(user, conn_id, tx.clone());
+    deliver(hangups);
+    if let Some(old) = old {
+        tracing::info!(user = %user, "new login replaces the previous connection");
+        // The goodbye goes through the queue if there is room; the kill
+        // ends the old connection even if its queue is full or it is
+        // stuck writing.
+        old.try_send(Out::Close(
+            ErrorCode::SessionReplaced,
+            "a newer connection for this user replaced this one".into(),
+        ));
+        old.kill(ErrorCode::SessionReplaced);
+    }
+    tracing::info!(user = %user, "connected");
+    let end = drive(shared, user, ws, &tx, &mut rx, &mut kill, &mut stop).await;
+    let hangups = shared.hub().disconnect(user, conn_id);
+    deliver(hangups);
+    end
 }
 
 /// The connection loop: writes what the hub queued, reads and handles what
@@ -696,7 +828,7 @@ async fn drive(
             _ = stop.changed() => {
                 return End::Close(ErrorCode::ServerShutdown, "server shutting down".into());
             }
-            () = killed(kill) => return End::replaced(),
+            why = killed(kill) => return End::killed(why),
             out = rx.recv() => {
                 let Some(out) = out else { return End::Gone };
                 // One deadline for the whole batch and its flush: a client
