@@ -583,14 +583,28 @@ async fn serve(server: Box<ServerArgs>) -> Result<ExitCode, String> {
         server.local_addr().map_err(|e| e.to_string())?
     );
     let reloader = tokio::spawn(reload_on_sighup(server.handle()));
-    let result = server
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
+    let result = server.run(stop_signal()).await;
     reloader.abort();
     result.map_err(|e| e.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM (what systemd sends to stop a
+/// service): the server then says `server_shutdown` to every client.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 /// Reloads the revocation list on each SIGHUP (a bad list is reported and
