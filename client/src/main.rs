@@ -286,6 +286,13 @@ struct ServerArgs {
     /// Hours a user's TURN credentials stay valid.
     #[arg(long, default_value_t = 12)]
     turn_credential_hours: u64,
+    /// Cluster mode: share presence and route calls with other nodes
+    /// through this Redis 7 (`redis://HOST:PORT`). Without it: one node.
+    #[arg(long, value_name = "REDIS_URL")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (default: host name and process id).
+    #[arg(long, requires = "cluster")]
+    node_id: Option<String>,
     /// Most simultaneous client connections.
     #[arg(long, default_value_t = 50_000)]
     max_connections: usize,
@@ -538,6 +545,8 @@ async fn serve(server: Box<ServerArgs>) -> Result<ExitCode, String> {
         ice_servers,
         turn_secret_file,
         turn_credential_hours,
+        cluster,
+        node_id,
         max_connections,
         invite_interval,
         relay_frames_per_second,
@@ -571,6 +580,17 @@ async fn serve(server: Box<ServerArgs>) -> Result<ExitCode, String> {
         data,
     );
     config.revocation_file = revoked;
+    if let Some(url) = cluster {
+        let node = node_id.unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        let node = node.trim_start_matches('-').to_string();
+        config.cluster = Some(
+            cryptic_signal::server::cluster::ClusterConfig::new(url, node)
+                .map_err(|e| e.to_string())?,
+        );
+    }
     config.ice_servers = ice_servers;
     config.turn = turn;
     config.limits.max_connections = max_connections;

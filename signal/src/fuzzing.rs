@@ -52,3 +52,12 @@ pub fn ice_uri(data: &[u8]) {
         assert_eq!(IceUri::parse(&u.to_uri()).ok(), Some(u), "URI round trip");
     }
 }
+
+/// Parses `data` as an envelope between cluster nodes; whatever parses
+/// must encode back to the same bytes.
+pub fn cluster_envelope(data: &[u8]) {
+    if let Some(e) = crate::envelope::parse(data) {
+        let again = crate::envelope::encode(e.kind, &e.to, e.node, e.payload);
+        assert_eq!(again, data, "envelope round trip");
+    }
+}

@@ -60,6 +60,7 @@ pub mod callkey;
 pub mod certs;
 pub mod client;
 pub mod e2e;
+mod envelope;
 pub mod payload;
 pub mod profile;
 #[cfg(feature = "server")]

@@ -120,6 +120,7 @@ impl Rx {
 }
 
 struct Peer {
+    /// The connection's id; [`REMOTE`] for a user on another cluster node.
     conn_id: u64,
     tx: Tx,
     calls: Vec<CallId>,
@@ -183,6 +184,10 @@ impl Outcome {
     }
 }
 
+/// The `conn_id` of a user connected to another cluster node, whose
+/// messages go through a proxy [`Tx`] (local connection ids start at 1).
+pub(crate) const REMOTE: u64 = 0;
+
 #[derive(Default)]
 pub(crate) struct Hub {
     users: HashMap<UserId, Peer>,
@@ -225,9 +230,59 @@ impl Hub {
         deliver
     }
 
-    /// All connections (for shutdown).
+    /// All local connections (for shutdown).
     pub(crate) fn senders(&self) -> Vec<Tx> {
-        self.users.values().map(|p| p.tx.clone()).collect()
+        self.users
+            .values()
+            .filter(|p| p.conn_id != REMOTE)
+            .map(|p| p.tx.clone())
+            .collect()
+    }
+
+    /// The local connection of `user`, if it is connected to this node.
+    pub(crate) fn local(&self, user: &UserId) -> Option<(u64, Tx)> {
+        self.users
+            .get(user)
+            .filter(|p| p.conn_id != REMOTE)
+            .map(|p| (p.conn_id, p.tx.clone()))
+    }
+
+    /// Whether `user` is known here as a user of another node.
+    pub(crate) fn is_remote(&self, user: &UserId) -> bool {
+        self.users.get(user).is_some_and(|p| p.conn_id == REMOTE)
+    }
+
+    /// Registers `user`, connected to another node, behind the proxy `tx`,
+    /// unless the user is local or already registered with calls going on.
+    /// Returns whether `tx` was registered.
+    pub(crate) fn connect_remote(&mut self, user: &UserId, tx: Tx) -> bool {
+        match self.users.get(user) {
+            Some(p) if p.conn_id != REMOTE || !p.calls.is_empty() => false,
+            _ => {
+                self.connect(user, REMOTE, tx);
+                true
+            }
+        }
+    }
+
+    /// Remote users without calls here: their proxies are dropped.
+    pub(crate) fn drop_idle_remotes(&mut self) -> Vec<UserId> {
+        let idle: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|(_, p)| p.conn_id == REMOTE && p.calls.is_empty())
+            .map(|(u, _)| u.clone())
+            .collect();
+        for u in &idle {
+            self.users.remove(u);
+        }
+        idle
+    }
+
+    /// The other participant of call `id` of the local user `to`: the
+    /// sender of a relay frame that arrived from another node for `to`.
+    pub(crate) fn relay_sender(&self, to: &UserId, id: &CallId) -> Option<UserId> {
+        self.calls.get(id).and_then(|c| c.other(to)).cloned()
     }
 
     /// Number of registered calls.

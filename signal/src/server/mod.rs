@@ -21,6 +21,7 @@
 //! `docs/OPERATIONS.md` lists them with their defaults.
 
 mod admit;
+pub mod cluster;
 mod hub;
 pub mod keydir;
 mod quota;
@@ -221,6 +222,9 @@ pub struct ServerConfig {
     /// The revocation list ([`revoke`]): read at [`Server::bind`] and again
     /// by [`ServerHandle::reload_revocations`] (the CLI calls it on SIGHUP).
     pub revocation_file: Option<PathBuf>,
+    /// Cluster mode: share presence and routing with other nodes through
+    /// Redis ([`cluster`]). `None`: one node, nothing shared.
+    pub cluster: Option<cluster::ClusterConfig>,
     /// Limits.
     pub limits: Limits,
 }
@@ -253,6 +257,7 @@ impl ServerConfig {
             ice_servers: Vec::new(),
             turn: None,
             revocation_file: None,
+            cluster: None,
             limits: Limits::default(),
         }
     }
@@ -266,6 +271,7 @@ struct Shared {
     turn: Option<Arc<turn::TurnConfig>>,
     revocation_file: Option<PathBuf>,
     revocations: std::sync::RwLock<Arc<revoke::Revocations>>,
+    cluster: Option<Arc<cluster::Cluster>>,
     /// Every logged-in connection, for ending revoked ones on a reload.
     live: Mutex<HashMap<u64, (UserId, revoke::CertFingerprint, hub::Tx)>>,
     keys: Arc<KeyDirectory>,
@@ -469,6 +475,10 @@ impl Server {
             }
             None => revoke::Revocations::default(),
         };
+        let cluster = match &config.cluster {
+            Some(c) => Some(cluster::Cluster::connect(c).await?),
+            None => None,
+        };
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server {
             listener,
@@ -485,6 +495,7 @@ impl Server {
                 revocation_file: config.revocation_file,
                 revocations: std::sync::RwLock::new(Arc::new(revocations)),
                 live: Mutex::new(HashMap::new()),
+                cluster,
                 keys,
                 limits: config.limits,
                 next_conn: AtomicU64::new(1),
@@ -522,6 +533,11 @@ impl Server {
         // Time caps of calls (duration, ringing) are enforced by a sweep.
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cluster_tasks = tokio::task::JoinSet::new();
+        if let Some(c) = &self.shared.cluster {
+            cluster_tasks.spawn(cluster::inbound(self.shared.clone(), c.clone()));
+            cluster_tasks.spawn(cluster::heartbeat(self.shared.clone(), c.clone()));
+        }
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -576,6 +592,7 @@ impl Server {
         })
         .await;
         tasks.abort_all();
+        cluster_tasks.abort_all();
         Ok(())
     }
 }
@@ -779,9 +796,19 @@ async fn session(
         old.kill(ErrorCode::SessionReplaced);
     }
     tracing::info!(user = %user, "connected");
+    if let Some(c) = &shared.cluster {
+        if let Err(e) = c.claim(user, conn_id).await {
+            tracing::warn!(error = %e, "cluster: presence not recorded");
+        }
+    }
     let end = drive(shared, user, ws, &tx, &mut rx, &mut kill, &mut stop).await;
     let hangups = shared.hub().disconnect(user, conn_id);
     deliver(hangups);
+    if let Some(c) = &shared.cluster {
+        if let Err(e) = c.release(user, conn_id).await {
+            tracing::warn!(error = %e, "cluster: presence not removed");
+        }
+    }
     end
 }
 
@@ -1037,6 +1064,9 @@ async fn handle_text(
             true,
         )),
         m => {
+            if let Some(c) = &shared.cluster {
+                cluster::prepare_route(shared, c, &m).await;
+            }
             let o = shared.hub().route(user, m, now, &shared.limits);
             deliver(o.deliver);
             o.error.map(|(c, m, id)| (c, m, id, o.strike))

@@ -1,0 +1,455 @@
+//! Cluster mode: several nodes share presence and carry call messages and
+//! relay frames between them through Redis 7.
+//!
+//! ```text
+//!  alice ── node A ──PUBLISH cc:c:B──> Redis ──> node B ── bob
+//!           hub A: alice (local), bob (proxy to B)
+//!           hub B: bob (local), alice (proxy to A)
+//! ```
+//!
+//! Each node's hub keeps its own view of the calls of its users: a user on
+//! another node is a *proxy* peer whose queue is published to that node's
+//! channel; the receiving node routes the message through its own hub as
+//! if the proxy had sent it, so every check (participants, phases, relay
+//! caps) runs on both sides.
+//!
+//! Redis keys (one Redis 7 instance):
+//!
+//! | key | value | life |
+//! |---|---|---|
+//! | `cc:u:<user>` | `<node> <conn_id>`: where the user's newest login is | until that connection ends (compare-and-delete) |
+//! | `cc:n:<node>` | `1`: the node is alive | 3 s, renewed every second |
+//! | channel `cc:c:<node>` | envelopes for that node | |
+//!
+//! A login claims `cc:u:<user>` (`SET ... GET`); if the previous value names
+//! another node, that node is told to end the older connection, so a user
+//! keeps only the newest connection cluster-wide. When a node's `cc:n` key
+//! expires (the node died), the others end its users' calls with
+//! `peer_disconnected` within about four seconds.
+//!
+//! Envelopes between nodes: [`crate::envelope`] (fuzzed).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use redis::AsyncCommands as _;
+
+use super::hub::{self, Out};
+use super::{deliver, Shared};
+use crate::wire::{ErrorCode, Message, UserId};
+use crate::{Cause, Error};
+
+/// How long a node's liveness key lives without renewal.
+const NODE_TTL: Duration = Duration::from_secs(3);
+/// How often a node renews its key and checks the nodes it has proxies to.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Most envelopes queued for one remote user before the oldest are dropped.
+const PROXY_QUEUE: usize = 1024;
+
+/// Cluster settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClusterConfig {
+    /// `redis://HOST:PORT`.
+    pub redis_url: String,
+    /// This node's name, unique in the cluster (letters, digits, `-`, `_`, `.`).
+    pub node_id: String,
+}
+
+impl ClusterConfig {
+    /// A node named `node_id` on the Redis at `redis_url`.
+    pub fn new(redis_url: impl Into<String>, node_id: impl Into<String>) -> Result<Self, Error> {
+        let node_id = node_id.into();
+        let ok = !node_id.is_empty()
+            && node_id.len() <= 64
+            && node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            return Err(Error::Config(Cause::new(
+                "a node id is 1 to 64 letters, digits, '-', '_' or '.'",
+            )));
+        }
+        Ok(Self {
+            redis_url: redis_url.into(),
+            node_id,
+        })
+    }
+}
+
+fn redis_err(what: &str, e: redis::RedisError) -> Error {
+    Error::Database(Cause::because(format!("redis: {what}"), e))
+}
+
+/// A node's link to Redis.
+pub(crate) struct Cluster {
+    node: String,
+    client: redis::Client,
+    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    /// Remote users with a proxy in the hub, and their node.
+    proxies: Mutex<HashMap<UserId, String>>,
+}
+
+fn user_key(u: &UserId) -> String {
+    format!("cc:u:{u}")
+}
+fn node_key(n: &str) -> String {
+    format!("cc:n:{n}")
+}
+fn channel(n: &str) -> String {
+    format!("cc:c:{n}")
+}
+
+/// Deletes `cc:u:<user>` only if it still names this connection.
+const RELEASE: &str =
+    r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+impl Cluster {
+    /// Connects to Redis (the first connection must succeed: a node that
+    /// cannot reach Redis at start does not start).
+    pub(crate) async fn connect(config: &ClusterConfig) -> Result<Arc<Cluster>, Error> {
+        let client = redis::Client::open(config.redis_url.as_str())
+            .map_err(|e| redis_err("bad --cluster URL", e))?;
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| Error::Database(Cause::new("redis: no answer within 5 s")))?
+        .map_err(|e| redis_err("cannot connect", e))?;
+        Ok(Arc::new(Cluster {
+            node: config.node_id.clone(),
+            client,
+            conn: Mutex::new(Some(conn)),
+            proxies: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// A connection, made again after a failure (Redis restarted).
+    async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, Error> {
+        if let Some(c) = self.lock_conn().clone() {
+            return Ok(c);
+        }
+        let c = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| Error::Database(Cause::new("redis: no answer within 2 s")))?
+        .map_err(|e| redis_err("cannot reconnect", e))?;
+        *self.lock_conn() = Some(c.clone());
+        Ok(c)
+    }
+
+    fn lock_conn(&self) -> std::sync::MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn proxies(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, String>> {
+        self.proxies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs one Redis command; a failure drops the connection so that the
+    /// next command reconnects.
+    async fn run<T, F, Fut>(&self, what: &str, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(redis::aio::MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let c = self.conn().await?;
+        match tokio::time::timeout(Duration::from_secs(2), f(c)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    *self.lock_conn() = None;
+                }
+                Err(redis_err(what, e))
+            }
+            Err(_) => {
+                *self.lock_conn() = None;
+                Err(Error::Database(Cause::new(format!(
+                    "redis: {what} timed out"
+                ))))
+            }
+        }
+    }
+
+    /// Records `user`'s newest login here; tells the node of an older one
+    /// (if another node) to end it.
+    pub(crate) async fn claim(&self, user: &UserId, conn_id: u64) -> Result<(), Error> {
+        let key = user_key(user);
+        let me = format!("{} {conn_id}", self.node);
+        let old: Option<String> = self
+            .run("presence", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&me)
+                    .arg("GET")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if let Some((node, conn)) = old.as_deref().and_then(|o| o.split_once(' ')) {
+            if node != self.node {
+                self.publish(node, b'K', user, conn.as_bytes()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets `user`'s login if it is still this connection.
+    pub(crate) async fn release(&self, user: &UserId, conn_id: u64) -> Result<(), Error> {
+        let key = user_key(user);
+        let me = format!("{} {conn_id}", self.node);
+        self.run("presence", |mut c| async move {
+            redis::Script::new(RELEASE)
+                .key(&key)
+                .arg(&me)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The live node (other than this one) where `user` is logged in.
+    async fn locate(&self, user: &UserId) -> Result<Option<String>, Error> {
+        let key = user_key(user);
+        let v: Option<String> = self
+            .run("presence", |mut c| async move { c.get(&key).await })
+            .await?;
+        let Some(node) = v.and_then(|v| v.split_once(' ').map(|(n, _)| n.to_owned())) else {
+            return Ok(None);
+        };
+        if node == self.node {
+            return Ok(None);
+        }
+        let alive_key = node_key(&node);
+        let alive: bool = self
+            .run(
+                "liveness",
+                |mut c| async move { c.exists(&alive_key).await },
+            )
+            .await?;
+        Ok(alive.then_some(node))
+    }
+
+    async fn publish(
+        &self,
+        node: &str,
+        kind: u8,
+        to: &UserId,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        let env = crate::envelope::encode(kind, to, &self.node, payload);
+        let ch = channel(node);
+        let _receivers: i64 = self
+            .run("publish", |mut c| async move { c.publish(&ch, env).await })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Makes sure `user` (on `node`) has a proxy in the hub.
+fn ensure_proxy(shared: &Arc<Shared>, cluster: &Arc<Cluster>, user: &UserId, node: &str) {
+    let same = cluster.proxies().get(user).is_some_and(|n| n == node);
+    if same && shared.hub().is_remote(user) {
+        return;
+    }
+    let (tx, mut rx, _kill) = hub::channel(PROXY_QUEUE, shared.limits.queue_bytes);
+    if !shared.hub().connect_remote(user, tx) {
+        return;
+    }
+    cluster.proxies().insert(user.clone(), node.to_owned());
+    let (cluster, user, node) = (cluster.clone(), user.clone(), node.to_owned());
+    tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            let r = match out {
+                Out::Text(t) => cluster.publish(&node, b'T', &user, t.as_bytes()).await,
+                Out::Binary(b) => cluster.publish(&node, b'B', &user, &b).await,
+                Out::Close(..) => Ok(()),
+            };
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "a message for another node was lost");
+            }
+        }
+    });
+}
+
+/// Before routing `msg` from a local user: a peer on another node gets a
+/// proxy in the hub (looked up again for each invite).
+pub(super) async fn prepare_route(shared: &Arc<Shared>, cluster: &Arc<Cluster>, msg: &Message) {
+    let Some((_, to)) = msg.route() else {
+        return;
+    };
+    let known = {
+        let hub = shared.hub();
+        hub.local(to).is_some() || (hub.is_remote(to) && !matches!(msg, Message::CallInvite(_)))
+    };
+    if known {
+        return;
+    }
+    match cluster.locate(to).await {
+        Ok(Some(node)) => ensure_proxy(shared, cluster, to, &node),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cluster: cannot look up a user"),
+    }
+}
+
+/// Receives this node's envelopes until the server stops, reconnecting
+/// (with backoff) when Redis goes away.
+pub(super) async fn inbound(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+    use futures_util::StreamExt as _;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let sub = async {
+            let mut ps = cluster.client.get_async_pubsub().await?;
+            ps.subscribe(channel(&cluster.node)).await?;
+            Ok::<_, redis::RedisError>(ps)
+        };
+        let ps = match tokio::time::timeout(Duration::from_secs(2), sub).await {
+            Ok(Ok(ps)) => ps,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cluster: cannot subscribe; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        tracing::info!(node = %cluster.node, "cluster: subscribed");
+        backoff = Duration::from_millis(100);
+        let mut stream = ps.into_on_message();
+        while let Some(m) = stream.next().await {
+            handle_envelope(&shared, &cluster, m.get_payload_bytes());
+        }
+        tracing::warn!("cluster: the subscription to Redis ended; reconnecting");
+    }
+}
+
+fn handle_envelope(shared: &Arc<Shared>, cluster: &Arc<Cluster>, bytes: &[u8]) {
+    let Some(env) = crate::envelope::parse(bytes) else {
+        tracing::debug!("cluster: malformed envelope dropped");
+        return;
+    };
+    let local = shared.hub().local(&env.to);
+    let Some((conn_id, tx)) = local else {
+        return; // the user left this node meanwhile
+    };
+    let now = Instant::now();
+    match env.kind {
+        b'K' if env.payload == conn_id.to_string().as_bytes() => {
+            tracing::info!(user = %env.to, "a newer login on another node replaces this one");
+            tx.kill(ErrorCode::SessionReplaced);
+        }
+        b'T' => {
+            let Ok(msg) = Message::parse_bytes(env.payload) else {
+                return;
+            };
+            let Some((from, to)) = msg.route().map(|(f, t)| (f.clone(), t.clone())) else {
+                return;
+            };
+            if to != env.to {
+                return;
+            }
+            ensure_proxy(shared, cluster, &from, env.node);
+            let o = shared.hub().route(&from, msg, now, &shared.limits);
+            deliver(o.deliver);
+        }
+        b'B' => {
+            let Ok(f) = crate::wire::RelayFrame::parse(env.payload) else {
+                return;
+            };
+            let from = shared.hub().relay_sender(&env.to, &f.call_id);
+            if let Some(from) = from {
+                let frame = Bytes::copy_from_slice(env.payload);
+                let o = shared.hub().route_binary(&from, frame, now, &shared.limits);
+                deliver(o.deliver);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every second: renews this node's liveness, ends the calls of users on
+/// nodes that died, and drops proxies without calls.
+pub(super) async fn heartbeat(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let key = node_key(&cluster.node);
+        let ttl = NODE_TTL.as_millis() as u64;
+        if let Err(e) = cluster
+            .run("liveness", |mut c| async move {
+                c.pset_ex::<_, _, ()>(&key, 1, ttl).await
+            })
+            .await
+        {
+            tracing::warn!(error = %e, "cluster: cannot renew this node's liveness");
+            continue;
+        }
+        let nodes: Vec<String> = {
+            let mut v: Vec<String> = cluster.proxies().values().cloned().collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        for node in nodes {
+            let k = node_key(&node);
+            let alive: Result<bool, _> = cluster
+                .run("liveness", |mut c| async move { c.exists(&k).await })
+                .await;
+            if alive.is_ok_and(|a| !a) {
+                node_lost(&shared, &cluster, &node);
+            }
+        }
+        let idle = shared.hub().drop_idle_remotes();
+        let mut proxies = cluster.proxies();
+        for u in idle {
+            proxies.remove(&u);
+        }
+    }
+}
+
+/// Ends the calls of every user of a node that died.
+fn node_lost(shared: &Arc<Shared>, cluster: &Arc<Cluster>, node: &str) {
+    let users: Vec<UserId> = cluster
+        .proxies()
+        .iter()
+        .filter(|(_, n)| n.as_str() == node)
+        .map(|(u, _)| u.clone())
+        .collect();
+    tracing::warn!(
+        node,
+        users = users.len(),
+        "cluster: a node is gone; ending its users' calls"
+    );
+    for u in users {
+        let hangups = shared.hub().disconnect(&u, hub::REMOTE);
+        deliver(hangups);
+        cluster.proxies().remove(&u);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn node_ids_are_checked() {
+        assert!(ClusterConfig::new("redis://x", "n 1").is_err());
+        assert!(ClusterConfig::new("redis://x", "").is_err());
+        assert!(ClusterConfig::new("redis://x", "node-1").is_ok());
+    }
+}
