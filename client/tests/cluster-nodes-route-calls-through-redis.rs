@@ -341,3 +341,105 @@ async fn a_node_killed_mid_call_ends_the_call_on_the_other_side() {
     let mut a = login(&cluster.profile("alice", 1)).await;
     answered_call(&mut a, &mut b).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_keys_are_handed_out_once_under_concurrent_fetches_from_two_nodes() {
+    let Some(cluster) = Cluster::start("cluster-keys", 2) else {
+        return;
+    };
+    let bob = Profile::load(&cluster.profile("bob", 0)).unwrap();
+    let mut cb = connect(&bob.client_config().unwrap()).await.unwrap();
+    let mut eb = bob.e2e().unwrap();
+    assert_eq!(
+        cb.publish_keys(eb.keys_to_publish(20).unwrap())
+            .await
+            .unwrap(),
+        20
+    );
+
+    // Ten requesters, five on each node, three fetches each, all at once.
+    let mut conns = Vec::new();
+    for i in 0..10 {
+        let p = Profile::load(&cluster.profile(&format!("r{i}"), i % 2)).unwrap();
+        conns.push(connect(&p.client_config().unwrap()).await.unwrap());
+    }
+    let fetches = conns.into_iter().map(|mut c| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                let b = c.fetch_keys(&user("bob")).await.unwrap();
+                got.push((b.one_time_key.key.to_base64(), b.fallback));
+            }
+            got
+        })
+    });
+    let mut one_time = Vec::new();
+    let mut fallback = 0;
+    for f in fetches {
+        for (key, is_fallback) in f.await.unwrap() {
+            if is_fallback {
+                fallback += 1;
+            } else {
+                one_time.push(key);
+            }
+        }
+    }
+    let n = one_time.len();
+    one_time.sort();
+    one_time.dedup();
+    assert_eq!(
+        (n, one_time.len(), fallback),
+        (20, 20, 10),
+        "each one-time key once"
+    );
+    assert_eq!(
+        cb.publish_keys(eb.keys_to_publish(0).unwrap())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn a_real_call_between_processes_on_two_nodes_completes() {
+    let Some(cluster) = Cluster::start("cluster-cli", 2) else {
+        return;
+    };
+    let quiet = ["--input", "silence", "--output", "null"];
+    let bob = cluster.profile("bob", 1);
+    let alice = cluster.profile("alice", 0);
+    let mut b = Proc::spawn(
+        "bob",
+        &[
+            &[
+                "listen",
+                "--profile",
+                bob.to_str().unwrap(),
+                "--auto-accept",
+            ][..],
+            &quiet,
+        ]
+        .concat(),
+    );
+    b.wait_for("waiting for a call", Duration::from_secs(20));
+    let mut a = Proc::spawn(
+        "alice",
+        &[
+            &[
+                "call",
+                "bob",
+                "--profile",
+                alice.to_str().unwrap(),
+                "--duration",
+                "1",
+            ][..],
+            &quiet,
+        ]
+        .concat(),
+    );
+    assert!(a.wait_exit(Duration::from_secs(30)), "{}", a.output());
+    assert!(b.wait_exit(Duration::from_secs(10)), "{}", b.output());
+    assert_eq!(a.code, Some(0), "{}", a.output());
+    assert_eq!(b.code, Some(0), "{}", b.output());
+    println!("{}", a.output());
+}

@@ -256,6 +256,119 @@ impl Cluster {
     }
 }
 
+/// Stores a publish (see `keydir`); keeps the newest
+/// [`super::keydir::MAX_ONE_TIME_KEYS`]; a new identity key drops the old
+/// one-time keys. Returns the number of unclaimed one-time keys.
+const PUBLISH_KEYS: &str = r"
+local old = redis.call('HGET', KEYS[1], 'ik')
+if old and old ~= ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('HSET', KEYS[1], 'ik', ARGV[1], 'sk', ARGV[2], 'isig', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'fk', ARGV[4]) end
+for i = 6, #ARGV do
+  redis.call('LREM', KEYS[2], 0, ARGV[i])
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+end
+local n = redis.call('LLEN', KEYS[2])
+local max = tonumber(ARGV[5])
+if n > max then redis.call('LTRIM', KEYS[2], n - max, -1) n = max end
+return n";
+
+/// Claims a bundle in one step: the oldest one-time key (`LPOP`: handed out
+/// once, whichever node asks) or, when none is left or `ARGV[1]` is `0`,
+/// the fallback key.
+const CLAIM_KEYS: &str = r"
+local id = redis.call('HMGET', KEYS[1], 'ik', 'sk', 'isig', 'fk')
+if not id[1] then return false end
+if ARGV[1] == '1' then
+  local otk = redis.call('LPOP', KEYS[2])
+  if otk then return {id[1], id[2], id[3], otk, '0'} end
+end
+if id[4] then return {id[1], id[2], id[3], id[4], '1'} end
+return false";
+
+/// The key directory's keys of `user` (one hash slot: the user is the tag).
+fn key_keys(user: &UserId) -> (String, String) {
+    (format!("cc:k:{{{user}}}"), format!("cc:o:{{{user}}}"))
+}
+
+impl Cluster {
+    /// Stores a user's keys in Redis (the cluster's key directory).
+    /// `Ok(None)` when a signature does not verify.
+    pub(crate) async fn publish_keys(
+        &self,
+        user: &UserId,
+        p: &crate::wire::KeysPublish,
+    ) -> Result<Option<u32>, Error> {
+        if !super::keydir::publish_verifies(p) {
+            return Ok(None);
+        }
+        let (id, otk) = key_keys(user);
+        let signed = |k: &crate::wire::SignedKey| {
+            format!("{} {}", k.key.to_base64(), k.signature.to_base64())
+        };
+        let publish = redis::Script::new(PUBLISH_KEYS);
+        let mut script = publish.prepare_invoke();
+        script
+            .key(id)
+            .key(otk)
+            .arg(p.identity_key.to_base64())
+            .arg(p.signing_key.to_base64())
+            .arg(p.identity_signature.to_base64())
+            .arg(p.fallback_key.as_ref().map(signed).unwrap_or_default())
+            .arg(super::keydir::MAX_ONE_TIME_KEYS);
+        for k in &p.one_time_keys {
+            script.arg(signed(k));
+        }
+        let n: u32 = self
+            .run("keys_publish", |mut c| async move {
+                script.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(Some(n))
+    }
+
+    /// Claims a bundle of `user` (see `keydir::KeyDirectory::claim`).
+    pub(crate) async fn claim_keys(
+        &self,
+        user: &UserId,
+        one_time: bool,
+    ) -> Result<Option<crate::wire::KeysBundle>, Error> {
+        use crate::wire::{B64Bytes, KeysBundle, SignedKey};
+        let (id, otk) = key_keys(user);
+        let r: Option<Vec<String>> = self
+            .run("keys_fetch", |mut c| async move {
+                redis::Script::new(CLAIM_KEYS)
+                    .key(id)
+                    .key(otk)
+                    .arg(if one_time { "1" } else { "0" })
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let Some(r) = r else {
+            return Ok(None);
+        };
+        let bad = || Error::Database(Cause::new("redis: a stored key is malformed"));
+        let [ik, sk, isig, signed, fallback] = <[String; 5]>::try_from(r).map_err(|_| bad())?;
+        let (key, sig) = signed.split_once(' ').ok_or_else(bad)?;
+        fn b64<const N: usize>(s: &str) -> Result<B64Bytes<N>, Error> {
+            B64Bytes::from_base64(s)
+                .map_err(|_| Error::Database(Cause::new("redis: a stored key is malformed")))
+        }
+        Ok(Some(KeysBundle {
+            user: user.clone(),
+            identity_key: b64(&ik)?,
+            signing_key: b64(&sk)?,
+            identity_signature: b64(&isig)?,
+            one_time_key: SignedKey {
+                key: b64(key)?,
+                signature: b64(sig)?,
+            },
+            fallback: fallback == "1",
+        }))
+    }
+}
+
 /// Makes sure `user` (on `node`) has a proxy in the hub.
 fn ensure_proxy(shared: &Arc<Shared>, cluster: &Arc<Cluster>, user: &UserId, node: &str) {
     let same = cluster.proxies().get(user).is_some_and(|n| n == node);

@@ -947,6 +947,38 @@ async fn drive(
 
 type Reply = Option<(ErrorCode, &'static str, Option<crate::wire::CallId>, bool)>;
 
+/// Stores keys: in Redis in cluster mode, else in SQLite (off the runtime).
+async fn publish_keys(
+    shared: &Arc<Shared>,
+    user: &UserId,
+    p: crate::wire::KeysPublish,
+) -> Result<Option<u32>, Error> {
+    if let Some(c) = &shared.cluster {
+        return c.publish_keys(user, &p).await;
+    }
+    let keys = shared.keys.clone();
+    let u = user.clone();
+    tokio::task::spawn_blocking(move || keys.publish(&u, &p))
+        .await
+        .map_err(|e| Error::Database(crate::Cause::because("key directory task", e)))?
+}
+
+/// Claims a bundle: from Redis in cluster mode, else from SQLite.
+async fn claim_keys(
+    shared: &Arc<Shared>,
+    target: &UserId,
+    one_time: bool,
+) -> Result<Option<crate::wire::KeysBundle>, Error> {
+    if let Some(c) = &shared.cluster {
+        return c.claim_keys(target, one_time).await;
+    }
+    let keys = shared.keys.clone();
+    let u = target.clone();
+    tokio::task::spawn_blocking(move || keys.claim(&u, one_time))
+        .await
+        .map_err(|e| Error::Database(crate::Cause::because("key directory task", e)))?
+}
+
 async fn handle_text(
     shared: &Arc<Shared>,
     user: &UserId,
@@ -986,10 +1018,8 @@ async fn handle_text(
                     false,
                 ));
             }
-            let keys = shared.keys.clone();
-            let u = user.clone();
-            match tokio::task::spawn_blocking(move || keys.publish(&u, &p)).await {
-                Ok(Ok(Some(count))) => {
+            match publish_keys(shared, user, p).await {
+                Ok(Some(count)) => {
                     tracing::info!(user = %user, "keys published");
                     tx.try_send(Out::Text(
                         Message::KeysPublished(KeysPublished {
@@ -999,7 +1029,7 @@ async fn handle_text(
                     ));
                     None
                 }
-                Ok(Ok(None)) => Some((
+                Ok(None) => Some((
                     ErrorCode::InvalidValue,
                     "key signatures do not verify",
                     None,
@@ -1022,24 +1052,22 @@ async fn handle_text(
                 quota::Fetch::OneTimeKey => true,
                 quota::Fetch::FallbackOnly => false,
             };
-            let keys = shared.keys.clone();
-            let u = f.user.clone();
-            let r = tokio::task::spawn_blocking(move || keys.claim(&u, one_time)).await;
-            if !matches!(r, Ok(Ok(Some(_)))) {
+            let r = claim_keys(shared, &f.user, one_time).await;
+            if !matches!(r, Ok(Some(_))) {
                 shared.key_quota().refund(user, &f.user, decided);
             }
             match r {
-                Ok(Ok(Some(b))) => {
+                Ok(Some(b)) => {
                     tx.try_send(Out::Text(Message::KeysBundle(b).to_json()));
                     None
                 }
-                Ok(Ok(None)) if !one_time => Some((
+                Ok(None) if !one_time => Some((
                     ErrorCode::RateLimited,
                     "that user's one-time keys are rationed and there is no fallback key",
                     None,
                     false,
                 )),
-                Ok(Ok(None)) => Some((
+                Ok(None) => Some((
                     ErrorCode::NoKeys,
                     "no keys published for that user",
                     None,
