@@ -3,8 +3,10 @@
 //! different nodes call each other (invite, answer, candidates, relay
 //! frames both ways, hangup); a user offline everywhere is reported
 //! offline; a second login on another node ends the first one; a node
-//! killed mid-call ends the call on the other side with
-//! `peer_disconnected` and its users can log in again elsewhere.
+//! killed mid-call ends a relayed call on the other side with
+//! `peer_disconnected` (its users log in again elsewhere), while a
+//! peer-to-peer call between real processes goes on; one-time keys are
+//! handed out once across nodes; the nodes survive a Redis restart.
 
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
@@ -72,7 +74,8 @@ fn redis(port: u16) -> Option<Proc> {
 
 struct Cluster {
     dir: TempDir,
-    _redis: Proc,
+    redis: Proc,
+    redis_port: u16,
     nodes: Vec<(Proc, String)>,
 }
 
@@ -121,7 +124,8 @@ impl Cluster {
         }
         Some(Cluster {
             dir,
-            _redis: redis,
+            redis,
+            redis_port,
             nodes,
         })
     }
@@ -311,13 +315,19 @@ async fn a_newer_login_on_another_node_ends_the_older_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_killed_mid_call_ends_the_call_on_the_other_side() {
+async fn a_node_killed_mid_call_ends_a_relayed_call_on_the_other_side() {
     let Some(mut cluster) = Cluster::start("cluster-loss", 2) else {
         return;
     };
     let mut a = cluster.login("alice", 0).await;
     let mut b = cluster.login("bob", 1).await;
     let id = answered_call(&mut a, &mut b).await;
+    // The call is relayed: its media depends on the dead node.
+    a.0.send_relay(id, 0, b"media").await.unwrap();
+    assert!(matches!(
+        next(&mut b.1, Duration::from_secs(5)).await,
+        Incoming::Relay { .. }
+    ));
 
     let t0 = Instant::now();
     cluster.nodes[0].0.kill();
@@ -442,4 +452,107 @@ fn a_real_call_between_processes_on_two_nodes_completes() {
     assert_eq!(a.code, Some(0), "{}", a.output());
     assert_eq!(b.code, Some(0), "{}", b.output());
     println!("{}", a.output());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_survive_a_redis_restart_and_route_again() {
+    let Some(mut cluster) = Cluster::start("cluster-redis-restart", 2) else {
+        return;
+    };
+    let mut a = cluster.login("alice", 0).await;
+    let mut b = cluster.login("bob", 1).await;
+    // Redis goes away and comes back empty (no persistence in this test).
+    cluster.redis.kill();
+    let t0 = Instant::now();
+    cluster.redis = redis(cluster.redis_port).unwrap();
+    // Once the nodes have reconnected and recorded their users' presence
+    // again, a call between the nodes is routed (polled, bounded).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut tries = 0;
+    let mut poll = tokio::time::interval(Duration::from_millis(250));
+    let id = loop {
+        poll.tick().await;
+        tries += 1;
+        let id = CallId::random(&mut rand::rng());
+        a.0.send(&invite(id, "alice", "bob")).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_millis(300), a.1.recv()).await;
+        match got {
+            Ok(Ok(Incoming::Message(Message::Error(e)))) if e.code == ErrorCode::UserOffline => {
+                assert!(
+                    Instant::now() < deadline,
+                    "still offline after {tries} tries"
+                );
+            }
+            Err(_) => break id, // no refusal: the invite went through
+            other => panic!("after {tries} tries: {other:?}"),
+        }
+    };
+    match next_msg(&mut b.1).await {
+        Message::CallInvite(i) => assert_eq!(i.call_id, id),
+        m => panic!("{m:?}"),
+    }
+    println!(
+        "routing again {:?} after Redis restarted ({tries} tries)",
+        t0.elapsed()
+    );
+    for (p, _) in &mut cluster.nodes {
+        p.wait_exit_or_kill();
+        assert!(!p.output().contains("panicked"), "{}", p.output());
+    }
+}
+
+fn received(line: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix("rx="))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Waits (bounded) until `p` reports at least `n` packets received.
+fn received_at_least(p: &mut Proc, n: u64) -> u64 {
+    loop {
+        let line = p.wait_for("rx=", Duration::from_secs(10));
+        if let Some(got) = received(&line).filter(|&got| got >= n) {
+            return got;
+        }
+    }
+}
+
+#[test]
+fn a_peer_to_peer_call_goes_on_when_the_callers_node_dies() {
+    let Some(mut cluster) = Cluster::start("cluster-p2p", 2) else {
+        return;
+    };
+    let (alice, bob) = (cluster.profile("alice", 0), cluster.profile("bob", 1));
+    let tone = ["--input", "tone:440", "--output", "null"];
+    let mut b = Proc::spawn(
+        "bob",
+        &[
+            &[
+                "listen",
+                "--profile",
+                bob.to_str().unwrap(),
+                "--auto-accept",
+            ][..],
+            &tone,
+        ]
+        .concat(),
+    );
+    b.wait_for("waiting for a call", Duration::from_secs(20));
+    let mut a = Proc::spawn(
+        "alice",
+        &[
+            &["call", "bob", "--profile", alice.to_str().unwrap()][..],
+            &tone,
+        ]
+        .concat(),
+    );
+    a.wait_for("call secured", Duration::from_secs(20));
+    let before = received_at_least(&mut b, 50);
+
+    cluster.nodes[0].0.kill();
+    a.wait_for("signaling server lost", Duration::from_secs(10));
+    // Bob's node learns of the loss within seconds and does not end the call.
+    let after = received_at_least(&mut b, before + 300);
+    assert!(!b.output().contains("call ended"), "{}", b.output());
+    println!("bob received {before} packets before alice's node died, {after} well after");
 }

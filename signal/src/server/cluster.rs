@@ -24,8 +24,9 @@
 //! A login claims `cc:u:<user>` (`SET ... GET`); if the previous value names
 //! another node, that node is told to end the older connection, so a user
 //! keeps only the newest connection cluster-wide. When a node's `cc:n` key
-//! expires (the node died), the others end its users' calls with
-//! `peer_disconnected` within about four seconds.
+//! expires (the node died), the others end its users' ringing and relayed
+//! calls with `peer_disconnected` within about four seconds; answered
+//! calls that never used the relay flow peer to peer and go on.
 //!
 //! Envelopes between nodes: [`crate::envelope`] (fuzzed).
 
@@ -498,19 +499,34 @@ fn handle_envelope(shared: &Arc<Shared>, cluster: &Arc<Cluster>, bytes: &[u8]) {
 pub(super) async fn heartbeat(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
         tick.tick().await;
         let key = node_key(&cluster.node);
         let ttl = NODE_TTL.as_millis() as u64;
-        if let Err(e) = cluster
+        let renewed: Result<Option<String>, _> = cluster
             .run("liveness", |mut c| async move {
-                c.pset_ex::<_, _, ()>(&key, 1, ttl).await
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(ttl)
+                    .arg("GET")
+                    .query_async(&mut c)
+                    .await
             })
-            .await
-        {
-            tracing::warn!(error = %e, "cluster: cannot renew this node's liveness");
-            continue;
+            .await;
+        match renewed {
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster: cannot renew this node's liveness");
+                continue;
+            }
+            // Our key was gone: Redis restarted (or we were stalled past
+            // its life). Record our users' presence again.
+            Ok(None) if !first => reclaim(&shared, &cluster).await,
+            Ok(_) => {}
         }
+        first = false;
         let nodes: Vec<String> = {
             let mut v: Vec<String> = cluster.proxies().values().cloned().collect();
             v.sort();
@@ -534,6 +550,38 @@ pub(super) async fn heartbeat(shared: Arc<Shared>, cluster: Arc<Cluster>) {
     }
 }
 
+/// Records the presence of every local user again, where no newer login
+/// (on another node) took its place meanwhile.
+async fn reclaim(shared: &Arc<Shared>, cluster: &Arc<Cluster>) {
+    let users: Vec<(UserId, u64)> = shared
+        .live()
+        .iter()
+        .map(|(conn, (u, _, _))| (u.clone(), *conn))
+        .collect();
+    tracing::warn!(
+        users = users.len(),
+        "cluster: Redis lost our state; recording presence again"
+    );
+    for (user, conn_id) in users {
+        let key = user_key(&user);
+        let me = format!("{} {conn_id}", cluster.node);
+        let r: Result<Option<String>, _> = cluster
+            .run("presence", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&me)
+                    .arg("NX")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cluster: presence not recorded again");
+            return;
+        }
+    }
+}
+
 /// Ends the calls of every user of a node that died.
 fn node_lost(shared: &Arc<Shared>, cluster: &Arc<Cluster>, node: &str) {
     let users: Vec<UserId> = cluster
@@ -548,7 +596,7 @@ fn node_lost(shared: &Arc<Shared>, cluster: &Arc<Cluster>, node: &str) {
         "cluster: a node is gone; ending its users' calls"
     );
     for u in users {
-        let hangups = shared.hub().disconnect(&u, hub::REMOTE);
+        let hangups = shared.hub().remote_lost(&u);
         deliver(hangups);
         cluster.proxies().remove(&u);
     }

@@ -290,6 +290,31 @@ impl Hub {
         self.calls.len()
     }
 
+    /// The node of the remote `user` died. Its answered calls that never
+    /// used the relay are dropped without a word (their media flows peer
+    /// to peer and goes on without us); its other calls end as on a
+    /// disconnect (`peer_disconnected`).
+    pub(crate) fn remote_lost(&mut self, user: &UserId) -> Vec<(Tx, Out)> {
+        if !self.is_remote(user) {
+            return Vec::new();
+        }
+        let Some(p) = self.users.remove(user) else {
+            return Vec::new();
+        };
+        let (p2p, others): (Vec<CallId>, Vec<CallId>) = p.calls.iter().partition(|id| {
+            self.calls
+                .get(id)
+                .is_some_and(|c| c.phase == CallPhase::Active && c.relay_started.is_none())
+        });
+        for id in &p2p {
+            self.remove_call(id);
+            tracing::info!(call_id = %id, "peer's node lost; the peer-to-peer call goes on");
+        }
+        let mut deliver = Vec::new();
+        self.end_calls_of(user, &others, &mut deliver);
+        deliver
+    }
+
     fn end_calls_of(&mut self, user: &UserId, calls: &[CallId], deliver: &mut Vec<(Tx, Out)>) {
         for id in calls {
             let Some(c) = self.calls.remove(id) else {
