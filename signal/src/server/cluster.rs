@@ -39,6 +39,7 @@ use redis::AsyncCommands as _;
 
 use super::hub::{self, Out};
 use super::{deliver, Shared};
+use crate::envelope::encode;
 use crate::wire::{ErrorCode, Message, UserId};
 use crate::{Cause, Error};
 
@@ -89,6 +90,7 @@ pub(crate) struct Cluster {
     node: String,
     client: redis::Client,
     conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    reconnecting: tokio::sync::Mutex<()>,
     /// Remote users with a proxy in the hub, and their node.
     proxies: Mutex<HashMap<UserId, String>>,
 }
@@ -124,12 +126,18 @@ impl Cluster {
             node: config.node_id.clone(),
             client,
             conn: Mutex::new(Some(conn)),
+            reconnecting: tokio::sync::Mutex::new(()),
             proxies: Mutex::new(HashMap::new()),
         }))
     }
 
     /// A connection, made again after a failure (Redis restarted).
     async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, Error> {
+        if let Some(c) = self.lock_conn().clone() {
+            return Ok(c);
+        }
+        // One task reconnects; the others wait for its connection.
+        let _one = self.reconnecting.lock().await;
         if let Some(c) = self.lock_conn().clone() {
             return Ok(c);
         }
@@ -172,12 +180,11 @@ impl Cluster {
                 }
                 Err(redis_err(what, e))
             }
-            Err(_) => {
-                *self.lock_conn() = None;
-                Err(Error::Database(Cause::new(format!(
-                    "redis: {what} timed out"
-                ))))
-            }
+            // Slow is not broken: the connection stays (dropping it would
+            // make every waiting task reconnect at once).
+            Err(_) => Err(Error::Database(Cause::new(format!(
+                "redis: {what} timed out"
+            )))),
         }
     }
 
@@ -241,6 +248,22 @@ impl Cluster {
         Ok(alive.then_some(node))
     }
 
+    /// Publishes envelopes to `node` in one pipeline.
+    async fn publish_batch(&self, node: &str, envs: Vec<Vec<u8>>) -> Result<(), Error> {
+        if envs.is_empty() {
+            return Ok(());
+        }
+        let ch = channel(node);
+        let mut pipe = redis::pipe();
+        for e in envs {
+            pipe.cmd("PUBLISH").arg(&ch).arg(e).ignore();
+        }
+        self.run("publish", |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
     async fn publish(
         &self,
         node: &str,
@@ -248,7 +271,7 @@ impl Cluster {
         to: &UserId,
         payload: &[u8],
     ) -> Result<(), Error> {
-        let env = crate::envelope::encode(kind, to, &self.node, payload);
+        let env = encode(kind, to, &self.node, payload);
         let ch = channel(node);
         let _receivers: i64 = self
             .run("publish", |mut c| async move { c.publish(&ch, env).await })
@@ -383,14 +406,23 @@ fn ensure_proxy(shared: &Arc<Shared>, cluster: &Arc<Cluster>, user: &UserId, nod
     cluster.proxies().insert(user.clone(), node.to_owned());
     let (cluster, user, node) = (cluster.clone(), user.clone(), node.to_owned());
     tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let r = match out {
-                Out::Text(t) => cluster.publish(&node, b'T', &user, t.as_bytes()).await,
-                Out::Binary(b) => cluster.publish(&node, b'B', &user, &b).await,
-                Out::Close(..) => Ok(()),
-            };
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "a message for another node was lost");
+        // What queued up while the previous batch was on its way goes in
+        // one pipeline: one round trip to Redis for up to 64 messages.
+        while let Some(first) = rx.recv().await {
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(out) = next.take() {
+                match out {
+                    Out::Text(t) => batch.push(encode(b'T', &user, &cluster.node, t.as_bytes())),
+                    Out::Binary(b) => batch.push(encode(b'B', &user, &cluster.node, &b)),
+                    Out::Close(..) => {}
+                }
+                if batch.len() < 64 {
+                    next = rx.try_recv();
+                }
+            }
+            if let Err(e) = cluster.publish_batch(&node, batch).await {
+                tracing::debug!(error = %e, "messages for another node were lost");
             }
         }
     });
