@@ -21,7 +21,7 @@ use cryptic_ice::TurnServer;
 use cryptic_signal::call::Role;
 use cryptic_signal::client::{Incoming as SignalIncoming, Receiver, Sender};
 use cryptic_signal::e2e::E2eStore;
-use cryptic_signal::wire::{CallId, Message, UserId};
+use cryptic_signal::wire::{CallId, ErrorCode, Message, UserId};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -169,22 +169,21 @@ enum IceServer {
     Turn(std::net::SocketAddr, String, String),
 }
 
-/// Parses `stun:HOST:PORT` or `turn:USER:PASS@HOST:PORT`, resolving HOST.
+/// Parses an advertised URI (`stun:HOST:PORT`, `turn:USER:PASS@HOST:PORT`
+/// with USER and PASS percent-encoded, see [`cryptic_signal::uri`]),
+/// resolving HOST. A `turn:` URI without credentials is of no use here.
 async fn parse_ice_server(s: &str) -> Option<IceServer> {
-    let resolve = |hostport: String| async move {
-        tokio::net::lookup_host(hostport)
-            .await
-            .ok()?
-            .find(|a| a.is_ipv4())
-    };
-    if let Some(rest) = s.strip_prefix("stun:") {
-        return resolve(rest.to_string()).await.map(IceServer::Stun);
+    use cryptic_signal::uri::{IceScheme, IceUri};
+    let u = IceUri::parse(s).ok()?;
+    let addr = tokio::net::lookup_host((u.host.as_str(), u.port))
+        .await
+        .ok()?
+        .find(|a| a.is_ipv4())?;
+    match (u.scheme, u.credentials) {
+        (IceScheme::Stun, _) => Some(IceServer::Stun(addr)),
+        (IceScheme::Turn, Some((user, pass))) => Some(IceServer::Turn(addr, user, pass)),
+        _ => None,
     }
-    let rest = s.strip_prefix("turn:")?;
-    let (cred, hostport) = rest.rsplit_once('@')?;
-    let (user, pass) = cred.split_once(':')?;
-    let addr = resolve(hostport.to_string()).await?;
-    Some(IceServer::Turn(addr, user.to_string(), pass.to_string()))
 }
 
 /// Everything one side needs for one call.
@@ -199,7 +198,7 @@ pub struct CallSide {
     /// Signaling, receiving half.
     pub receiver: Receiver,
     /// STUN and TURN servers the signaling server advertised
-    /// (`stun:HOST:PORT`, `turn:USER:PASS@HOST:PORT`).
+    /// (`stun:HOST:PORT`, `turn:USER:PASS@HOST:PORT`, percent-encoded).
     pub ice_servers: Vec<String>,
 }
 
@@ -332,6 +331,12 @@ async fn drive(
                 Err(e) => tracing::debug!("socket: {e}"),
             },
             m = io.receiver.recv(), if signaling_up => match m {
+                // The operator revoked this profile: say so, not "the server went away".
+                Ok(SignalIncoming::Message(Message::Error(e)))
+                    if e.call_id.is_none() && e.code == ErrorCode::CertificateRevoked =>
+                {
+                    session.fail(Instant::now(), Outcome::Failed, format!("signed out by the server: {}", e.message));
+                }
                 Ok(SignalIncoming::Message(m)) => session.handle_signal(Instant::now(), m),
                 Ok(SignalIncoming::Relay { call_id, frame, .. }) => session.handle_relay(Instant::now(), call_id, &frame),
                 Err(cryptic_signal::Error::Protocol(e)) => tracing::debug!("skipped a bad message from the server: {e}"),
@@ -628,6 +633,15 @@ mod tests {
                 "127.0.0.1:3479".parse().unwrap(),
                 "alice".into(),
                 "s3cret:x".into()
+            ))
+        );
+        // TURN REST credentials: the user name holds a ':' (percent-encoded).
+        assert_eq!(
+            parse_ice_server("turn:1764500000%3Aalice:Zm9v%2Fbg%3D%3D@127.0.0.1:3479").await,
+            Some(IceServer::Turn(
+                "127.0.0.1:3479".parse().unwrap(),
+                "1764500000:alice".into(),
+                "Zm9v/bg==".into()
             ))
         );
         for bad in [

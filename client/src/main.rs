@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -18,10 +19,12 @@ use cryptic_audio::ProcessingConfig;
 use cryptic_call::call::{run_call, CallOptions, CallReport, CallSide};
 use cryptic_call::demo::{print_summary, run_demo, DemoOptions};
 use cryptic_call::history::{format_record, CallRecord, Direction, History};
-use cryptic_signal::certs::{CertificateAuthority, Validity};
+use cryptic_signal::certs::{CertificateAuthority, ServerTls, Validity, CA_KEY_FILE};
 use cryptic_signal::client::connect;
-use cryptic_signal::profile::Profile;
-use cryptic_signal::server::{Server, ServerConfig};
+use cryptic_signal::profile::{Profile, PROFILE_FILE};
+use cryptic_signal::server::revoke::{fingerprint, Revocations};
+use cryptic_signal::server::turn::{TurnConfig, TurnSecret};
+use cryptic_signal::server::{Server, ServerConfig, ServerHandle};
 use cryptic_signal::wire::UserId;
 
 #[derive(Parser, Debug)]
@@ -63,36 +66,7 @@ enum Command {
         command: CaCommand,
     },
     /// Run the signaling server (operator).
-    Server {
-        /// Address to listen on.
-        #[arg(long, default_value = "0.0.0.0:8443")]
-        listen: String,
-        /// The CA directory made by `ca init`.
-        #[arg(long)]
-        ca: PathBuf,
-        /// Names and addresses the server certificate is issued for.
-        #[arg(long = "name", default_value = "localhost")]
-        names: Vec<String>,
-        /// Where the key directory lives.
-        #[arg(long, default_value = "server-data")]
-        data: PathBuf,
-        /// A STUN or TURN server to advertise to clients, repeatable:
-        /// `stun:HOST:PORT` or `turn:USER:PASS@HOST:PORT`.
-        #[arg(long = "ice-server")]
-        ice_servers: Vec<String>,
-        /// Most simultaneous client connections.
-        #[arg(long, default_value_t = 50_000)]
-        max_connections: usize,
-        /// Least time between two unanswered invites of one user (seconds).
-        #[arg(long, default_value_t = 10)]
-        invite_interval: u64,
-        /// Most relay frames per second per call.
-        #[arg(long, default_value_t = 2000)]
-        relay_frames_per_second: u32,
-        /// Abuse limits (defaults in docs/OPERATIONS.md).
-        #[command(flatten)]
-        limits: LimitArgs,
-    },
+    Server(Box<ServerArgs>),
     /// Call a user.
     Call {
         /// Who to call.
@@ -252,6 +226,44 @@ enum CaCommand {
         /// Where the CA's certificate and key go.
         #[arg(long, default_value = "ca")]
         dir: PathBuf,
+        /// Replace an existing CA (every certificate it issued stops working).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue the server's certificate and key once, into a directory to
+    /// copy to the server host (`server --tls DIR`).
+    IssueServer {
+        /// The CA directory.
+        #[arg(long, default_value = "ca")]
+        dir: PathBuf,
+        /// Names and addresses the certificate is issued for, repeatable.
+        #[arg(long = "name", default_value = "localhost")]
+        names: Vec<String>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// Where server.crt, server.key and ca.crt go.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing server key in OUT.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Revoke a user (every certificate of theirs) or one certificate:
+    /// adds it to the revocation list the server reads (`server --revoked`).
+    Revoke {
+        /// The user to revoke.
+        #[arg(required_unless_present = "cert")]
+        user: Option<String>,
+        /// Revoke only this certificate (a profile's client.crt), by its SHA-256.
+        #[arg(long, conflicts_with = "user")]
+        cert: Option<PathBuf>,
+        /// The CA directory.
+        #[arg(long, default_value = "ca")]
+        dir: PathBuf,
+        /// The list to update (default: revoked.txt in the CA directory).
+        #[arg(long)]
+        list: Option<PathBuf>,
     },
     /// Issue a user's profile directory.
     Issue {
@@ -269,7 +281,70 @@ enum CaCommand {
         /// Where the profile directory goes.
         #[arg(long)]
         out: PathBuf,
+        /// Replace an existing profile in OUT (its keys and history are lost).
+        #[arg(long)]
+        force: bool,
     },
+}
+
+/// `cryptic-call server`'s flags.
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    listen: String,
+    /// The server's TLS directory made by `ca issue-server` (its
+    /// certificate and key, and the CA certificate): the CA's private
+    /// key stays off the server host.
+    #[arg(long, required_unless_present = "ca", conflicts_with = "ca")]
+    tls: Option<PathBuf>,
+    /// Or the CA directory made by `ca init` (the server issues its own
+    /// certificate at each start: the CA key must be on this host; for
+    /// trials and the demo).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// With --ca: names and addresses the server certificate is issued for.
+    #[arg(long = "name", default_value = "localhost")]
+    names: Vec<String>,
+    /// The revocation list written by `ca revoke`; read at start and
+    /// again on SIGHUP (revoked users still connected are disconnected).
+    #[arg(long)]
+    revoked: Option<PathBuf>,
+    /// Where the key directory lives.
+    #[arg(long, default_value = "server-data")]
+    data: PathBuf,
+    /// A STUN or TURN server to advertise to clients, repeatable:
+    /// `stun:HOST:PORT` or `turn:HOST:PORT` (no password: each user gets
+    /// short-lived TURN REST credentials made with the TURN secret).
+    #[arg(long = "ice-server")]
+    ice_servers: Vec<String>,
+    /// A file holding the secret shared with the TURN server (coturn
+    /// `--static-auth-secret`); or set CRYPTIC_TURN_SECRET. Never on
+    /// the command line.
+    #[arg(long)]
+    turn_secret_file: Option<PathBuf>,
+    /// Hours a user's TURN credentials stay valid.
+    #[arg(long, default_value_t = 12)]
+    turn_credential_hours: u64,
+    /// Cluster mode: share presence and route calls with other nodes
+    /// through this Redis 7 (`redis://HOST:PORT`). Without it: one node.
+    #[arg(long, value_name = "REDIS_URL")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (default: host name and process id).
+    #[arg(long, requires = "cluster")]
+    node_id: Option<String>,
+    /// Most simultaneous client connections.
+    #[arg(long, default_value_t = 50_000)]
+    max_connections: usize,
+    /// Least time between two unanswered invites of one user (seconds).
+    #[arg(long, default_value_t = 10)]
+    invite_interval: u64,
+    /// Most relay frames per second per call.
+    #[arg(long, default_value_t = 2000)]
+    relay_frames_per_second: u32,
+    /// Abuse limits (defaults in docs/OPERATIONS.md).
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// The server's abuse limits that an operator may want to change; unset
@@ -472,34 +547,92 @@ fn main() -> ExitCode {
     }
 }
 
+/// The TURN REST secret from `--turn-secret-file` or `CRYPTIC_TURN_SECRET`
+/// (never from the command line, never printed).
+fn turn_config(
+    file: Option<&std::path::Path>,
+    hours: u64,
+) -> Result<Option<Arc<TurnConfig>>, String> {
+    let env = std::env::var("CRYPTIC_TURN_SECRET").ok();
+    let secret =
+        match (file, env) {
+            (Some(_), Some(_)) => return Err(
+                "give the TURN secret once: --turn-secret-file or CRYPTIC_TURN_SECRET, not both"
+                    .into(),
+            ),
+            (Some(f), None) => TurnSecret::from_file(f).map_err(|e| e.to_string())?,
+            (None, Some(text)) => TurnSecret::new(&text)
+                .map_err(|_| "CRYPTIC_TURN_SECRET is set but empty".to_string())?,
+            (None, None) => return Ok(None),
+        };
+    if hours == 0 {
+        return Err("--turn-credential-hours must be at least 1".into());
+    }
+    let mut turn = TurnConfig::new(secret);
+    turn.validity = Duration::from_secs(hours.saturating_mul(3600));
+    Ok(Some(Arc::new(turn)))
+}
+
 /// `cryptic-call server`: the signaling server until Ctrl-C.
-async fn serve(server: Command) -> Result<ExitCode, String> {
-    let Command::Server {
+async fn serve(server: Box<ServerArgs>) -> Result<ExitCode, String> {
+    let ServerArgs {
         listen,
+        tls,
         ca,
         names,
+        revoked,
         data,
         ice_servers,
+        turn_secret_file,
+        turn_credential_hours,
+        cluster,
+        node_id,
         max_connections,
         invite_interval,
         relay_frames_per_second,
         limits,
-    } = server
-    else {
-        return Err("not the server command".into());
+    } = *server;
+    let turn = turn_config(turn_secret_file.as_deref(), turn_credential_hours)?;
+    let tls = match (tls, ca) {
+        (Some(dir), _) => ServerTls::load(&dir).map_err(|e| e.to_string())?,
+        (None, Some(ca)) => {
+            let ca = CertificateAuthority::load(&ca).map_err(|e| e.to_string())?;
+            let cert = ca
+                .issue_server(&names, Validity::days_from_now(365))
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "note: the CA's private key is on this host; in production make the \
+                 server's certificate once with `ca issue-server` and start with --tls"
+            );
+            ServerTls {
+                cert_pem: cert.cert_pem,
+                key_pem: cert.key_pem,
+                ca_pem: ca.cert_pem().to_string(),
+            }
+        }
+        (None, None) => return Err("give --tls DIR (from `ca issue-server`) or --ca DIR".into()),
     };
-    let ca = CertificateAuthority::load(&ca).map_err(|e| e.to_string())?;
-    let cert = ca
-        .issue_server(&names, Validity::days_from_now(365))
-        .map_err(|e| e.to_string())?;
     let mut config = ServerConfig::new(
         listen.parse().map_err(|e| format!("bad --listen: {e}"))?,
-        cert.cert_pem,
-        cert.key_pem,
-        ca.cert_pem().to_string(),
+        tls.cert_pem,
+        tls.key_pem,
+        tls.ca_pem,
         data,
     );
+    config.revocation_file = revoked;
+    if let Some(url) = cluster {
+        let node = node_id.unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        let node = node.trim_start_matches('-').to_string();
+        config.cluster = Some(
+            cryptic_signal::server::cluster::ClusterConfig::new(url, node)
+                .map_err(|e| e.to_string())?,
+        );
+    }
     config.ice_servers = ice_servers;
+    config.turn = turn;
     config.limits.max_connections = max_connections;
     config.limits.invite_interval = Duration::from_secs(invite_interval);
     config.limits.relay_frames_per_second = relay_frames_per_second;
@@ -509,12 +642,169 @@ async fn serve(server: Command) -> Result<ExitCode, String> {
         "signaling server listening on {}",
         server.local_addr().map_err(|e| e.to_string())?
     );
-    server
-        .run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let reloader = tokio::spawn(reload_on_sighup(server.handle()));
+    let result = server.run(stop_signal()).await;
+    reloader.abort();
+    result.map_err(|e| e.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM (what systemd sends to stop a
+/// service): the server then says `server_shutdown` to every client.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// Reloads the revocation list on each SIGHUP (a bad list is reported and
+/// the one in force stays).
+async fn reload_on_sighup(server: ServerHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot watch SIGHUP (no revocation list reloads): {e}");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match server.reload_revocations() {
+            Ok(r) => println!(
+                "revocation list reloaded: {} entries, {} connections ended",
+                r.entries, r.ended
+            ),
+            Err(e) => eprintln!("revocation list not reloaded (the previous one stays): {e}"),
+        }
+    }
+}
+
+/// `cryptic-call ca ...`: the operator's certificate tooling.
+fn ca(command: CaCommand) -> Result<ExitCode, String> {
+    match command {
+        CaCommand::Init { dir, force } => {
+            let key = dir.join(CA_KEY_FILE);
+            if key.exists() && !force {
+                return Err(format!(
+                    "{} already exists: a new CA would void every certificate it \
+                     issued; not replaced (--force replaces it)",
+                    key.display()
+                ));
+            }
+            let ca = CertificateAuthority::create("Cryptic Call CA").map_err(|e| e.to_string())?;
+            ca.save(&dir).map_err(|e| e.to_string())?;
+            println!("CA written to {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        CaCommand::Issue {
+            user: name,
+            dir,
+            server,
+            server_name,
+            out,
+            force,
+        } => {
+            if out.join(PROFILE_FILE).exists() && !force {
+                return Err(format!(
+                    "{} already holds a profile: not replaced (--force replaces it; \
+                     its keys and history are lost)",
+                    out.display()
+                ));
+            }
+            let ca = CertificateAuthority::load(&dir).map_err(|e| e.to_string())?;
+            let me = user(&name)?;
+            let cert = ca
+                .issue_client(&me, Validity::days_from_now(365))
+                .map_err(|e| e.to_string())?;
+            Profile::write(&out, &me, &server, &server_name, ca.cert_pem(), &cert)
+                .map_err(|e| e.to_string())?;
+            println!("profile of {name} written to {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        CaCommand::IssueServer {
+            dir,
+            names,
+            days,
+            out,
+            force,
+        } => {
+            if days < 1 {
+                return Err("--days must be at least 1".into());
+            }
+            let ca = CertificateAuthority::load(&dir).map_err(|e| e.to_string())?;
+            let cert = ca
+                .issue_server(&names, Validity::days_from_now(days))
+                .map_err(|e| e.to_string())?;
+            let tls = ServerTls {
+                cert_pem: cert.cert_pem,
+                key_pem: cert.key_pem,
+                ca_pem: ca.cert_pem().to_string(),
+            };
+            tls.save(&out, force).map_err(|e| e.to_string())?;
+            println!(
+                "server certificate for {} written to {}: copy that directory to the \
+                 server host and start it with `server --tls {}`",
+                names.join(", "),
+                out.display(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CaCommand::Revoke {
+            user: name,
+            cert,
+            dir,
+            list,
+        } => revoke(name.as_deref(), cert.as_deref(), &dir, list),
+    }
+}
+
+/// `ca revoke`: adds a user or one certificate to the revocation list.
+fn revoke(
+    name: Option<&str>,
+    cert: Option<&std::path::Path>,
+    dir: &std::path::Path,
+    list: Option<PathBuf>,
+) -> Result<ExitCode, String> {
+    let list = list.unwrap_or_else(|| dir.join("revoked.txt"));
+    let mut r = if list.exists() {
+        Revocations::load(&list).map_err(|e| e.to_string())?
+    } else {
+        Revocations::default()
+    };
+    let (what, added) = match (name, cert) {
+        (Some(name), _) => (name.to_string(), r.revoke_user(user(name)?)),
+        (None, Some(path)) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let der = cryptic_signal::certs::first_cert_der(&pem).map_err(|e| e.to_string())?;
+            let who = cryptic_signal::certs::user_from_cert_der(&der)
+                .map_or_else(|_| "?".to_string(), |u| u.to_string());
+            (
+                format!("the certificate of {who} in {}", path.display()),
+                r.revoke_cert(fingerprint(&der)),
+            )
+        }
+        (None, None) => return Err("name a user or give --cert FILE".into()),
+    };
+    if added {
+        std::fs::write(&list, r.to_text())
+            .map_err(|e| format!("cannot write {}: {e}", list.display()))?;
+        println!("{what} revoked in {}", list.display());
+    } else {
+        println!("{what} was already revoked in {}", list.display());
+    }
+    println!("copy it to each server (`server --revoked FILE`) and send it SIGHUP to apply it");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -568,33 +858,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::FAILURE
             })
         }
-        Command::Ca { command } => match command {
-            CaCommand::Init { dir } => {
-                let ca =
-                    CertificateAuthority::create("Cryptic Call CA").map_err(|e| e.to_string())?;
-                ca.save(&dir).map_err(|e| e.to_string())?;
-                println!("CA written to {}", dir.display());
-                Ok(ExitCode::SUCCESS)
-            }
-            CaCommand::Issue {
-                user: name,
-                dir,
-                server,
-                server_name,
-                out,
-            } => {
-                let ca = CertificateAuthority::load(&dir).map_err(|e| e.to_string())?;
-                let me = user(&name)?;
-                let cert = ca
-                    .issue_client(&me, Validity::days_from_now(365))
-                    .map_err(|e| e.to_string())?;
-                Profile::write(&out, &me, &server, &server_name, ca.cert_pem(), &cert)
-                    .map_err(|e| e.to_string())?;
-                println!("profile of {name} written to {}", out.display());
-                Ok(ExitCode::SUCCESS)
-            }
-        },
-        server @ Command::Server { .. } => serve(server).await,
+        Command::Ca { command } => ca(command),
+        Command::Server(server) => serve(server).await,
         Command::Call {
             user: peer,
             profile,

@@ -184,6 +184,81 @@ impl CertificateAuthority {
     }
 }
 
+/// File name of a server's certificate written by [`ServerTls::save`].
+pub const SERVER_CERT_FILE: &str = "server.crt";
+/// File name of a server's private key written by [`ServerTls::save`].
+pub const SERVER_KEY_FILE: &str = "server.key";
+
+/// What a server host needs for TLS, and nothing more: its certificate and
+/// key, and the CA certificate its clients' certificates chain to (not the
+/// CA's private key). Made once by `cryptic-call ca issue-server`.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// The server's certificate.
+    pub cert_pem: String,
+    /// Its private key.
+    pub key_pem: String,
+    /// The CA certificate (clients are verified against it).
+    pub ca_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// Writes `server.crt`, `server.key` (0600) and `ca.crt` into `dir`
+    /// (created, mode 0700). Refuses to replace an existing key unless
+    /// `replace`.
+    pub fn save(&self, dir: &std::path::Path, replace: bool) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let io =
+            |e: std::io::Error| Error::Storage(crate::Cause::because(dir.display().to_string(), e));
+        let key = dir.join(SERVER_KEY_FILE);
+        if key.exists() && !replace {
+            return Err(Error::Storage(crate::Cause::new(format!(
+                "{} already exists: not replaced (--force replaces it)",
+                key.display()
+            ))));
+        }
+        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        std::fs::write(dir.join(SERVER_CERT_FILE), &self.cert_pem).map_err(io)?;
+        std::fs::write(dir.join(CA_CERT_FILE), &self.ca_pem).map_err(io)?;
+        crate::e2e::write_private(&key, self.key_pem.as_bytes())
+    }
+
+    /// Loads what [`ServerTls::save`] wrote, checking that each file holds
+    /// what it should.
+    pub fn load(dir: &std::path::Path) -> Result<ServerTls, Error> {
+        let read = |n: &str| {
+            let p = dir.join(n);
+            std::fs::read_to_string(&p)
+                .map_err(|e| Error::Storage(crate::Cause::because(p.display().to_string(), e)))
+        };
+        let tls = ServerTls {
+            cert_pem: read(SERVER_CERT_FILE)?,
+            key_pem: read(SERVER_KEY_FILE)?,
+            ca_pem: read(CA_CERT_FILE)?,
+        };
+        certs_from_pem(&tls.cert_pem)?;
+        key_from_pem(&tls.key_pem)?;
+        root_store(&tls.ca_pem)?;
+        Ok(tls)
+    }
+}
+
+/// The DER of the first certificate in `pem`.
+pub fn first_cert_der(pem: &str) -> Result<Vec<u8>, Error> {
+    let certs = certs_from_pem(pem)?;
+    certs
+        .first()
+        .map(|c| c.as_ref().to_vec())
+        .ok_or_else(|| Error::Certificate("no certificate in PEM".into()))
+}
+
 /// The user named by a (verified) client certificate: its common name.
 pub fn user_from_cert_der(der: &[u8]) -> Result<UserId, Error> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(cert_err)?;

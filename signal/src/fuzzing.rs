@@ -40,3 +40,24 @@ pub fn payload(data: &[u8]) {
         });
     }
 }
+
+/// Parses `data` as an advertised STUN/TURN server URI; whatever parses
+/// must print and parse back to the same value.
+pub fn ice_uri(data: &[u8]) {
+    use crate::uri::IceUri;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(u) = IceUri::parse(text) {
+        assert_eq!(IceUri::parse(&u.to_uri()).ok(), Some(u), "URI round trip");
+    }
+}
+
+/// Parses `data` as an envelope between cluster nodes; whatever parses
+/// must encode back to the same bytes.
+pub fn cluster_envelope(data: &[u8]) {
+    if let Some(e) = crate::envelope::parse(data) {
+        let again = crate::envelope::encode(e.kind, &e.to, e.node, e.payload);
+        assert_eq!(again, data, "envelope round trip");
+    }
+}

@@ -60,10 +60,12 @@ pub mod callkey;
 pub mod certs;
 pub mod client;
 pub mod e2e;
+mod envelope;
 pub mod payload;
 pub mod profile;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod uri;
 pub mod wire;
 
 #[doc(hidden)]
@@ -123,6 +125,8 @@ pub enum Error {
     Io(std::io::Error),
     /// The key directory (SQLite) failed.
     Database(Cause),
+    /// A setting is wrong (a server flag, the contents of a file it names).
+    Config(Cause),
 }
 
 impl std::fmt::Display for Error {
@@ -151,6 +155,7 @@ impl std::fmt::Display for Error {
             Error::Tls(e) => write!(f, "tls: {e}"),
             Error::Io(e) => write!(f, "i/o: {e}"),
             Error::Database(e) => write!(f, "key directory: {e}"),
+            Error::Config(e) => write!(f, "configuration: {e}"),
         }
     }
 }
@@ -159,9 +164,11 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
-            Error::Storage(c) | Error::Certificate(c) | Error::Tls(c) | Error::Database(c) => {
-                c.source()
-            }
+            Error::Storage(c)
+            | Error::Certificate(c)
+            | Error::Tls(c)
+            | Error::Database(c)
+            | Error::Config(c) => c.source(),
             _ => None,
         }
     }

@@ -450,6 +450,10 @@ pub enum ErrorCode {
     Internal,
     /// A message type only the server sends.
     NotAllowed,
+    /// The operator revoked this user or this certificate: the login is
+    /// refused, or an open connection ended when the server reloaded its
+    /// revocation list. (Older clients read it as `Other`.)
+    CertificateRevoked,
     /// A code this version does not know (forward compatibility when reading).
     #[serde(other)]
     Other,

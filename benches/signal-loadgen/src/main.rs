@@ -19,6 +19,12 @@
 //! 3. `--relay-calls` answered calls exchange binary relay frames of
 //!    `--frame-bytes` at `--relay-fps` per direction for `--relay-secs`:
 //!    frames forwarded per second.
+//!
+//! With `--cluster redis://127.0.0.1:PORT` (a running `redis-server`), two
+//! server processes run as cluster nodes; every caller is connected to the
+//! first and every callee to the second, so every call set-up and relay
+//! frame crosses nodes through Redis. Memory and CPU are the two nodes'
+//! sums.
 
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
@@ -80,14 +86,22 @@ async fn server(args: &[String]) -> Result<(), BoxError> {
         .position(|a| a == "--dir")
         .ok_or("--dir missing")?;
     let dir = PathBuf::from(args.get(i + 1).ok_or("--dir needs a value")?);
+    let cluster = match args.iter().position(|a| a == "--cluster") {
+        Some(i) => Some(cryptic_signal::server::cluster::ClusterConfig::new(
+            args.get(i + 1).ok_or("--cluster needs a value")?.as_str(),
+            args.get(i + 2).ok_or("--cluster needs a node id")?.as_str(),
+        )?),
+        None => None,
+    };
     let read = |n: &str| std::fs::read_to_string(dir.join(n));
     let mut cfg = ServerConfig::new(
         "127.0.0.1:0".parse()?,
         read("server.crt")?,
         read("server.key")?,
         read("ca.crt")?,
-        dir.join("data"),
+        dir.join(format!("data-{}", std::process::id())),
     );
+    cfg.cluster = cluster;
     // The pairs loop calls as fast as they can: lift the per-connection
     // message cap (the relay cap per call stays at its default).
     cfg.limits.messages_per_second = 100_000;
@@ -198,31 +212,30 @@ async fn bench(args: &[String]) -> Result<(), BoxError> {
     std::fs::write(dir.join("ca.crt"), ca.cert_pem())?;
     std::fs::write(dir.join("server.crt"), &sc.cert_pem)?;
     std::fs::write(dir.join("server.key"), &sc.key_pem)?;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["server", "--dir"])
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().ok_or("server exited")?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let addr = loop {
-        let l = lines
-            .next_line()
-            .await?
-            .ok_or("server exited before listening")?;
-        if let Some(a) = l.strip_prefix("LISTENING ") {
-            break a.to_string();
+    let cluster = args
+        .iter()
+        .position(|a| a == "--cluster")
+        .map(|i| args.get(i + 1).ok_or("--cluster needs a value"))
+        .transpose()?;
+    let mut nodes = Vec::new();
+    for n in 0..if cluster.is_some() { 2 } else { 1 } {
+        let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+        cmd.args(["server", "--dir"]).arg(&dir);
+        if let Some(url) = cluster {
+            cmd.args(["--cluster", url, &format!("loadgen-{n}")]);
         }
-    };
+        nodes.push(start_node(cmd).await?);
+    }
+    let pids: Vec<u32> = nodes.iter().map(|n| n.1).collect();
+    let rss_kib = |_: u32| pids.iter().map(|&p| rss_kib(p)).sum::<Result<u64, _>>();
+    let cpu_secs = |_: u32| pids.iter().map(|&p| cpu_secs(p)).sum::<Result<f64, _>>();
+    let pid = pids[0];
     let t = Instant::now();
     let mut cfgs = Vec::with_capacity(total);
     for i in 0..total {
         let c = ca.issue_client(&user(i)?, Validity::days_from_now(1))?;
         cfgs.push(ClientConfig::new(
-            addr.clone(),
+            nodes[i % nodes.len()].2.clone(),
             "localhost".into(),
             ca.cert_pem().into(),
             c.cert_pem,
@@ -274,10 +287,36 @@ async fn bench(args: &[String]) -> Result<(), BoxError> {
     }
     println!("server RSS at the end: {} KiB", rss_kib(pid)?);
     drop(all);
-    drop(child.stdin.take());
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    for (mut child, _, _) in nodes {
+        drop(child.stdin.take());
+        let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Starts a server process; returns it, its pid and the address it listens on.
+async fn start_node(
+    mut cmd: tokio::process::Command,
+) -> Result<(tokio::process::Child, u32, String), BoxError> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().ok_or("server exited")?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let addr = loop {
+        let l = lines
+            .next_line()
+            .await?
+            .ok_or("server exited before listening")?;
+        if let Some(a) = l.strip_prefix("LISTENING ") {
+            break a.to_string();
+        }
+    };
+    Ok((child, pid, addr))
 }
 
 async fn call_phase(conns: Vec<Connection>, secs: u64, rate: u64) -> Result<(), BoxError> {

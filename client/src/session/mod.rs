@@ -704,8 +704,12 @@ impl<S: Sealer> CallSession<S> {
         if self.media.is_some() && matches!(self.path, Path::Ice(_)) {
             self.events.push_back(SessionEvent::SignalingLost);
         } else if !self.ended {
-            self.forced = Some(Outcome::Failed);
-            self.report.reason = "the signaling server went away".into();
+            // A reason given before the connection closed (the server
+            // revoked us) is the one to tell.
+            if self.forced.is_none() {
+                self.forced = Some(Outcome::Failed);
+                self.report.reason = "the signaling server went away".into();
+            }
             self.end(now, Reason::MediaFailed);
         }
     }

@@ -45,7 +45,7 @@ pub(crate) struct Tx {
     queue: mpsc::Sender<Out>,
     queued: Arc<AtomicUsize>,
     max_bytes: usize,
-    kill: Arc<watch::Sender<bool>>,
+    kill: Arc<watch::Sender<Option<ErrorCode>>>,
 }
 
 /// The connection task's side of [`Tx`].
@@ -55,17 +55,17 @@ pub(crate) struct Rx {
     queued: Arc<AtomicUsize>,
 }
 
-/// The kill switch as the connection task sees it: becomes `true` when the
-/// connection must end at once (replaced by a newer login), even if it is
-/// stuck writing.
-pub(crate) type Kill = watch::Receiver<bool>;
+/// The kill switch as the connection task sees it: becomes `Some(why)`
+/// when the connection must end at once (replaced by a newer login, or its
+/// certificate revoked), even if it is stuck writing.
+pub(crate) type Kill = watch::Receiver<Option<ErrorCode>>;
 
 /// A connection's outgoing queue of at most `len` items and about
 /// `max_bytes` bytes, and its kill switch.
 pub(crate) fn channel(len: usize, max_bytes: usize) -> (Tx, Rx, Kill) {
     let (qtx, qrx) = mpsc::channel(len.max(1));
     let queued = Arc::new(AtomicUsize::new(0));
-    let (ktx, krx) = watch::channel(false);
+    let (ktx, krx) = watch::channel(None);
     (
         Tx {
             queue: qtx,
@@ -93,9 +93,9 @@ impl Tx {
     }
 
     /// Ends the connection for certain: its task stops waiting on any write
-    /// and closes (after a goodbye bounded by a short deadline).
-    pub(crate) fn kill(&self) {
-        self.kill.send_replace(true);
+    /// and closes (after a goodbye saying `why`, bounded by a short deadline).
+    pub(crate) fn kill(&self, why: ErrorCode) {
+        self.kill.send_replace(Some(why));
     }
 }
 
@@ -120,6 +120,7 @@ impl Rx {
 }
 
 struct Peer {
+    /// The connection's id; [`REMOTE`] for a user on another cluster node.
     conn_id: u64,
     tx: Tx,
     calls: Vec<CallId>,
@@ -183,6 +184,10 @@ impl Outcome {
     }
 }
 
+/// The `conn_id` of a user connected to another cluster node, whose
+/// messages go through a proxy [`Tx`] (local connection ids start at 1).
+pub(crate) const REMOTE: u64 = 0;
+
 #[derive(Default)]
 pub(crate) struct Hub {
     users: HashMap<UserId, Peer>,
@@ -225,14 +230,89 @@ impl Hub {
         deliver
     }
 
-    /// All connections (for shutdown).
+    /// All local connections (for shutdown).
     pub(crate) fn senders(&self) -> Vec<Tx> {
-        self.users.values().map(|p| p.tx.clone()).collect()
+        self.users
+            .values()
+            .filter(|p| p.conn_id != REMOTE)
+            .map(|p| p.tx.clone())
+            .collect()
+    }
+
+    /// The local connection of `user`, if it is connected to this node.
+    pub(crate) fn local(&self, user: &UserId) -> Option<(u64, Tx)> {
+        self.users
+            .get(user)
+            .filter(|p| p.conn_id != REMOTE)
+            .map(|p| (p.conn_id, p.tx.clone()))
+    }
+
+    /// Whether `user` is known here as a user of another node.
+    pub(crate) fn is_remote(&self, user: &UserId) -> bool {
+        self.users.get(user).is_some_and(|p| p.conn_id == REMOTE)
+    }
+
+    /// Registers `user`, connected to another node, behind the proxy `tx`,
+    /// unless the user is local or already registered with calls going on.
+    /// Returns whether `tx` was registered.
+    pub(crate) fn connect_remote(&mut self, user: &UserId, tx: Tx) -> bool {
+        match self.users.get(user) {
+            Some(p) if p.conn_id != REMOTE || !p.calls.is_empty() => false,
+            _ => {
+                self.connect(user, REMOTE, tx);
+                true
+            }
+        }
+    }
+
+    /// Remote users without calls here: their proxies are dropped.
+    pub(crate) fn drop_idle_remotes(&mut self) -> Vec<UserId> {
+        let idle: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|(_, p)| p.conn_id == REMOTE && p.calls.is_empty())
+            .map(|(u, _)| u.clone())
+            .collect();
+        for u in &idle {
+            self.users.remove(u);
+        }
+        idle
+    }
+
+    /// The other participant of call `id` of the local user `to`: the
+    /// sender of a relay frame that arrived from another node for `to`.
+    pub(crate) fn relay_sender(&self, to: &UserId, id: &CallId) -> Option<UserId> {
+        self.calls.get(id).and_then(|c| c.other(to)).cloned()
     }
 
     /// Number of registered calls.
     pub(crate) fn call_count(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The node of the remote `user` died. Its answered calls that never
+    /// used the relay are dropped without a word (their media flows peer
+    /// to peer and goes on without us); its other calls end as on a
+    /// disconnect (`peer_disconnected`).
+    pub(crate) fn remote_lost(&mut self, user: &UserId) -> Vec<(Tx, Out)> {
+        if !self.is_remote(user) {
+            return Vec::new();
+        }
+        let Some(p) = self.users.remove(user) else {
+            return Vec::new();
+        };
+        let (p2p, others): (Vec<CallId>, Vec<CallId>) = p.calls.iter().partition(|id| {
+            self.calls
+                .get(id)
+                .is_some_and(|c| c.phase == CallPhase::Active && c.relay_started.is_none())
+        });
+        for id in &p2p {
+            self.remove_call(id);
+            tracing::info!(call_id = %id, "peer's node lost; the peer-to-peer call goes on");
+        }
+        let mut deliver = Vec::new();
+        self.end_calls_of(user, &others, &mut deliver);
+        deliver
     }
 
     fn end_calls_of(&mut self, user: &UserId, calls: &[CallId], deliver: &mut Vec<(Tx, Out)>) {

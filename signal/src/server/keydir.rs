@@ -37,7 +37,33 @@ fn verify(signing: &PublicKey, msg: &[u8], sig: &B64Bytes<64>) -> bool {
     k.verify(msg, &s).is_ok()
 }
 
-fn key_col(s: String) -> Result<PublicKey, Error> {
+/// Whether a publish is acceptable: at most
+/// [`MAX_ONE_TIME_KEYS_PER_PUBLISH`] one-time keys (counted before any
+/// signature work), and every signature verifies under its signing key.
+pub(crate) fn publish_verifies(p: &KeysPublish) -> bool {
+    if p.one_time_keys.len() > MAX_ONE_TIME_KEYS_PER_PUBLISH {
+        return false;
+    }
+    if !verify(
+        &p.signing_key,
+        &identity_statement(&p.identity_key),
+        &p.identity_signature,
+    ) {
+        return false;
+    }
+    p.one_time_keys
+        .iter()
+        .chain(p.fallback_key.iter())
+        .all(|k| {
+            verify(
+                &p.signing_key,
+                &one_time_key_statement(&k.key),
+                &k.signature,
+            )
+        })
+}
+
+pub(crate) fn key_col(s: String) -> Result<PublicKey, Error> {
     B64Bytes::from_base64(&s).map_err(|e| Error::Database(e.into()))
 }
 
@@ -81,29 +107,7 @@ impl KeyDirectory {
     /// identity key replaces the old one and drops its one-time keys.
     /// Returns the number of unclaimed one-time keys.
     pub fn publish(&self, user: &UserId, p: &KeysPublish) -> Result<Option<u32>, Error> {
-        // Count before any signature work.
-        if p.one_time_keys.len() > MAX_ONE_TIME_KEYS_PER_PUBLISH {
-            return Ok(None);
-        }
-        if !verify(
-            &p.signing_key,
-            &identity_statement(&p.identity_key),
-            &p.identity_signature,
-        ) {
-            return Ok(None);
-        }
-        let all_ok = p
-            .one_time_keys
-            .iter()
-            .chain(p.fallback_key.iter())
-            .all(|k| {
-                verify(
-                    &p.signing_key,
-                    &one_time_key_statement(&k.key),
-                    &k.signature,
-                )
-            });
-        if !all_ok {
+        if !publish_verifies(p) {
             return Ok(None);
         }
         let mut conn = self.lock();

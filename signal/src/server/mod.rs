@@ -21,10 +21,14 @@
 //! `docs/OPERATIONS.md` lists them with their defaults.
 
 mod admit;
+pub mod cluster;
 mod hub;
 pub mod keydir;
 mod quota;
+pub mod revoke;
+pub mod turn;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -208,8 +212,19 @@ pub struct ServerConfig {
     /// Directory of the key directory database (`keys.sqlite`).
     pub data_dir: PathBuf,
     /// STUN/TURN server URIs advertised to clients in `welcome`
-    /// (e.g. `stun:127.0.0.1:3478`, `turn:127.0.0.1:3478?transport=udp`).
+    /// (e.g. `stun:127.0.0.1:3478`, `turn:127.0.0.1:3478`). A `turn:` URI
+    /// carries no password: each user gets its own short-lived credential
+    /// from [`ServerConfig::turn`] in it.
     pub ice_servers: Vec<String>,
+    /// The TURN REST secret shared with the TURN server, and how long the
+    /// credentials handed out stay valid. Needed when a `turn:` URI is advertised.
+    pub turn: Option<Arc<turn::TurnConfig>>,
+    /// The revocation list ([`revoke`]): read at [`Server::bind`] and again
+    /// by [`ServerHandle::reload_revocations`] (the CLI calls it on SIGHUP).
+    pub revocation_file: Option<PathBuf>,
+    /// Cluster mode: share presence and routing with other nodes through
+    /// Redis ([`cluster`]). `None`: one node, nothing shared.
+    pub cluster: Option<cluster::ClusterConfig>,
     /// Limits.
     pub limits: Limits,
 }
@@ -240,6 +255,9 @@ impl ServerConfig {
             client_ca_pem,
             data_dir,
             ice_servers: Vec::new(),
+            turn: None,
+            revocation_file: None,
+            cluster: None,
             limits: Limits::default(),
         }
     }
@@ -250,6 +268,12 @@ struct Shared {
     key_quota: Mutex<quota::KeyQuota>,
     addrs: Arc<admit::AddrSlots>,
     ice_servers: Vec<String>,
+    turn: Option<Arc<turn::TurnConfig>>,
+    revocation_file: Option<PathBuf>,
+    revocations: std::sync::RwLock<Arc<revoke::Revocations>>,
+    cluster: Option<Arc<cluster::Cluster>>,
+    /// Every logged-in connection, for ending revoked ones on a reload.
+    live: Mutex<HashMap<u64, (UserId, revoke::CertFingerprint, hub::Tx)>>,
     keys: Arc<KeyDirectory>,
     limits: Limits,
     next_conn: AtomicU64,
@@ -262,6 +286,35 @@ impl Shared {
         self.key_quota
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The STUN/TURN URIs for `user`'s `welcome`, TURN ones with a fresh
+    /// credential of that user.
+    fn ice_servers_for(&self, user: &UserId) -> Vec<String> {
+        let cred = self.turn.as_ref().map(|t| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            t.secret.credential(user, now, t.validity)
+        });
+        turn::advertise(&self.ice_servers, cred.as_ref())
+    }
+
+    fn live(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, (UserId, revoke::CertFingerprint, hub::Tx)>> {
+        // Inserts and removals are single steps: a poisoned lock is consistent.
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn revocations(&self) -> Arc<revoke::Revocations> {
+        self.revocations
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn hub(&self) -> std::sync::MutexGuard<'_, Hub> {
@@ -285,6 +338,57 @@ impl ServerStats {
     /// Calls in the registry (ringing or active).
     pub fn calls(&self) -> usize {
         self.0.hub().call_count()
+    }
+}
+
+/// Controls a running server.
+#[derive(Clone)]
+pub struct ServerHandle(Arc<Shared>);
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle").finish_non_exhaustive()
+    }
+}
+
+/// What a reload of the revocation list did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reloaded {
+    /// Entries in the list now in force.
+    pub entries: usize,
+    /// Open connections ended because the list now refuses them.
+    pub ended: usize,
+}
+
+impl ServerHandle {
+    /// Reads the revocation list again and ends every open connection it
+    /// now refuses (the client reads `certificate_revoked`). On an error
+    /// (unreadable file, bad line) the list in force stays.
+    pub fn reload_revocations(&self) -> Result<Reloaded, Error> {
+        let path = self.0.revocation_file.as_ref().ok_or_else(|| {
+            Error::Config(crate::Cause::new(
+                "this server was started without a revocation list",
+            ))
+        })?;
+        let list = Arc::new(revoke::Revocations::load(path)?);
+        *self
+            .0
+            .revocations
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = list.clone();
+        let mut ended = 0;
+        for (user, cert, tx) in self.0.live().values() {
+            if list.refuses(user, cert) {
+                tracing::info!(user = %user, "certificate revoked: ending its connection");
+                tx.kill(ErrorCode::CertificateRevoked);
+                ended += 1;
+            }
+        }
+        Ok(Reloaded {
+            entries: list.len(),
+            ended,
+        })
     }
 }
 
@@ -346,6 +450,7 @@ pub(crate) fn ws_config() -> WebSocketConfig {
 impl Server {
     /// Loads the certificates, opens the key directory and binds the listener.
     pub async fn bind(config: ServerConfig) -> Result<Server, Error> {
+        turn::check_uris(&config.ice_servers, config.turn.as_deref())?;
         let tls = tls_config(&config)?;
         let fd_limit = admit::raise_fd_limit();
         if fd_limit.is_some_and(|l| l < config.limits.max_connections as u64) {
@@ -362,6 +467,18 @@ impl Server {
             ))
         })?;
         let keys = Arc::new(KeyDirectory::open(&config.data_dir.join("keys.sqlite"))?);
+        let revocations = match &config.revocation_file {
+            Some(path) => {
+                let r = revoke::Revocations::load(path)?;
+                tracing::info!(entries = r.len(), "revocation list loaded");
+                r
+            }
+            None => revoke::Revocations::default(),
+        };
+        let cluster = match &config.cluster {
+            Some(c) => Some(cluster::Cluster::connect(c).await?),
+            None => None,
+        };
         let listener = TcpListener::bind(config.listen).await?;
         Ok(Server {
             listener,
@@ -374,6 +491,11 @@ impl Server {
                     config.limits.max_handshakes_per_ip,
                 ),
                 ice_servers: config.ice_servers,
+                turn: config.turn,
+                revocation_file: config.revocation_file,
+                revocations: std::sync::RwLock::new(Arc::new(revocations)),
+                live: Mutex::new(HashMap::new()),
+                cluster,
                 keys,
                 limits: config.limits,
                 next_conn: AtomicU64::new(1),
@@ -392,6 +514,11 @@ impl Server {
         ServerStats(self.shared.clone())
     }
 
+    /// A handle to control the running server (reload the revocation list).
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle(self.shared.clone())
+    }
+
     /// Accepts connections until `shutdown` completes, then tells every
     /// client (error `server_shutdown`, close frame) and waits up to five
     /// seconds for the connections to finish.
@@ -406,6 +533,11 @@ impl Server {
         // Time caps of calls (duration, ringing) are enforced by a sweep.
         let mut sweep = tokio::time::interval(Duration::from_secs(1));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cluster_tasks = tokio::task::JoinSet::new();
+        if let Some(c) = &self.shared.cluster {
+            cluster_tasks.spawn(cluster::inbound(self.shared.clone(), c.clone()));
+            cluster_tasks.spawn(cluster::heartbeat(self.shared.clone(), c.clone()));
+        }
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -460,6 +592,7 @@ impl Server {
         })
         .await;
         tasks.abort_all();
+        cluster_tasks.abort_all();
         Ok(())
     }
 }
@@ -498,11 +631,11 @@ async fn connection(
         let ws = tokio_tungstenite::accept_async_with_config(tls, Some(ws_config()))
             .await
             .map_err(|e| format!("websocket: {e}"))?;
-        Ok::<_, String>((user, ws))
+        Ok::<_, String>((user, revoke::fingerprint(&der), ws))
     };
     let handshake = tokio::time::timeout(limits.handshake_timeout, hs).await;
     slot.handshake_done();
-    let (user, ws) = match handshake {
+    let (user, cert, ws) = match handshake {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             tracing::info!(reason = %e, "connection refused during handshake");
@@ -514,7 +647,7 @@ async fn connection(
         }
     };
     shared.connections.fetch_add(1, Ordering::Relaxed);
-    serve(&shared, user, ws, stop).await;
+    serve(&shared, user, cert, ws, stop).await;
     shared.connections.fetch_sub(1, Ordering::Relaxed);
     drop(slot);
 }
@@ -545,18 +678,27 @@ enum End {
 }
 
 impl End {
-    fn replaced() -> Self {
-        End::Close(
-            ErrorCode::SessionReplaced,
-            "a newer connection for this user replaced this one".into(),
-        )
+    /// The goodbye of a connection killed for `why`.
+    fn killed(why: ErrorCode) -> Self {
+        let text = match why {
+            ErrorCode::CertificateRevoked => REVOKED,
+            _ => "a newer connection for this user replaced this one",
+        };
+        End::Close(why, text.into())
     }
 }
 
-/// Completes once the connection is killed (never if its kill switch is gone).
-async fn killed(kill: &mut hub::Kill) {
-    if kill.wait_for(|k| *k).await.is_err() {
-        std::future::pending::<()>().await;
+/// What a revoked user reads.
+const REVOKED: &str = "the operator revoked this certificate: the server refuses it \
+                       (ask the operator for a new profile)";
+
+/// Completes once the connection is killed, with why (never if its kill
+/// switch is gone).
+async fn killed(kill: &mut hub::Kill) -> ErrorCode {
+    let why = kill.wait_for(Option::is_some).await.map(|w| *w);
+    match why {
+        Ok(why) => why.unwrap_or(ErrorCode::SessionReplaced),
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -572,7 +714,7 @@ where
 {
     tokio::select! {
         biased;
-        () = killed(kill) => Err(End::replaced()),
+        why = killed(kill) => Err(End::killed(why)),
         r = tokio::time::timeout_at(deadline, write) => match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Gone),
@@ -581,28 +723,28 @@ where
     }
 }
 
-async fn serve(shared: &Arc<Shared>, user: UserId, mut ws: Ws, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    shared: &Arc<Shared>,
+    user: UserId,
+    cert: revoke::CertFingerprint,
+    mut ws: Ws,
+    stop: watch::Receiver<bool>,
+) {
     let limits = &shared.limits;
     let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx, mut kill) = hub::channel(limits.queue_len, limits.queue_bytes);
-    let (old, hangups) = shared.hub().connect(&user, conn_id, tx.clone());
-    deliver(hangups);
-    if let Some(old) = old {
-        tracing::info!(user = %user, "new login replaces the previous connection");
-        // The goodbye goes through the queue if there is room; the kill
-        // ends the old connection even if its queue is full or it is
-        // stuck writing.
-        old.try_send(Out::Close(
-            ErrorCode::SessionReplaced,
-            "a newer connection for this user replaced this one".into(),
-        ));
-        old.kill();
-    }
-    tracing::info!(user = %user, "connected");
-    let end = drive(shared, &user, &mut ws, &tx, &mut rx, &mut kill, &mut stop).await;
-    let hangups = shared.hub().disconnect(&user, conn_id);
-    deliver(hangups);
-    drop(rx);
+    let (tx, rx, kill) = hub::channel(limits.queue_len, limits.queue_bytes);
+    // Registered before the check: a reload that lands in between finds
+    // this connection and ends it.
+    shared
+        .live()
+        .insert(conn_id, (user.clone(), cert, tx.clone()));
+    let end = if shared.revocations().refuses(&user, &cert) {
+        tracing::info!(user = %user, "login refused: certificate revoked");
+        End::killed(ErrorCode::CertificateRevoked)
+    } else {
+        session(shared, &user, conn_id, &mut ws, (tx, rx, kill), stop).await
+    };
+    shared.live().remove(&conn_id);
     let goodbye = tokio::time::Instant::now() + limits.write_timeout.min(Duration::from_secs(1));
     match end {
         End::Stuck => tracing::info!(user = %user, "dropped: a write missed its deadline"),
@@ -630,6 +772,46 @@ async fn serve(shared: &Arc<Shared>, user: UserId, mut ws: Ws, mut stop: watch::
     tracing::info!(user = %user, "disconnected");
 }
 
+/// A logged-in connection: registered in the hub (replacing an older one of
+/// the same user) until it ends; returns how it ended.
+async fn session(
+    shared: &Arc<Shared>,
+    user: &UserId,
+    conn_id: u64,
+    ws: &mut Ws,
+    (tx, mut rx, mut kill): (hub::Tx, hub::Rx, hub::Kill),
+    mut stop: watch::Receiver<bool>,
+) -> End {
+    let (old, hangups) = shared.hub().connect(user, conn_id, tx.clone());
+    deliver(hangups);
+    if let Some(old) = old {
+        tracing::info!(user = %user, "new login replaces the previous connection");
+        // The goodbye goes through the queue if there is room; the kill
+        // ends the old connection even if its queue is full or it is
+        // stuck writing.
+        old.try_send(Out::Close(
+            ErrorCode::SessionReplaced,
+            "a newer connection for this user replaced this one".into(),
+        ));
+        old.kill(ErrorCode::SessionReplaced);
+    }
+    tracing::info!(user = %user, "connected");
+    if let Some(c) = &shared.cluster {
+        if let Err(e) = c.claim(user, conn_id).await {
+            tracing::warn!(error = %e, "cluster: presence not recorded");
+        }
+    }
+    let end = drive(shared, user, ws, &tx, &mut rx, &mut kill, &mut stop).await;
+    let hangups = shared.hub().disconnect(user, conn_id);
+    deliver(hangups);
+    if let Some(c) = &shared.cluster {
+        if let Err(e) = c.release(user, conn_id).await {
+            tracing::warn!(error = %e, "cluster: presence not removed");
+        }
+    }
+    end
+}
+
 /// The connection loop: writes what the hub queued, reads and handles what
 /// the client sends, until one side ends it.
 async fn drive(
@@ -645,7 +827,7 @@ async fn drive(
     let deadline = || tokio::time::Instant::now() + limits.write_timeout;
     let welcome = Message::Welcome(Welcome {
         user: user.clone(),
-        ice_servers: shared.ice_servers.clone(),
+        ice_servers: shared.ice_servers_for(user),
     })
     .to_json();
     if let Err(e) = bounded(deadline(), kill, ws.send(WsMessage::text(welcome))).await {
@@ -673,7 +855,7 @@ async fn drive(
             _ = stop.changed() => {
                 return End::Close(ErrorCode::ServerShutdown, "server shutting down".into());
             }
-            () = killed(kill) => return End::replaced(),
+            why = killed(kill) => return End::killed(why),
             out = rx.recv() => {
                 let Some(out) = out else { return End::Gone };
                 // One deadline for the whole batch and its flush: a client
@@ -765,6 +947,38 @@ async fn drive(
 
 type Reply = Option<(ErrorCode, &'static str, Option<crate::wire::CallId>, bool)>;
 
+/// Stores keys: in Redis in cluster mode, else in SQLite (off the runtime).
+async fn publish_keys(
+    shared: &Arc<Shared>,
+    user: &UserId,
+    p: crate::wire::KeysPublish,
+) -> Result<Option<u32>, Error> {
+    if let Some(c) = &shared.cluster {
+        return c.publish_keys(user, &p).await;
+    }
+    let keys = shared.keys.clone();
+    let u = user.clone();
+    tokio::task::spawn_blocking(move || keys.publish(&u, &p))
+        .await
+        .map_err(|e| Error::Database(crate::Cause::because("key directory task", e)))?
+}
+
+/// Claims a bundle: from Redis in cluster mode, else from SQLite.
+async fn claim_keys(
+    shared: &Arc<Shared>,
+    target: &UserId,
+    one_time: bool,
+) -> Result<Option<crate::wire::KeysBundle>, Error> {
+    if let Some(c) = &shared.cluster {
+        return c.claim_keys(target, one_time).await;
+    }
+    let keys = shared.keys.clone();
+    let u = target.clone();
+    tokio::task::spawn_blocking(move || keys.claim(&u, one_time))
+        .await
+        .map_err(|e| Error::Database(crate::Cause::because("key directory task", e)))?
+}
+
 async fn handle_text(
     shared: &Arc<Shared>,
     user: &UserId,
@@ -804,10 +1018,8 @@ async fn handle_text(
                     false,
                 ));
             }
-            let keys = shared.keys.clone();
-            let u = user.clone();
-            match tokio::task::spawn_blocking(move || keys.publish(&u, &p)).await {
-                Ok(Ok(Some(count))) => {
+            match publish_keys(shared, user, p).await {
+                Ok(Some(count)) => {
                     tracing::info!(user = %user, "keys published");
                     tx.try_send(Out::Text(
                         Message::KeysPublished(KeysPublished {
@@ -817,7 +1029,7 @@ async fn handle_text(
                     ));
                     None
                 }
-                Ok(Ok(None)) => Some((
+                Ok(None) => Some((
                     ErrorCode::InvalidValue,
                     "key signatures do not verify",
                     None,
@@ -840,24 +1052,22 @@ async fn handle_text(
                 quota::Fetch::OneTimeKey => true,
                 quota::Fetch::FallbackOnly => false,
             };
-            let keys = shared.keys.clone();
-            let u = f.user.clone();
-            let r = tokio::task::spawn_blocking(move || keys.claim(&u, one_time)).await;
-            if !matches!(r, Ok(Ok(Some(_)))) {
+            let r = claim_keys(shared, &f.user, one_time).await;
+            if !matches!(r, Ok(Some(_))) {
                 shared.key_quota().refund(user, &f.user, decided);
             }
             match r {
-                Ok(Ok(Some(b))) => {
+                Ok(Some(b)) => {
                     tx.try_send(Out::Text(Message::KeysBundle(b).to_json()));
                     None
                 }
-                Ok(Ok(None)) if !one_time => Some((
+                Ok(None) if !one_time => Some((
                     ErrorCode::RateLimited,
                     "that user's one-time keys are rationed and there is no fallback key",
                     None,
                     false,
                 )),
-                Ok(Ok(None)) => Some((
+                Ok(None) => Some((
                     ErrorCode::NoKeys,
                     "no keys published for that user",
                     None,
@@ -882,6 +1092,9 @@ async fn handle_text(
             true,
         )),
         m => {
+            if let Some(c) = &shared.cluster {
+                cluster::prepare_route(shared, c, &m).await;
+            }
             let o = shared.hub().route(user, m, now, &shared.limits);
             deliver(o.deliver);
             o.error.map(|(c, m, id)| (c, m, id, o.strike))

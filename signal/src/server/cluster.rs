@@ -1,0 +1,648 @@
+//! Cluster mode: several nodes share presence and carry call messages and
+//! relay frames between them through Redis 7.
+//!
+//! ```text
+//!  alice ── node A ──PUBLISH cc:c:B──> Redis ──> node B ── bob
+//!           hub A: alice (local), bob (proxy to B)
+//!           hub B: bob (local), alice (proxy to A)
+//! ```
+//!
+//! Each node's hub keeps its own view of the calls of its users: a user on
+//! another node is a *proxy* peer whose queue is published to that node's
+//! channel; the receiving node routes the message through its own hub as
+//! if the proxy had sent it, so every check (participants, phases, relay
+//! caps) runs on both sides.
+//!
+//! Redis keys (one Redis 7 instance):
+//!
+//! | key | value | life |
+//! |---|---|---|
+//! | `cc:u:<user>` | `<node> <conn_id>`: where the user's newest login is | until that connection ends (compare-and-delete) |
+//! | `cc:n:<node>` | `1`: the node is alive | 3 s, renewed every second |
+//! | channel `cc:c:<node>` | envelopes for that node | |
+//!
+//! A login claims `cc:u:<user>` (`SET ... GET`); if the previous value names
+//! another node, that node is told to end the older connection, so a user
+//! keeps only the newest connection cluster-wide. When a node's `cc:n` key
+//! expires (the node died), the others end its users' ringing and relayed
+//! calls with `peer_disconnected` within about four seconds; answered
+//! calls that never used the relay flow peer to peer and go on.
+//!
+//! Envelopes between nodes: [`crate::envelope`] (fuzzed).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use redis::AsyncCommands as _;
+
+use super::hub::{self, Out};
+use super::{deliver, Shared};
+use crate::envelope::encode;
+use crate::wire::{ErrorCode, Message, UserId};
+use crate::{Cause, Error};
+
+/// How long a node's liveness key lives without renewal.
+const NODE_TTL: Duration = Duration::from_secs(3);
+/// How often a node renews its key and checks the nodes it has proxies to.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Most envelopes queued for one remote user before the oldest are dropped.
+const PROXY_QUEUE: usize = 1024;
+
+/// Cluster settings.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClusterConfig {
+    /// `redis://HOST:PORT`.
+    pub redis_url: String,
+    /// This node's name, unique in the cluster (letters, digits, `-`, `_`, `.`).
+    pub node_id: String,
+}
+
+impl ClusterConfig {
+    /// A node named `node_id` on the Redis at `redis_url`.
+    pub fn new(redis_url: impl Into<String>, node_id: impl Into<String>) -> Result<Self, Error> {
+        let node_id = node_id.into();
+        let ok = !node_id.is_empty()
+            && node_id.len() <= 64
+            && node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            return Err(Error::Config(Cause::new(
+                "a node id is 1 to 64 letters, digits, '-', '_' or '.'",
+            )));
+        }
+        Ok(Self {
+            redis_url: redis_url.into(),
+            node_id,
+        })
+    }
+}
+
+fn redis_err(what: &str, e: redis::RedisError) -> Error {
+    Error::Database(Cause::because(format!("redis: {what}"), e))
+}
+
+/// A node's link to Redis.
+pub(crate) struct Cluster {
+    node: String,
+    client: redis::Client,
+    conn: Mutex<Option<redis::aio::MultiplexedConnection>>,
+    reconnecting: tokio::sync::Mutex<()>,
+    /// Remote users with a proxy in the hub, and their node.
+    proxies: Mutex<HashMap<UserId, String>>,
+}
+
+fn user_key(u: &UserId) -> String {
+    format!("cc:u:{u}")
+}
+fn node_key(n: &str) -> String {
+    format!("cc:n:{n}")
+}
+fn channel(n: &str) -> String {
+    format!("cc:c:{n}")
+}
+
+/// Deletes `cc:u:<user>` only if it still names this connection.
+const RELEASE: &str =
+    r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+impl Cluster {
+    /// Connects to Redis (the first connection must succeed: a node that
+    /// cannot reach Redis at start does not start).
+    pub(crate) async fn connect(config: &ClusterConfig) -> Result<Arc<Cluster>, Error> {
+        let client = redis::Client::open(config.redis_url.as_str())
+            .map_err(|e| redis_err("bad --cluster URL", e))?;
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| Error::Database(Cause::new("redis: no answer within 5 s")))?
+        .map_err(|e| redis_err("cannot connect", e))?;
+        Ok(Arc::new(Cluster {
+            node: config.node_id.clone(),
+            client,
+            conn: Mutex::new(Some(conn)),
+            reconnecting: tokio::sync::Mutex::new(()),
+            proxies: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// A connection, made again after a failure (Redis restarted).
+    async fn conn(&self) -> Result<redis::aio::MultiplexedConnection, Error> {
+        if let Some(c) = self.lock_conn().clone() {
+            return Ok(c);
+        }
+        // One task reconnects; the others wait for its connection.
+        let _one = self.reconnecting.lock().await;
+        if let Some(c) = self.lock_conn().clone() {
+            return Ok(c);
+        }
+        let c = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| Error::Database(Cause::new("redis: no answer within 2 s")))?
+        .map_err(|e| redis_err("cannot reconnect", e))?;
+        *self.lock_conn() = Some(c.clone());
+        Ok(c)
+    }
+
+    fn lock_conn(&self) -> std::sync::MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn proxies(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, String>> {
+        self.proxies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs one Redis command; a failure drops the connection so that the
+    /// next command reconnects.
+    async fn run<T, F, Fut>(&self, what: &str, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(redis::aio::MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let c = self.conn().await?;
+        match tokio::time::timeout(Duration::from_secs(2), f(c)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    *self.lock_conn() = None;
+                }
+                Err(redis_err(what, e))
+            }
+            // Slow is not broken: the connection stays (dropping it would
+            // make every waiting task reconnect at once).
+            Err(_) => Err(Error::Database(Cause::new(format!(
+                "redis: {what} timed out"
+            )))),
+        }
+    }
+
+    /// Records `user`'s newest login here; tells the node of an older one
+    /// (if another node) to end it.
+    pub(crate) async fn claim(&self, user: &UserId, conn_id: u64) -> Result<(), Error> {
+        let key = user_key(user);
+        let me = format!("{} {conn_id}", self.node);
+        let old: Option<String> = self
+            .run("presence", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&me)
+                    .arg("GET")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if let Some((node, conn)) = old.as_deref().and_then(|o| o.split_once(' ')) {
+            if node != self.node {
+                self.publish(node, b'K', user, conn.as_bytes()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets `user`'s login if it is still this connection.
+    pub(crate) async fn release(&self, user: &UserId, conn_id: u64) -> Result<(), Error> {
+        let key = user_key(user);
+        let me = format!("{} {conn_id}", self.node);
+        self.run("presence", |mut c| async move {
+            redis::Script::new(RELEASE)
+                .key(&key)
+                .arg(&me)
+                .invoke_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The live node (other than this one) where `user` is logged in.
+    async fn locate(&self, user: &UserId) -> Result<Option<String>, Error> {
+        let key = user_key(user);
+        let v: Option<String> = self
+            .run("presence", |mut c| async move { c.get(&key).await })
+            .await?;
+        let Some(node) = v.and_then(|v| v.split_once(' ').map(|(n, _)| n.to_owned())) else {
+            return Ok(None);
+        };
+        if node == self.node {
+            return Ok(None);
+        }
+        let alive_key = node_key(&node);
+        let alive: bool = self
+            .run(
+                "liveness",
+                |mut c| async move { c.exists(&alive_key).await },
+            )
+            .await?;
+        Ok(alive.then_some(node))
+    }
+
+    /// Publishes envelopes to `node` in one pipeline.
+    async fn publish_batch(&self, node: &str, envs: Vec<Vec<u8>>) -> Result<(), Error> {
+        if envs.is_empty() {
+            return Ok(());
+        }
+        let ch = channel(node);
+        let mut pipe = redis::pipe();
+        for e in envs {
+            pipe.cmd("PUBLISH").arg(&ch).arg(e).ignore();
+        }
+        self.run("publish", |mut c| async move {
+            pipe.query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
+    async fn publish(
+        &self,
+        node: &str,
+        kind: u8,
+        to: &UserId,
+        payload: &[u8],
+    ) -> Result<(), Error> {
+        let env = encode(kind, to, &self.node, payload);
+        let ch = channel(node);
+        let _receivers: i64 = self
+            .run("publish", |mut c| async move { c.publish(&ch, env).await })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Stores a publish (see `keydir`); keeps the newest
+/// [`super::keydir::MAX_ONE_TIME_KEYS`]; a new identity key drops the old
+/// one-time keys. Returns the number of unclaimed one-time keys.
+const PUBLISH_KEYS: &str = r"
+local old = redis.call('HGET', KEYS[1], 'ik')
+if old and old ~= ARGV[1] then redis.call('DEL', KEYS[2]) end
+redis.call('HSET', KEYS[1], 'ik', ARGV[1], 'sk', ARGV[2], 'isig', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'fk', ARGV[4]) end
+for i = 6, #ARGV do
+  redis.call('LREM', KEYS[2], 0, ARGV[i])
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+end
+local n = redis.call('LLEN', KEYS[2])
+local max = tonumber(ARGV[5])
+if n > max then redis.call('LTRIM', KEYS[2], n - max, -1) n = max end
+return n";
+
+/// Claims a bundle in one step: the oldest one-time key (`LPOP`: handed out
+/// once, whichever node asks) or, when none is left or `ARGV[1]` is `0`,
+/// the fallback key.
+const CLAIM_KEYS: &str = r"
+local id = redis.call('HMGET', KEYS[1], 'ik', 'sk', 'isig', 'fk')
+if not id[1] then return false end
+if ARGV[1] == '1' then
+  local otk = redis.call('LPOP', KEYS[2])
+  if otk then return {id[1], id[2], id[3], otk, '0'} end
+end
+if id[4] then return {id[1], id[2], id[3], id[4], '1'} end
+return false";
+
+/// The key directory's keys of `user` (one hash slot: the user is the tag).
+fn key_keys(user: &UserId) -> (String, String) {
+    (format!("cc:k:{{{user}}}"), format!("cc:o:{{{user}}}"))
+}
+
+impl Cluster {
+    /// Stores a user's keys in Redis (the cluster's key directory).
+    /// `Ok(None)` when a signature does not verify.
+    pub(crate) async fn publish_keys(
+        &self,
+        user: &UserId,
+        p: &crate::wire::KeysPublish,
+    ) -> Result<Option<u32>, Error> {
+        if !super::keydir::publish_verifies(p) {
+            return Ok(None);
+        }
+        let (id, otk) = key_keys(user);
+        let signed = |k: &crate::wire::SignedKey| {
+            format!("{} {}", k.key.to_base64(), k.signature.to_base64())
+        };
+        let publish = redis::Script::new(PUBLISH_KEYS);
+        let mut script = publish.prepare_invoke();
+        script
+            .key(id)
+            .key(otk)
+            .arg(p.identity_key.to_base64())
+            .arg(p.signing_key.to_base64())
+            .arg(p.identity_signature.to_base64())
+            .arg(p.fallback_key.as_ref().map(signed).unwrap_or_default())
+            .arg(super::keydir::MAX_ONE_TIME_KEYS);
+        for k in &p.one_time_keys {
+            script.arg(signed(k));
+        }
+        let n: u32 = self
+            .run("keys_publish", |mut c| async move {
+                script.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(Some(n))
+    }
+
+    /// Claims a bundle of `user` (see `keydir::KeyDirectory::claim`).
+    pub(crate) async fn claim_keys(
+        &self,
+        user: &UserId,
+        one_time: bool,
+    ) -> Result<Option<crate::wire::KeysBundle>, Error> {
+        use crate::wire::{B64Bytes, KeysBundle, SignedKey};
+        let (id, otk) = key_keys(user);
+        let r: Option<Vec<String>> = self
+            .run("keys_fetch", |mut c| async move {
+                redis::Script::new(CLAIM_KEYS)
+                    .key(id)
+                    .key(otk)
+                    .arg(if one_time { "1" } else { "0" })
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let Some(r) = r else {
+            return Ok(None);
+        };
+        let bad = || Error::Database(Cause::new("redis: a stored key is malformed"));
+        let [ik, sk, isig, signed, fallback] = <[String; 5]>::try_from(r).map_err(|_| bad())?;
+        let (key, sig) = signed.split_once(' ').ok_or_else(bad)?;
+        fn b64<const N: usize>(s: &str) -> Result<B64Bytes<N>, Error> {
+            B64Bytes::from_base64(s)
+                .map_err(|_| Error::Database(Cause::new("redis: a stored key is malformed")))
+        }
+        Ok(Some(KeysBundle {
+            user: user.clone(),
+            identity_key: b64(&ik)?,
+            signing_key: b64(&sk)?,
+            identity_signature: b64(&isig)?,
+            one_time_key: SignedKey {
+                key: b64(key)?,
+                signature: b64(sig)?,
+            },
+            fallback: fallback == "1",
+        }))
+    }
+}
+
+/// Makes sure `user` (on `node`) has a proxy in the hub.
+fn ensure_proxy(shared: &Arc<Shared>, cluster: &Arc<Cluster>, user: &UserId, node: &str) {
+    let same = cluster.proxies().get(user).is_some_and(|n| n == node);
+    if same && shared.hub().is_remote(user) {
+        return;
+    }
+    let (tx, mut rx, _kill) = hub::channel(PROXY_QUEUE, shared.limits.queue_bytes);
+    if !shared.hub().connect_remote(user, tx) {
+        return;
+    }
+    cluster.proxies().insert(user.clone(), node.to_owned());
+    let (cluster, user, node) = (cluster.clone(), user.clone(), node.to_owned());
+    tokio::spawn(async move {
+        // What queued up while the previous batch was on its way goes in
+        // one pipeline: one round trip to Redis for up to 64 messages.
+        while let Some(first) = rx.recv().await {
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(out) = next.take() {
+                match out {
+                    Out::Text(t) => batch.push(encode(b'T', &user, &cluster.node, t.as_bytes())),
+                    Out::Binary(b) => batch.push(encode(b'B', &user, &cluster.node, &b)),
+                    Out::Close(..) => {}
+                }
+                if batch.len() < 64 {
+                    next = rx.try_recv();
+                }
+            }
+            if let Err(e) = cluster.publish_batch(&node, batch).await {
+                tracing::debug!(error = %e, "messages for another node were lost");
+            }
+        }
+    });
+}
+
+/// Before routing `msg` from a local user: a peer on another node gets a
+/// proxy in the hub (looked up again for each invite).
+pub(super) async fn prepare_route(shared: &Arc<Shared>, cluster: &Arc<Cluster>, msg: &Message) {
+    let Some((_, to)) = msg.route() else {
+        return;
+    };
+    let known = {
+        let hub = shared.hub();
+        hub.local(to).is_some() || (hub.is_remote(to) && !matches!(msg, Message::CallInvite(_)))
+    };
+    if known {
+        return;
+    }
+    match cluster.locate(to).await {
+        Ok(Some(node)) => ensure_proxy(shared, cluster, to, &node),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cluster: cannot look up a user"),
+    }
+}
+
+/// Receives this node's envelopes until the server stops, reconnecting
+/// (with backoff) when Redis goes away.
+pub(super) async fn inbound(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+    use futures_util::StreamExt as _;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let sub = async {
+            let mut ps = cluster.client.get_async_pubsub().await?;
+            ps.subscribe(channel(&cluster.node)).await?;
+            Ok::<_, redis::RedisError>(ps)
+        };
+        let ps = match tokio::time::timeout(Duration::from_secs(2), sub).await {
+            Ok(Ok(ps)) => ps,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cluster: cannot subscribe; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        tracing::info!(node = %cluster.node, "cluster: subscribed");
+        backoff = Duration::from_millis(100);
+        let mut stream = ps.into_on_message();
+        while let Some(m) = stream.next().await {
+            handle_envelope(&shared, &cluster, m.get_payload_bytes());
+        }
+        tracing::warn!("cluster: the subscription to Redis ended; reconnecting");
+    }
+}
+
+fn handle_envelope(shared: &Arc<Shared>, cluster: &Arc<Cluster>, bytes: &[u8]) {
+    let Some(env) = crate::envelope::parse(bytes) else {
+        tracing::debug!("cluster: malformed envelope dropped");
+        return;
+    };
+    let local = shared.hub().local(&env.to);
+    let Some((conn_id, tx)) = local else {
+        return; // the user left this node meanwhile
+    };
+    let now = Instant::now();
+    match env.kind {
+        b'K' if env.payload == conn_id.to_string().as_bytes() => {
+            tracing::info!(user = %env.to, "a newer login on another node replaces this one");
+            tx.kill(ErrorCode::SessionReplaced);
+        }
+        b'T' => {
+            let Ok(msg) = Message::parse_bytes(env.payload) else {
+                return;
+            };
+            let Some((from, to)) = msg.route().map(|(f, t)| (f.clone(), t.clone())) else {
+                return;
+            };
+            if to != env.to {
+                return;
+            }
+            ensure_proxy(shared, cluster, &from, env.node);
+            let o = shared.hub().route(&from, msg, now, &shared.limits);
+            deliver(o.deliver);
+        }
+        b'B' => {
+            let Ok(f) = crate::wire::RelayFrame::parse(env.payload) else {
+                return;
+            };
+            let from = shared.hub().relay_sender(&env.to, &f.call_id);
+            if let Some(from) = from {
+                let frame = Bytes::copy_from_slice(env.payload);
+                let o = shared.hub().route_binary(&from, frame, now, &shared.limits);
+                deliver(o.deliver);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every second: renews this node's liveness, ends the calls of users on
+/// nodes that died, and drops proxies without calls.
+pub(super) async fn heartbeat(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
+    loop {
+        tick.tick().await;
+        let key = node_key(&cluster.node);
+        let ttl = NODE_TTL.as_millis() as u64;
+        let renewed: Result<Option<String>, _> = cluster
+            .run("liveness", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(ttl)
+                    .arg("GET")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await;
+        match renewed {
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster: cannot renew this node's liveness");
+                continue;
+            }
+            // Our key was gone: Redis restarted (or we were stalled past
+            // its life). Record our users' presence again.
+            Ok(None) if !first => reclaim(&shared, &cluster).await,
+            Ok(_) => {}
+        }
+        first = false;
+        let nodes: Vec<String> = {
+            let mut v: Vec<String> = cluster.proxies().values().cloned().collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        for node in nodes {
+            let k = node_key(&node);
+            let alive: Result<bool, _> = cluster
+                .run("liveness", |mut c| async move { c.exists(&k).await })
+                .await;
+            if alive.is_ok_and(|a| !a) {
+                node_lost(&shared, &cluster, &node);
+            }
+        }
+        let idle = shared.hub().drop_idle_remotes();
+        let mut proxies = cluster.proxies();
+        for u in idle {
+            proxies.remove(&u);
+        }
+    }
+}
+
+/// Records the presence of every local user again, where no newer login
+/// (on another node) took its place meanwhile.
+async fn reclaim(shared: &Arc<Shared>, cluster: &Arc<Cluster>) {
+    let users: Vec<(UserId, u64)> = shared
+        .live()
+        .iter()
+        .map(|(conn, (u, _, _))| (u.clone(), *conn))
+        .collect();
+    tracing::warn!(
+        users = users.len(),
+        "cluster: Redis lost our state; recording presence again"
+    );
+    for (user, conn_id) in users {
+        let key = user_key(&user);
+        let me = format!("{} {conn_id}", cluster.node);
+        let r: Result<Option<String>, _> = cluster
+            .run("presence", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&me)
+                    .arg("NX")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cluster: presence not recorded again");
+            return;
+        }
+    }
+}
+
+/// Ends the calls of every user of a node that died.
+fn node_lost(shared: &Arc<Shared>, cluster: &Arc<Cluster>, node: &str) {
+    let users: Vec<UserId> = cluster
+        .proxies()
+        .iter()
+        .filter(|(_, n)| n.as_str() == node)
+        .map(|(u, _)| u.clone())
+        .collect();
+    tracing::warn!(
+        node,
+        users = users.len(),
+        "cluster: a node is gone; ending its users' calls"
+    );
+    for u in users {
+        let hangups = shared.hub().remote_lost(&u);
+        deliver(hangups);
+        cluster.proxies().remove(&u);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn node_ids_are_checked() {
+        assert!(ClusterConfig::new("redis://x", "n 1").is_err());
+        assert!(ClusterConfig::new("redis://x", "").is_err());
+        assert!(ClusterConfig::new("redis://x", "node-1").is_ok());
+    }
+}
