@@ -23,6 +23,9 @@ const MAX_REMOTE: usize = 64;
 const MAX_PAIRS: usize = 100;
 /// Outstanding connectivity-check transactions at most.
 const MAX_CHECKS: usize = 64;
+/// A nomination this long after the controlled agent selected a pair is a
+/// renomination (the controlling agent moved), not aggressive nomination.
+const RENOMINATION_AFTER: Duration = Duration::from_secs(1);
 
 /// Which side of the ICE session this agent plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,6 +389,7 @@ pub struct Agent {
     last_check: Option<Instant>,
     first_valid: Option<Instant>,
     selected: Option<usize>,
+    selected_at: Instant,
     consent_ok: Instant,
     consent_next: Instant,
     state: ConnectionState,
@@ -434,6 +438,7 @@ impl Agent {
             last_check: None,
             first_valid: None,
             selected: None,
+            selected_at: now,
             consent_ok: now,
             consent_next: now,
             state: ConnectionState::Checking,
@@ -630,6 +635,45 @@ impl Agent {
             self.events.push_back(Event::GatheringDone);
         }
         let _ = now;
+    }
+
+    /// Moves the agent to a new set of local addresses (the host's network
+    /// changed) without an ICE restart: the credentials and the peer's
+    /// candidates are kept, TURN allocations and server-reflexive candidates
+    /// of the old addresses are dropped, the new host candidates are
+    /// announced again (`CandidateGathered`, then `GatheringDone`), STUN and
+    /// TURN gathering starts over, and every new local pairs with every
+    /// remote candidate for fresh checks. The selected pair is dropped (its
+    /// local address may be gone): a new one is selected as checks succeed,
+    /// so the peer hears us again without any signaling when we control the
+    /// nomination. Restart afterwards if the peer must learn new
+    /// credentials.
+    pub fn rebind(&mut self, now: Instant, hosts: &[SocketAddr]) {
+        for t in &mut self.turns {
+            t.close(now, &mut self.rng);
+        }
+        self.drain_turn(now);
+        let remotes = std::mem::take(&mut self.remotes);
+        let remote_done = self.remote_done;
+        self.clear_remote();
+        self.remote_done = remote_done;
+        self.locals.clear();
+        self.turns.clear();
+        self.gathers.clear();
+        self.gathering = None;
+        self.last_check = None;
+        self.state = ConnectionState::Checking;
+        for h in hosts {
+            self.add_host(*h);
+        }
+        self.gather(now);
+        self.remotes = remotes;
+        for r in 0..self.remotes.len() {
+            for l in 0..self.locals.len() {
+                self.make_pair(now, l, r);
+            }
+        }
+        self.start_pacing(now);
     }
 
     /// Closes the agent: TURN allocations are deleted.
@@ -1205,12 +1249,22 @@ impl Agent {
 
     fn nominate(&mut self, now: Instant, p: usize) {
         self.pairs[p].nominated = true;
+        // The controlled agent takes a nominated pair of higher priority
+        // (aggressive nomination nominates several at once), and follows a
+        // nomination that comes well after its selection whatever its
+        // priority: the controlling agent moved (its network changed).
         let better = match self.selected {
             None => true,
-            Some(s) => s != p && (self.controlling || self.pairs[p].prio > self.pairs[s].prio),
+            Some(s) => {
+                s != p
+                    && (self.controlling
+                        || self.pairs[p].prio > self.pairs[s].prio
+                        || now >= self.selected_at + RENOMINATION_AFTER)
+            }
         };
         if better || self.state == ConnectionState::Disconnected {
             self.selected = Some(p);
+            self.selected_at = now;
             self.state = ConnectionState::Connected;
             self.consent_ok = now;
             self.consent_next = now + self.consent_delay();
