@@ -26,6 +26,9 @@ const MAX_CHECKS: usize = 64;
 /// A nomination this long after the controlled agent selected a pair is a
 /// renomination (the controlling agent moved), not aggressive nomination.
 const RENOMINATION_AFTER: Duration = Duration::from_secs(1);
+/// A selected pair with no media from the peer for this long yields to a
+/// new nomination of any priority (media flows every 20 ms in a call).
+const SELECTED_SILENT: Duration = Duration::from_millis(100);
 
 /// Which side of the ICE session this agent plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,6 +393,8 @@ pub struct Agent {
     first_valid: Option<Instant>,
     selected: Option<usize>,
     selected_at: Instant,
+    /// When the peer's media last came on the selected pair.
+    selected_heard: Instant,
     consent_ok: Instant,
     consent_next: Instant,
     state: ConnectionState,
@@ -439,6 +444,7 @@ impl Agent {
             first_valid: None,
             selected: None,
             selected_at: now,
+            selected_heard: now,
             consent_ok: now,
             consent_next: now,
             state: ConnectionState::Checking,
@@ -942,6 +948,13 @@ impl Agent {
                     && p.state == PairState::Succeeded
                     && self.remotes[p.remote].addr() == from
             });
+            if ok
+                && self
+                    .selected
+                    .is_some_and(|s| self.remotes[self.pairs[s].remote].addr() == from)
+            {
+                self.selected_heard = now;
+            }
             return if ok {
                 Received::Media(0..data.len())
             } else {
@@ -1251,20 +1264,23 @@ impl Agent {
         self.pairs[p].nominated = true;
         // The controlled agent takes a nominated pair of higher priority
         // (aggressive nomination nominates several at once), and follows a
-        // nomination that comes well after its selection whatever its
-        // priority: the controlling agent moved (its network changed).
+        // nomination whatever its priority when it comes well after its
+        // selection or while the selected pair is silent: the controlling
+        // agent moved (its network changed).
         let better = match self.selected {
             None => true,
             Some(s) => {
                 s != p
                     && (self.controlling
                         || self.pairs[p].prio > self.pairs[s].prio
-                        || now >= self.selected_at + RENOMINATION_AFTER)
+                        || now >= self.selected_at + RENOMINATION_AFTER
+                        || now >= self.selected_heard + SELECTED_SILENT)
             }
         };
         if better || self.state == ConnectionState::Disconnected {
             self.selected = Some(p);
             self.selected_at = now;
+            self.selected_heard = now;
             self.state = ConnectionState::Connected;
             self.consent_ok = now;
             self.consent_next = now + self.consent_delay();
