@@ -330,8 +330,12 @@ async fn drive(
                 Ok(SignalIncoming::Relay { call_id, frame, .. }) => session.handle_relay(Instant::now(), call_id, &frame),
                 Err(cryptic_signal::Error::Protocol(e)) => tracing::debug!("skipped a bad message from the server: {e}"),
                 Err(e) => {
+                    // Closed, or silent past its deadline (no pong to our
+                    // pings): the connection is lost either way.
                     signaling_up = false;
-                    tracing::debug!("signaling: {e}");
+                    if options.status_line {
+                        println!("[{me}] signaling connection lost: {e}");
+                    }
                     session.signaling_lost(Instant::now());
                 }
             },
