@@ -682,6 +682,24 @@ impl Agent {
         self.start_pacing(now);
     }
 
+    /// When the selected pair last proved it works both ways (an
+    /// authenticated answer to one of our checks on it); `None` without a
+    /// selected pair.
+    pub fn consent_fresh_since(&self) -> Option<Instant> {
+        self.selected.map(|_| self.consent_ok)
+    }
+
+    /// Sends a consent check on the selected pair now, besides the regular
+    /// ones (to learn soon whether a silent path works again). Nothing
+    /// without a selected pair.
+    pub fn probe_consent(&mut self, now: Instant) {
+        if let Some(p) = self.selected {
+            self.checks
+                .retain(|c| c.pair != p || c.kind != CheckKind::Consent);
+            self.send_check(now, p, CheckKind::Consent);
+        }
+    }
+
     /// Closes the agent: TURN allocations are deleted.
     pub fn close(&mut self, now: Instant) {
         for t in &mut self.turns {

@@ -67,8 +67,10 @@
 //!   after [`SessionConfig::relay_after`] (or from the start with
 //!   [`SessionConfig::force_relay`], or when the peer's authenticated media
 //!   arrives that way, or while the direct path is lost).
-//! - The direct path lost (consent expired, our addresses changed, the peer
-//!   restarted) is found again without the users: the agent rebinds to new
+//! - The direct path lost (silent for 1 s, consent expired, our addresses
+//!   changed, the peer restarted) is found again without the users: the
+//!   server relay carries the audio meanwhile, a silent pair is probed with
+//!   consent checks, the agent rebinds to new
 //!   addresses, ICE restarts through a sealed `restart` of a numbered
 //!   generation, and the DTLS association and SRTP contexts stay (see
 //!   [`reach`]).
@@ -713,7 +715,15 @@ impl<S: Sealer> CallSession<S> {
         let Some(agent) = self.ice.as_mut().filter(|_| !self.ended) else {
             return;
         };
-        if let Received::Media(range) = agent.handle_input(now, source, destination, data) {
+        let received = agent.handle_input(now, source, destination, data);
+        if received == Received::Consumed {
+            // Maybe a consent answer on a pair that fell silent.
+            self.direct_revived(now);
+        }
+        let Some(agent) = self.ice.as_mut() else {
+            return;
+        };
+        if let Received::Media(range) = received {
             let selected = agent.selected().map(|p| p.kind);
             if let Some(d) = data.get(range) {
                 if let (Arrived::Media, Some(kind)) = (self.demux(now, d), selected) {
@@ -775,6 +785,7 @@ impl<S: Sealer> CallSession<S> {
             self.hangup(now);
         }
         self.reach_timeout(now);
+        self.check_direct_silence(now);
         if due(self.relay_at, now) {
             self.relay_at = None;
             if self.media.is_none() && (self.config.force_relay || self.path == Path::None) {
@@ -859,6 +870,8 @@ impl<S: Sealer> CallSession<S> {
             self.media.as_ref().map(MediaSession::poll_timeout),
             self.relay_at,
             self.reach.restart_at,
+            self.direct_silent_at(),
+            self.reach.probe_at,
             self.accept_at,
             self.cancel_at,
             self.hangup_at,
@@ -1126,7 +1139,9 @@ impl<S: Sealer> CallSession<S> {
                 self.direct_heard = Some(now);
                 self.direct_found(pair.kind);
             }
-            IceEvent::PathLost if matches!(self.path, Path::Ice(_)) => {
+            IceEvent::PathLost
+                if matches!(self.path, Path::Ice(_)) || self.reach.lost == Some(Loss::Silent) =>
+            {
                 if self.signaling_up {
                     // Consent lost on the pair: the server relay carries on
                     // while ICE restarts.
@@ -1264,6 +1279,7 @@ impl<S: Sealer> CallSession<S> {
                 .push_back(SessionEvent::Secured { sas, verified });
         }
         self.machine.media_connected(now);
+        self.direct_heard = Some(now);
         self.hangup_at = self.config.duration.map(|d| now + d);
     }
 

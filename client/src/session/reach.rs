@@ -10,8 +10,10 @@
 //!  peer's `restart { g }` ──> g > ours: restart too and answer with `restart { g }`
 //!                             g = ours: take its credentials (glare, or the answer)
 //!                             g < ours: stale, dropped
+//!  no media on the pair for 1 s ──> server relay, the pair kept and probed with a
+//!                                    consent check every 500 ms; answered: back
 //!  while no pair: media on the server relay ("path lost, trying relay"); the caller
-//!  restarts again every RETRY_EVERY; a new pair selected: "back on direct"
+//!  restarts again after 3, 6, 12, 24, 24... s; a new pair selected: "back on direct"
 //! ```
 //!
 //! The DTLS association and the SRTP contexts never change: only the
@@ -31,8 +33,18 @@ use super::{CallSession, Path, Sealer, SessionEvent};
 /// pair before ICE restarts through the signaling server.
 pub(super) const ESCALATE_AFTER: Duration = Duration::from_secs(1);
 /// While no pair is selected after a restart, the caller restarts again
-/// this often (the checks of a restart back off; a blackout may be over).
-pub(super) const RETRY_EVERY: Duration = Duration::from_secs(3);
+/// after this long (the checks of a restart back off; a blackout may be
+/// over), doubling each time up to [`RETRY_MAX`].
+pub(super) const RETRY_FIRST: Duration = Duration::from_secs(3);
+/// The longest wait between two restarts of one loss (a peer that never
+/// answers them, an older client, costs one sealed message this often).
+pub(super) const RETRY_MAX: Duration = Duration::from_secs(24);
+/// No authenticated media on the selected pair for this long, while media
+/// flows every 20 ms, and the server relay takes over (the pair is kept).
+pub(super) const SILENT_AFTER: Duration = Duration::from_secs(1);
+/// A silent pair is probed with a consent check this often: an
+/// authenticated answer brings media back on it.
+pub(super) const PROBE_EVERY: Duration = Duration::from_millis(500);
 
 /// Why the direct path went away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +55,10 @@ pub(super) enum Loss {
     Network,
     /// The peer restarted ICE.
     Peer,
+    /// No authenticated media came on the selected pair for
+    /// [`SILENT_AFTER`] (a blackout): the pair stays selected and is probed
+    /// with consent checks until one is answered.
+    Silent,
 }
 
 impl Loss {
@@ -52,6 +68,7 @@ impl Loss {
             Loss::Consent => "path lost, trying relay",
             Loss::Network => "network changed, trying relay",
             Loss::Peer => "peer's path changed, trying relay",
+            Loss::Silent => "no audio on the direct path, trying relay",
         }
     }
 }
@@ -71,6 +88,12 @@ pub(super) struct Reach {
     pub(super) announce: Option<Credentials>,
     /// Restarts we started, and the peer's we answered or took.
     pub(super) restarts: u32,
+    /// The wait before the caller's next restart of this loss.
+    pub(super) retry_in: Option<Duration>,
+    /// When the selected pair was found silent.
+    pub(super) silent_since: Option<Instant>,
+    /// When to probe the silent pair with a consent check again.
+    pub(super) probe_at: Option<Instant>,
 }
 
 impl<S: Sealer> CallSession<S> {
@@ -103,10 +126,73 @@ impl<S: Sealer> CallSession<S> {
         self.process(now);
     }
 
+    /// When the direct path counts as silent, if media is on it.
+    pub(super) fn direct_silent_at(&self) -> Option<Instant> {
+        let watch = self.media.is_some()
+            && matches!(self.path, Path::Ice(_))
+            && self.signaling_up
+            && !self.config.force_relay
+            && self.reach.lost.is_none();
+        self.direct_heard
+            .filter(|_| watch)
+            .map(|t| t + SILENT_AFTER)
+    }
+
+    /// The peer's media stopped coming on the pair (a blackout, or a path
+    /// dead one way): media moves to the server relay at once instead of
+    /// waiting 30 s for consent to expire, and comes back when the peer's
+    /// media comes on the pair again.
+    pub(super) fn check_direct_silence(&mut self, now: Instant) {
+        if super::due(self.direct_silent_at(), now) {
+            tracing::info!("no media on the ICE pair: server relay");
+            self.direct_lost(Loss::Silent);
+            if self.reach.lost == Some(Loss::Silent) {
+                self.reach.silent_since = Some(now);
+                self.reach.probe_at = Some(now);
+            }
+        }
+        if self.reach.lost != Some(Loss::Silent) {
+            self.reach.probe_at = None;
+            return;
+        }
+        if super::due(self.reach.probe_at, now) {
+            self.reach.probe_at = Some(now + PROBE_EVERY);
+            if let Some(agent) = self.ice.as_mut() {
+                agent.probe_consent(now);
+            }
+        }
+    }
+
+    /// A silent pair answered a check after it fell silent: it works both
+    /// ways again, media goes back on it.
+    pub(super) fn direct_revived(&mut self, now: Instant) {
+        if self.reach.lost != Some(Loss::Silent) {
+            return;
+        }
+        let Some(agent) = self.ice.as_ref() else {
+            return;
+        };
+        let (Some(fresh), Some(since)) = (agent.consent_fresh_since(), self.reach.silent_since)
+        else {
+            return;
+        };
+        if fresh > since {
+            if let Some(kind) = agent.selected().map(|p| p.kind) {
+                tracing::info!("the silent ICE pair answers again");
+                self.direct_heard = Some(now);
+                self.reach.probe_at = None;
+                self.direct_found(kind);
+            }
+        }
+    }
+
     /// What the user should know about the path beyond its name (while the
     /// direct path is being found again).
     pub fn path_note(&self) -> Option<&'static str> {
-        self.reach.lost.map(|_| "direct path lost, restarting ICE")
+        self.reach.lost.map(|l| match l {
+            Loss::Silent => "no audio on the direct path, watching it",
+            _ => "direct path lost, restarting ICE",
+        })
     }
 
     /// The direct path went away: media goes through the server relay when
@@ -132,6 +218,7 @@ impl<S: Sealer> CallSession<S> {
         self.set_path(Path::Ice(kind));
         if self.reach.lost.take().is_some() {
             self.reach.restart_at = None;
+            self.reach.retry_in = None;
             self.events.push_back(SessionEvent::DirectBack);
         }
     }
@@ -154,9 +241,15 @@ impl<S: Sealer> CallSession<S> {
     }
 
     /// The caller restarts again while no pair comes (one side drives the
-    /// retries, so they never cross).
+    /// retries, so they never cross), waiting twice as long each time.
     fn schedule_retry(&mut self, now: Instant) {
-        self.reach.restart_at = (self.report.role == Role::Caller).then(|| now + RETRY_EVERY);
+        if self.report.role != Role::Caller {
+            self.reach.restart_at = None;
+            return;
+        }
+        let wait = self.reach.retry_in.unwrap_or(RETRY_FIRST);
+        self.reach.retry_in = Some((wait * 2).min(RETRY_MAX));
+        self.reach.restart_at = Some(now + wait);
     }
 
     /// Timers of the reach: a rebind that found nothing, or a restart to

@@ -322,12 +322,20 @@ pub struct Node<'a> {
     frame_no: u32,
     /// When each of the peer's frames was played (not concealed).
     pub played: Vec<Instant>,
+    /// When each of [`Node::events`] came.
+    pub event_times: Vec<Instant>,
 }
 
 impl Node<'_> {
     /// The first frame played at or after `t`, as time after `t`.
     pub fn audio_back_after(&self, t: Instant) -> Option<Duration> {
         self.played.iter().find(|p| **p >= t).map(|p| *p - t)
+    }
+
+    /// When the last event `e` came.
+    pub fn last_event(&self, e: &SessionEvent) -> Option<Instant> {
+        let i = self.events.iter().rposition(|x| x == e)?;
+        self.event_times.get(i).copied()
     }
 
     /// The longest stretch without a played frame between the first frame
@@ -399,6 +407,7 @@ impl<'a> World<'a> {
                 next_tick: None,
                 frame_no: 0,
                 played: Vec::new(),
+                event_times: Vec::new(),
             });
         }
         Self {
@@ -602,6 +611,7 @@ impl<'a> World<'a> {
         self.nodes[i].reached.entry(state).or_insert(now);
         while let Some(e) = self.nodes[i].session.poll_event() {
             self.nodes[i].events.push(e);
+            self.nodes[i].event_times.push(now);
         }
         while let Some(t) = self.nodes[i].session.poll_transmit() {
             self.send_udp(i, t.source, t.destination, t.contents);
