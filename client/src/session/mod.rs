@@ -697,6 +697,11 @@ impl<S: Sealer> CallSession<S> {
             Arrived::Nothing => false,
         };
         if switch {
+            if self.media.is_some() && matches!(self.path, Path::Ice(_)) {
+                // The peer left the pair we hear nothing on: so do we, and
+                // watch the pair as it does.
+                self.enter_silent(now);
+            }
             self.set_path(Path::Relay);
         }
         self.process(now);

@@ -145,11 +145,7 @@ impl<S: Sealer> CallSession<S> {
     pub(super) fn check_direct_silence(&mut self, now: Instant) {
         if super::due(self.direct_silent_at(), now) {
             tracing::info!("no media on the ICE pair: server relay");
-            self.direct_lost(Loss::Silent);
-            if self.reach.lost == Some(Loss::Silent) {
-                self.reach.silent_since = Some(now);
-                self.reach.probe_at = Some(now);
-            }
+            self.enter_silent(now);
         }
         if self.reach.lost != Some(Loss::Silent) {
             self.reach.probe_at = None;
@@ -160,6 +156,16 @@ impl<S: Sealer> CallSession<S> {
             if let Some(agent) = self.ice.as_mut() {
                 agent.probe_consent(now);
             }
+        }
+    }
+
+    /// The selected pair is silent: media through the relay, the pair
+    /// probed from now on.
+    pub(super) fn enter_silent(&mut self, now: Instant) {
+        self.direct_lost(Loss::Silent);
+        if self.reach.lost == Some(Loss::Silent) {
+            self.reach.silent_since = Some(now);
+            self.reach.probe_at = Some(now);
         }
     }
 
