@@ -213,6 +213,25 @@ fn the_callee_moving_to_a_new_address_is_heard_again_within_2s() {
 }
 
 #[test]
+fn a_caller_between_networks_for_3s_comes_back_without_an_ice_restart() {
+    // The old address goes at 5 s, leaving loopback only; the new one comes
+    // at 8 s. No restart meanwhile (its credentials would be news the
+    // peer may never get while the signaling connection is dead with the
+    // old address): the rebind on the new address is heard at once.
+    let (gone, new) = (Duration::from_secs(5), Duration::from_secs(8));
+    let offline = SocketAddr::from(([127, 0, 0, 1], 6000));
+    let out: Vec<Measured> = (0..8)
+        .map(|seed| {
+            let moves = [(ALICE, gone, offline), (ALICE, new, moved(ALICE))];
+            let m = call(seed, net(seed), &moves, new, Duration::from_secs(14));
+            assert_eq!(m.restarts, [0, 0]);
+            m
+        })
+        .collect();
+    report("caller between networks for 3 s", &out);
+}
+
+#[test]
 fn restarts_of_both_sides_at_once_converge_on_a_direct_path() {
     // Both move at 5 s while UDP is out until 6.5 s: neither rebind finds
     // a pair, so both escalate to an ICE restart at the same instant and

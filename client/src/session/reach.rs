@@ -119,9 +119,15 @@ impl<S: Sealer> CallSession<S> {
         self.local_done = false;
         if self.report.answered.is_some() {
             self.direct_lost(Loss::Network);
-            if self.reach.lost.is_some() {
-                self.reach.restart_at = Some(now + ESCALATE_AFTER);
-            }
+            // No restart while there is no network yet (the old address
+            // gone, the new one not there, only loopback left): the peer
+            // could not reach the new credentials' checks anyway, and the
+            // rebind on the coming address needs the old ones.
+            let offline = self.config.hosts.iter().all(|h| h.ip().is_loopback());
+            self.reach.restart_at = match self.reach.lost {
+                Some(_) if !offline => Some(now + ESCALATE_AFTER),
+                _ => None,
+            };
         }
         self.process(now);
     }

@@ -682,6 +682,10 @@ impl<'a> World<'a> {
         if self.net.udp_blocked || self.blacked_out() || self.rng.random_bool(self.net.loss) {
             return;
         }
+        // A node left with loopback only (between networks) reaches nobody.
+        if self.nodes[from].host.ip().is_loopback() || dest.ip().is_loopback() {
+            return;
+        }
         // Out through our NAT: the source becomes the mapping, and the
         // destination's address may answer.
         let source = if self.net.natted.contains(&from) {
