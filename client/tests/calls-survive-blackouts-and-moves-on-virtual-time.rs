@@ -252,6 +252,45 @@ fn restarts_of_both_sides_at_once_converge_on_a_direct_path() {
 }
 
 #[test]
+fn the_server_dying_during_a_blackout_sends_the_call_back_to_its_pair() {
+    // UDP out from 5 to 8 s, the relay carrying the audio; the server dies
+    // at 6 s: the call goes back to its (still selected) pair and goes on
+    // once the blackout ends, instead of ending with the server.
+    for seed in 0..4 {
+        let mut users = Users::new(&["alice", "bob"]);
+        let mut n = net(seed);
+        n.blackouts = vec![(Duration::from_secs(5), Duration::from_secs(8))];
+        let mut w = World::new(&mut users, n, seed, |_, c| c);
+        w.hub_dies = Some(Duration::from_secs(6));
+        w.at(ALICE, When::At(Duration::ZERO), Action::Call(BOB));
+        w.at(
+            BOB,
+            When::After(CallState::Ringing, ms(100)),
+            Action::Accept,
+        );
+        w.at(
+            ALICE,
+            When::After(CallState::Active, Duration::from_secs(12)),
+            Action::Hangup,
+        );
+        w.run(Duration::from_secs(60));
+        let (a, b) = (w.report(ALICE), w.report(BOB));
+        let ctx = format!("seed {seed}: {a:?}\n{b:?}");
+        assert_eq!(a.outcome, Outcome::Completed, "{ctx}");
+        assert_eq!(b.outcome, Outcome::Completed, "{ctx}");
+        assert_eq!((a.path, b.path), (Some("direct"), Some("direct")), "{ctx}");
+        let after = w.start + Duration::from_secs(8);
+        for n in &w.nodes {
+            assert!(
+                n.audio_back_after(after).is_some_and(|d| d <= BACK_WITHIN),
+                "{ctx}"
+            );
+            assert!(n.events.contains(&SessionEvent::SignalingLost), "{ctx}");
+        }
+    }
+}
+
+#[test]
 fn both_sides_say_what_happened_to_the_path() {
     let mut users = Users::new(&["alice", "bob"]);
     let mut n = net(1);

@@ -745,12 +745,23 @@ impl<S: Sealer> CallSession<S> {
     }
 
     /// The signaling connection is gone. A call with media on an ICE pair
-    /// goes on; any other call ends.
+    /// (or on the relay while a selected pair fell silent: it goes back to
+    /// the pair) goes on; any other call ends.
     pub fn signaling_lost(&mut self, now: Instant) {
         if !self.signaling_up {
             return;
         }
         self.signaling_up = false;
+        // On the relay because the pair fell silent, with the pair still
+        // selected: back to it, the only way left (its consent decides).
+        let pair = self.ice.as_ref().and_then(Agent::selected);
+        let relay_chosen = self.config.force_relay;
+        if let (Some(p), Some(_), Path::Relay, false) = (pair, &self.media, self.path, relay_chosen)
+        {
+            self.reach.lost = None;
+            self.reach.probe_at = None;
+            self.set_path(Path::Ice(p.kind));
+        }
         if self.media.is_some() && matches!(self.path, Path::Ice(_)) {
             self.events.push_back(SessionEvent::SignalingLost);
         } else if !self.ended {
