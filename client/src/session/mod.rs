@@ -70,10 +70,10 @@
 //! - The direct path lost (silent for 1 s, consent expired, our addresses
 //!   changed, the peer restarted) is found again without the users: the
 //!   server relay carries the audio meanwhile, a silent pair is probed with
-//!   consent checks, the agent rebinds to new
-//!   addresses, ICE restarts through a sealed `restart` of a numbered
-//!   generation, and the DTLS association and SRTP contexts stay (see
-//!   [`reach`]).
+//!   consent checks, the agent rebinds to new addresses, ICE restarts
+//!   through a sealed `restart` of a numbered generation, and the DTLS
+//!   association and SRTP contexts stay (see `session/reach.rs` and
+//!   docs/PROTOCOL.md section 4.1).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
