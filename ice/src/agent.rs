@@ -1153,10 +1153,18 @@ impl Agent {
         let Some(p) = self.make_pair(now, local, r) else {
             return Received::Consumed;
         };
-        // Triggered check (RFC 8445 section 7.3.1.4).
+        // Triggered check (RFC 8445 section 7.3.1.4). An in-progress check
+        // already retransmitted is in backoff (its datagrams were lost, say
+        // in a blackout now over): the peer's request says the path works,
+        // so check again now rather than seconds later. A check sent once
+        // is left to its answer.
+        let backing_off = self
+            .checks
+            .iter()
+            .any(|c| c.pair == p && c.kind == CheckKind::Ordinary && c.sends > 1);
         match self.pairs[p].state {
             PairState::Succeeded => {}
-            PairState::InProgress => {}
+            PairState::InProgress if !backing_off => {}
             _ => {
                 self.pairs[p].state = PairState::Waiting;
                 if !self.triggered.contains(&p) {

@@ -45,6 +45,10 @@ pub(super) const SILENT_AFTER: Duration = Duration::from_secs(1);
 /// A silent pair is probed with a consent check this often: an
 /// authenticated answer brings media back on it.
 pub(super) const PROBE_EVERY: Duration = Duration::from_millis(500);
+/// A pair silent again within this long after it answered was not back.
+pub(super) const REVIVAL_HELD: Duration = Duration::from_secs(3);
+/// The longest wait before probing a pair that keeps falling silent.
+pub(super) const HOLD_MAX: Duration = Duration::from_secs(16);
 
 /// Why the direct path went away.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +98,12 @@ pub(super) struct Reach {
     pub(super) silent_since: Option<Instant>,
     /// When to probe the silent pair with a consent check again.
     pub(super) probe_at: Option<Instant>,
+    /// When a silent pair last answered and got the media back.
+    pub(super) revived_at: Option<Instant>,
+    /// How long a pair that fell silent again soon after it answered waits
+    /// before it is probed (doubling, so a pair that answers checks but
+    /// carries no media does not flap).
+    pub(super) hold: Duration,
 }
 
 impl<S: Sealer> CallSession<S> {
@@ -169,10 +179,22 @@ impl<S: Sealer> CallSession<S> {
     /// probed from now on.
     pub(super) fn enter_silent(&mut self, now: Instant) {
         self.direct_lost(Loss::Silent);
-        if self.reach.lost == Some(Loss::Silent) {
-            self.reach.silent_since = Some(now);
-            self.reach.probe_at = Some(now);
+        if self.reach.lost != Some(Loss::Silent) {
+            return;
         }
+        // Silent again soon after it answered: it answers checks but does
+        // not carry the media; wait longer each time before believing it.
+        let relapse = self
+            .reach
+            .revived_at
+            .is_some_and(|t| now < t + REVIVAL_HELD);
+        self.reach.hold = if relapse {
+            (self.reach.hold * 2).clamp(Duration::from_secs(1), HOLD_MAX)
+        } else {
+            Duration::ZERO
+        };
+        self.reach.silent_since = Some(now);
+        self.reach.probe_at = Some(now + self.reach.hold);
     }
 
     /// A silent pair answered a check after it fell silent: it works both
@@ -188,11 +210,12 @@ impl<S: Sealer> CallSession<S> {
         else {
             return;
         };
-        if fresh > since {
+        if fresh > since + self.reach.hold {
             if let Some(kind) = agent.selected().map(|p| p.kind) {
                 tracing::info!("the silent ICE pair answers again");
                 self.direct_heard = Some(now);
                 self.reach.probe_at = None;
+                self.reach.revived_at = Some(now);
                 self.direct_found(kind);
             }
         }
