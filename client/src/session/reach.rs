@@ -17,8 +17,8 @@
 //! ```
 //!
 //! The DTLS association and the SRTP contexts never change: only the
-//! datagrams' way changes, and only authenticated media or a selected pair
-//! moves the media path.
+//! datagrams' way changes, and only authenticated media, an authenticated
+//! STUN answer or a selected pair moves the media path.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -268,8 +268,12 @@ impl<S: Sealer> CallSession<S> {
         let Some(agent) = self.ice.as_mut() else {
             return;
         };
-        self.reach.generation += 1;
-        self.reach.restarts += 1;
+        // A peer that jumped to the last generation leaves none to start.
+        let Some(next) = self.reach.generation.checked_add(1) else {
+            return;
+        };
+        self.reach.generation = next;
+        self.reach.restarts = self.reach.restarts.saturating_add(1);
         tracing::info!(generation = self.reach.generation, "ICE restart");
         agent.restart(now);
         self.schedule_retry(now);
@@ -320,7 +324,7 @@ impl<S: Sealer> CallSession<S> {
             // The peer restarted first: so do we, and answer with our new
             // description at its generation.
             self.reach.generation = g;
-            self.reach.restarts += 1;
+            self.reach.restarts = self.reach.restarts.saturating_add(1);
             self.direct_lost(Loss::Peer);
             if let Some(agent) = self.ice.as_mut() {
                 agent.restart(now);
