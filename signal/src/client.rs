@@ -206,6 +206,8 @@ async fn writer(
     let mut nonce = 0u64;
     // Pings on a fixed clock, busy or not: the receiver counts on the
     // pongs to know the connection is alive.
+    // (A zero period would make the interval panic.)
+    let keepalive = keepalive.max(Duration::from_millis(100));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -413,7 +415,9 @@ impl Receiver {
     async fn recv_raw(&mut self) -> Result<Incoming, Error> {
         loop {
             // Any frame (a pong too) proves the connection alive.
-            let deadline = self.heard + self.dead_after;
+            // A deadline past the clock's range is none.
+            let far = self.heard + Duration::from_secs(86_400 * 365);
+            let deadline = self.heard.checked_add(self.dead_after).unwrap_or(far);
             let m = match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Err(_) => return Err(Error::Unresponsive(self.dead_after)),
                 Ok(None | Some(Err(_))) => return Err(Error::Closed),
