@@ -22,30 +22,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// 20 ms windows at 48 kHz.
-const WINDOW: usize = 960;
-
-/// The longest run of near-silent 20 ms windows in `wav` from its first
-/// loud window to its end (but the last 200 ms, where the call ends).
-fn longest_silence(wav: &Path) -> Duration {
-    let samples = cryptic_audio::read_wav_48k_mono(wav).unwrap();
-    let rms: Vec<f64> = samples
-        .chunks(WINDOW)
-        .map(|w| (w.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / w.len() as f64).sqrt())
-        .collect();
-    let mut sorted = rms.clone();
-    sorted.sort_by(f64::total_cmp);
-    let loud = sorted[sorted.len() * 3 / 4] * 0.2;
-    let first = rms.iter().position(|r| *r > loud).unwrap_or(0);
-    let last = rms.len().saturating_sub(11).max(first);
-    let (mut run, mut longest) = (0usize, 0usize);
-    for r in &rms[first..=last] {
-        run = if *r > loud { 0 } else { run + 1 };
-        longest = longest.max(run);
-    }
-    Duration::from_millis(20 * longest as u64)
-}
-
 /// The router's rules dropping UDP between the peers (both ways).
 fn udp_rules() -> [[&'static str; 9]; 2] {
     [
