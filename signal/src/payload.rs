@@ -604,6 +604,18 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_seeds_of_restarts_and_generations_hold_the_round_trip() {
+        for seed in [
+            include_str!("../../fuzz/corpus/signal_payload/seed-restart"),
+            include_str!("../../fuzz/corpus/signal_payload/seed-candidates-generation"),
+        ] {
+            let p = Payload::from_bytes(seed.as_bytes()).unwrap();
+            assert!(matches!(p.body, Body::Restart(_) | Body::Candidates(_)));
+            crate::fuzzing::payload(seed.as_bytes());
+        }
+    }
+
+    #[test]
     fn unknown_profiles_and_codecs_parse_but_never_match() {
         let p: Vec<SrtpProfile> =
             serde_json::from_str(r#"["SRTP_NULL", "AEAD_AES_128_GCM"]"#).unwrap();
