@@ -239,7 +239,8 @@ pub async fn run_call_with(
         SocketAddr::from(([0, 0, 0, 0], 0))
     };
     let socket = UdpSocket::bind(bind).await.map_err(Error::Io)?;
-    let hosts = cryptic_ice::host_addresses(socket.local_addr().map_err(Error::Io)?);
+    let bound = socket.local_addr().map_err(Error::Io)?;
+    let hosts = cryptic_ice::host_addresses(bound);
     let config = session_config(side, options, hosts.clone()).await;
     let dtls = AsyncDtls::new().map_err(Error::Dtls)?;
     let waker = dtls.waker();
@@ -256,7 +257,8 @@ pub async fn run_call_with(
     }
     let io = Io {
         socket: &socket,
-        hosts: &hosts,
+        bound,
+        hosts,
         sender: &side.sender,
         receiver: &mut side.receiver,
         waker,
@@ -278,7 +280,10 @@ pub async fn run_call_with(
 /// What the driver loop reads and writes.
 struct Io<'a> {
     socket: &'a UdpSocket,
-    hosts: &'a [SocketAddr],
+    /// The socket's address (unspecified: every address of the host).
+    bound: SocketAddr,
+    /// The host addresses it receives on, as last read.
+    hosts: Vec<SocketAddr>,
     sender: &'a Sender,
     receiver: &'a mut Receiver,
     waker: DtlsWaker,
@@ -288,7 +293,7 @@ struct Io<'a> {
 /// until its timeout, tick the audio. Returns the audio edge, if it opened.
 async fn drive(
     session: &mut CallSession<&mut E2eStore>,
-    io: Io<'_>,
+    mut io: Io<'_>,
     options: &CallOptions,
     controls: &mut mpsc::UnboundedReceiver<Control>,
 ) -> Option<Voice> {
@@ -298,6 +303,10 @@ async fn drive(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut status = tokio::time::interval(Duration::from_secs(1));
     status.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The host's addresses, read again every second: a change (a phone
+    // moving between networks) goes to the session, which decides.
+    let mut netcheck = tokio::time::interval(NETCHECK_EVERY);
+    netcheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf = vec![0u8; 2048];
     let (mut signaling_up, mut controls_open) = (true, true);
     loop {
@@ -341,8 +350,12 @@ async fn drive(
                 Ok(SignalIncoming::Relay { call_id, frame, .. }) => session.handle_relay(Instant::now(), call_id, &frame),
                 Err(cryptic_signal::Error::Protocol(e)) => tracing::debug!("skipped a bad message from the server: {e}"),
                 Err(e) => {
+                    // Closed, or silent past its deadline (no pong to our
+                    // pings): the connection is lost either way.
                     signaling_up = false;
-                    tracing::debug!("signaling: {e}");
+                    if options.status_line {
+                        println!("[{me}] signaling connection lost: {e}");
+                    }
                     session.signaling_lost(Instant::now());
                 }
             },
@@ -358,7 +371,14 @@ async fn drive(
                 Some(c) => control(session, c, &me),
             },
             _ = status.tick(), if options.status_line && session.media_ready() => {
-                println!("[{me}] {}", status_line(&CallReport::from_session(session, 0), &session.report().stats, active_time(session), session.muted()));
+                println!("[{me}] {}", live_status(session));
+            }
+            _ = netcheck.tick() => {
+                let hosts = cryptic_ice::host_addresses(io.bound);
+                if hosts != io.hosts {
+                    io.hosts = hosts.clone();
+                    session.network_changed(Instant::now(), hosts);
+                }
             }
         }
     }
@@ -378,16 +398,25 @@ fn control(session: &mut CallSession<&mut E2eStore>, c: Control, me: &str) {
         Control::Reject => session.reject(now),
         Control::Hangup => session.hangup(now),
         Control::Mute(m) => session.set_muted(m),
-        Control::Stats => println!(
-            "[{me}] {}",
-            status_line(
-                &CallReport::from_session(session, 0),
-                &session.report().stats,
-                active_time(session),
-                session.muted()
-            )
-        ),
+        Control::Stats => println!("[{me}] {}", live_status(session)),
     }
+}
+
+/// How often the driver reads the host's addresses again.
+const NETCHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The status line of the call now, with what is happening to the path.
+fn live_status(session: &CallSession<&mut E2eStore>) -> String {
+    let mut line = status_line(
+        &CallReport::from_session(session, 0),
+        &session.report().stats,
+        active_time(session),
+        session.muted(),
+    );
+    if let Some(note) = session.path_note() {
+        line.push_str(&format!(" ({note})"));
+    }
+    line
 }
 
 /// Writes the end-to-end store if it changed, on a blocking thread (it
@@ -469,6 +498,8 @@ fn show_events(session: &mut CallSession<&mut E2eStore>, options: &CallOptions, 
             SessionEvent::PathChanged("server-relay") if !options.force_relay => {
                 println!("[{me}] no direct path: media goes through the server relay")
             }
+            SessionEvent::DirectLost(words) => println!("[{me}] {words}"),
+            SessionEvent::DirectBack => println!("[{me}] back on direct"),
             SessionEvent::SignalingLost => {
                 println!("[{me}] signaling server lost: the call goes on peer to peer")
             }

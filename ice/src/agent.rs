@@ -23,6 +23,12 @@ const MAX_REMOTE: usize = 64;
 const MAX_PAIRS: usize = 100;
 /// Outstanding connectivity-check transactions at most.
 const MAX_CHECKS: usize = 64;
+/// A nomination this long after the controlled agent selected a pair is a
+/// renomination (the controlling agent moved), not aggressive nomination.
+const RENOMINATION_AFTER: Duration = Duration::from_secs(1);
+/// A selected pair with no media from the peer for this long yields to a
+/// new nomination of any priority (media flows every 20 ms in a call).
+const SELECTED_SILENT: Duration = Duration::from_millis(100);
 
 /// Which side of the ICE session this agent plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -386,6 +392,9 @@ pub struct Agent {
     last_check: Option<Instant>,
     first_valid: Option<Instant>,
     selected: Option<usize>,
+    selected_at: Instant,
+    /// When the peer's media last came on the selected pair.
+    selected_heard: Instant,
     consent_ok: Instant,
     consent_next: Instant,
     state: ConnectionState,
@@ -434,6 +443,8 @@ impl Agent {
             last_check: None,
             first_valid: None,
             selected: None,
+            selected_at: now,
+            selected_heard: now,
             consent_ok: now,
             consent_next: now,
             state: ConnectionState::Checking,
@@ -630,6 +641,63 @@ impl Agent {
             self.events.push_back(Event::GatheringDone);
         }
         let _ = now;
+    }
+
+    /// Moves the agent to a new set of local addresses (the host's network
+    /// changed) without an ICE restart: the credentials and the peer's
+    /// candidates are kept, TURN allocations and server-reflexive candidates
+    /// of the old addresses are dropped, the new host candidates are
+    /// announced again (`CandidateGathered`, then `GatheringDone`), STUN and
+    /// TURN gathering starts over, and every new local pairs with every
+    /// remote candidate for fresh checks. The selected pair is dropped (its
+    /// local address may be gone): a new one is selected as checks succeed,
+    /// so the peer hears us again without any signaling when we control the
+    /// nomination. Restart afterwards if the peer must learn new
+    /// credentials.
+    pub fn rebind(&mut self, now: Instant, hosts: &[SocketAddr]) {
+        for t in &mut self.turns {
+            t.close(now, &mut self.rng);
+        }
+        self.drain_turn(now);
+        let remotes = std::mem::take(&mut self.remotes);
+        let remote_done = self.remote_done;
+        self.clear_remote();
+        self.remote_done = remote_done;
+        self.locals.clear();
+        self.turns.clear();
+        self.gathers.clear();
+        self.gathering = None;
+        self.last_check = None;
+        self.state = ConnectionState::Checking;
+        for h in hosts {
+            self.add_host(*h);
+        }
+        self.gather(now);
+        self.remotes = remotes;
+        for r in 0..self.remotes.len() {
+            for l in 0..self.locals.len() {
+                self.make_pair(now, l, r);
+            }
+        }
+        self.start_pacing(now);
+    }
+
+    /// When the selected pair last proved it works both ways (an
+    /// authenticated answer to one of our checks on it); `None` without a
+    /// selected pair.
+    pub fn consent_fresh_since(&self) -> Option<Instant> {
+        self.selected.map(|_| self.consent_ok)
+    }
+
+    /// Sends a consent check on the selected pair now, besides the regular
+    /// ones (to learn soon whether a silent path works again). Nothing
+    /// without a selected pair.
+    pub fn probe_consent(&mut self, now: Instant) {
+        if let Some(p) = self.selected {
+            self.checks
+                .retain(|c| c.pair != p || c.kind != CheckKind::Consent);
+            self.send_check(now, p, CheckKind::Consent);
+        }
     }
 
     /// Closes the agent: TURN allocations are deleted.
@@ -898,6 +966,13 @@ impl Agent {
                     && p.state == PairState::Succeeded
                     && self.remotes[p.remote].addr() == from
             });
+            if ok
+                && self
+                    .selected
+                    .is_some_and(|s| self.remotes[self.pairs[s].remote].addr() == from)
+            {
+                self.selected_heard = now;
+            }
             return if ok {
                 Received::Media(0..data.len())
             } else {
@@ -1078,10 +1153,18 @@ impl Agent {
         let Some(p) = self.make_pair(now, local, r) else {
             return Received::Consumed;
         };
-        // Triggered check (RFC 8445 section 7.3.1.4).
+        // Triggered check (RFC 8445 section 7.3.1.4). An in-progress check
+        // already retransmitted is in backoff (its datagrams were lost, say
+        // in a blackout now over): the peer's request says the path works,
+        // so check again now rather than seconds later. A check sent once
+        // is left to its answer.
+        let backing_off = self
+            .checks
+            .iter()
+            .any(|c| c.pair == p && c.kind == CheckKind::Ordinary && c.sends > 1);
         match self.pairs[p].state {
             PairState::Succeeded => {}
-            PairState::InProgress => {}
+            PairState::InProgress if !backing_off => {}
             _ => {
                 self.pairs[p].state = PairState::Waiting;
                 if !self.triggered.contains(&p) {
@@ -1205,12 +1288,25 @@ impl Agent {
 
     fn nominate(&mut self, now: Instant, p: usize) {
         self.pairs[p].nominated = true;
+        // The controlled agent takes a nominated pair of higher priority
+        // (aggressive nomination nominates several at once), and follows a
+        // nomination whatever its priority when it comes well after its
+        // selection or while the selected pair is silent: the controlling
+        // agent moved (its network changed).
         let better = match self.selected {
             None => true,
-            Some(s) => s != p && (self.controlling || self.pairs[p].prio > self.pairs[s].prio),
+            Some(s) => {
+                s != p
+                    && (self.controlling
+                        || self.pairs[p].prio > self.pairs[s].prio
+                        || now >= self.selected_at + RENOMINATION_AFTER
+                        || now >= self.selected_heard + SELECTED_SILENT)
+            }
         };
         if better || self.state == ConnectionState::Disconnected {
             self.selected = Some(p);
+            self.selected_at = now;
+            self.selected_heard = now;
             self.state = ConnectionState::Connected;
             self.consent_ok = now;
             self.consent_next = now + self.consent_delay();

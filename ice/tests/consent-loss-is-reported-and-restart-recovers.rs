@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 //! RFC 7675 consent freshness on a virtual clock: a cut path is reported as
-//! lost within 30 s, and an ICE restart reconnects once the path is back.
+//! lost within 30 s, and an ICE restart reconnects once the path is back; a
+//! consent probe tells within a round trip whether a silent pair works.
 
 mod common;
 use std::time::Duration;
@@ -70,4 +71,39 @@ fn old_credentials_are_refused_after_a_restart() {
     b.agent.restart(net.now);
     let lost = |p: &[&mut Peer]| p[0].count(|e| *e == Event::PathLost) == 1;
     assert!(net.run(&mut [&mut a, &mut b], Duration::from_secs(40), lost));
+}
+
+#[test]
+fn a_consent_probe_tells_within_a_round_trip_whether_a_silent_pair_works() {
+    let mut net = Net::new(8, 0.0, 10, 20);
+    let mut a = Peer::new(Role::Controlling, "198.51.100.1:4000", 5, net.now);
+    let mut b = Peer::new(Role::Controlled, "203.0.113.2:5000", 6, net.now);
+    signal(net.now, &mut a, &mut b);
+    assert!(net.run(&mut [&mut a, &mut b], Duration::from_secs(5), both_selected));
+    net.link.cut = true;
+    net.run(&mut [&mut a, &mut b], Duration::from_secs(2), |_| false);
+    let silent_since = net.now;
+    a.agent.probe_consent(net.now);
+    net.run(&mut [&mut a, &mut b], Duration::from_millis(200), |_| false);
+    assert!(
+        a.agent.consent_fresh_since().unwrap() < silent_since,
+        "no answer through a cut"
+    );
+    net.link.cut = false;
+    a.agent.probe_consent(net.now);
+    let probed = net.now;
+    let fresh = |p: &[&mut Peer]| {
+        p[0].agent
+            .consent_fresh_since()
+            .is_some_and(|t| t > silent_since)
+    };
+    assert!(net.run(&mut [&mut a, &mut b], Duration::from_millis(100), fresh));
+    assert!(
+        net.now - probed <= Duration::from_millis(40),
+        "one round trip"
+    );
+    // Without a selected pair there is nothing to probe.
+    a.agent.restart(net.now);
+    a.agent.probe_consent(net.now);
+    assert_eq!(a.agent.consent_fresh_since(), None);
 }

@@ -4,7 +4,9 @@
 //! Use [`Connection::publish_keys`] / [`Connection::fetch_keys`] for the key
 //! directory, then [`Connection::split`] into a cloneable [`Sender`] (any
 //! task; a background writer owns the socket and pings every
-//! [`ClientConfig::keepalive`]) and a [`Receiver`] (one task).
+//! [`ClientConfig::keepalive`]) and a [`Receiver`] (one task), which fails
+//! with [`Error::Unresponsive`] when the server stays silent (no pong)
+//! for [`ClientConfig::dead_after`].
 //!
 //! Relay frames for an active call: [`Sender::send_relay`] /
 //! [`Sender::try_send_relay`] send the compact binary form; they arrive as
@@ -37,8 +39,15 @@ pub struct ClientConfig {
     pub ca_pem: String,
     /// Client certificate and key, PEM (`None` connects without one: the server refuses).
     pub identity: Option<(String, String)>,
-    /// Interval of keep-alive pings when idle. Default 30 s.
+    /// Interval of keep-alive pings, sent whatever else is sent (the
+    /// server answers each with a pong). Default 3 s.
     pub keepalive: Duration,
+    /// The connection is taken as lost when nothing at all (not even a
+    /// pong) came from the server for this long: the [`Receiver`] then
+    /// fails with [`Error::Unresponsive`]. A TCP connection whose path died
+    /// (the client's address went away) stays open for many minutes
+    /// otherwise. Default 8 s.
+    pub dead_after: Duration,
     /// Connect + handshake deadline. Default 10 s.
     pub connect_timeout: Duration,
 }
@@ -66,7 +75,8 @@ impl ClientConfig {
             server_name,
             ca_pem,
             identity: Some((cert_pem, key_pem)),
-            keepalive: Duration::from_secs(30),
+            keepalive: Duration::from_secs(3),
+            dead_after: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(10),
         }
     }
@@ -167,6 +177,8 @@ async fn connect_inner(config: &ClientConfig) -> Result<Connection, Error> {
     let mut receiver = Receiver {
         stream,
         pending: VecDeque::new(),
+        dead_after: config.dead_after.max(config.keepalive),
+        heard: tokio::time::Instant::now(),
     };
     let (user, ice_servers) = match receiver.recv_raw().await? {
         Incoming::Message(Message::Welcome(w)) => (w.user, w.ice_servers),
@@ -192,11 +204,19 @@ async fn writer(
     keepalive: Duration,
 ) {
     let mut nonce = 0u64;
+    // Pings on a fixed clock, busy or not: the receiver counts on the
+    // pongs to know the connection is alive.
+    // (A zero period would make the interval panic.)
+    let keepalive = keepalive.max(Duration::from_millis(100));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let first = match tokio::time::timeout(keepalive, rx.recv()).await {
-            Ok(Some(m)) => m,
-            Ok(None) => break,
-            Err(_) => {
+        let first = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = ping.tick() => {
                 nonce += 1;
                 WsMessage::text(Message::Ping(Ping { nonce }).to_json())
             }
@@ -374,10 +394,17 @@ impl Sender {
 pub struct Receiver {
     stream: SplitStream<Ws>,
     pending: VecDeque<Incoming>,
+    /// Silence from the server this long means the connection is lost.
+    dead_after: Duration,
+    /// When the last frame came (a deadline that survives a cancelled
+    /// `recv`, as in a `select!` loop).
+    heard: tokio::time::Instant,
 }
 
 impl Receiver {
-    /// The next message or relay frame; [`Error::Closed`] when the connection ends.
+    /// The next message or relay frame; [`Error::Closed`] when the
+    /// connection ends, [`Error::Unresponsive`] when the server sent
+    /// nothing, not even a pong, for [`ClientConfig::dead_after`].
     pub async fn recv(&mut self) -> Result<Incoming, Error> {
         if let Some(m) = self.pending.pop_front() {
             return Ok(m);
@@ -387,10 +414,16 @@ impl Receiver {
 
     async fn recv_raw(&mut self) -> Result<Incoming, Error> {
         loop {
-            let m = match self.stream.next().await {
-                None | Some(Err(_)) => return Err(Error::Closed),
-                Some(Ok(m)) => m,
+            // Any frame (a pong too) proves the connection alive.
+            // A deadline past the clock's range is none.
+            let far = self.heard + Duration::from_secs(86_400 * 365);
+            let deadline = self.heard.checked_add(self.dead_after).unwrap_or(far);
+            let m = match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return Err(Error::Unresponsive(self.dead_after)),
+                Ok(None | Some(Err(_))) => return Err(Error::Closed),
+                Ok(Some(Ok(m))) => m,
             };
+            self.heard = tokio::time::Instant::now();
             match m {
                 WsMessage::Text(t) => match Message::parse(t.as_str()) {
                     Ok(Message::Pong(_)) => continue,

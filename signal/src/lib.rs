@@ -107,6 +107,9 @@ pub enum Error {
     Protocol(String),
     /// The connection is closed.
     Closed,
+    /// The server sent nothing, not even a pong to our pings, for this
+    /// long: the connection is taken as lost (its path may have died).
+    Unresponsive(std::time::Duration),
     // local problems and API misuse
     /// No session with that user: fetch their keys and start one.
     NoSession {
@@ -148,6 +151,11 @@ impl std::fmt::Display for Error {
             Error::Server { code, message } => write!(f, "server error {code:?}: {message}"),
             Error::Protocol(e) => write!(f, "protocol violation: {e}"),
             Error::Closed => f.write_str("connection closed"),
+            Error::Unresponsive(d) => write!(
+                f,
+                "the server sent nothing for {} s, not even a pong to our pings: connection lost",
+                d.as_secs()
+            ),
             Error::NoSession { user } => write!(f, "no end-to-end session with {user}"),
             Error::InvalidState(e) => write!(f, "invalid state: {e}"),
             Error::Storage(e) => write!(f, "storage: {e}"),

@@ -2,7 +2,7 @@
 //! version 2: every payload names its own context.
 //!
 //! ```text
-//! { "v": 2, "type": "invite" | "answer" | "reveal" | "candidates",
+//! { "v": 2, "type": "invite" | "answer" | "reveal" | "candidates" | "restart",
 //!   "call_id": "<uuid>", "from": "alice", "to": "bob",
 //!   "counter": 0, "sent_at": 1800000000,
 //!   ...the body's fields... }
@@ -288,15 +288,55 @@ pub struct Candidates {
     /// True when no more candidates will follow.
     #[serde(default)]
     pub end_of_candidates: bool,
+    /// The ICE generation these candidates belong to: 0 before any
+    /// restart, then the [`Restart::generation`] they follow. The receiver
+    /// drops candidates of another generation than its own.
+    #[serde(default)]
+    pub generation: u32,
 }
 
 impl Candidates {
-    /// An update from its parts.
+    /// An update from its parts (generation 0).
     pub fn new(candidates: Vec<String>, end_of_candidates: bool) -> Self {
         Self {
             candidates,
             end_of_candidates,
+            generation: 0,
         }
+    }
+
+    /// The same update, for ICE generation `generation`.
+    pub fn for_generation(mut self, generation: u32) -> Self {
+        self.generation = generation;
+        self
+    }
+}
+
+/// The body of an ICE restart (RFC 8445 section 2.4) in the middle of a
+/// call: the sender's new ICE description. The DTLS association and the
+/// SRTP contexts are kept; only the connectivity checks start over.
+///
+/// `generation` numbers the restarts of one call: the first is 1, and a
+/// side that starts one uses one more than the largest it has seen from
+/// either side. A receiver at a smaller generation restarts its own agent
+/// and answers with a `restart` of the same generation; at the same
+/// generation (both sides restarted at once, or this is the answer) it only
+/// takes the new credentials; a smaller generation than its own is stale and
+/// dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Restart {
+    /// The restart's number in this call, from 1.
+    pub generation: u32,
+    /// The sender's new ICE description.
+    #[serde(flatten)]
+    pub ice: IceParams,
+}
+
+impl Restart {
+    /// A restart of `generation` with the new description `ice`.
+    pub fn new(generation: u32, ice: IceParams) -> Self {
+        Self { generation, ice }
     }
 }
 
@@ -313,6 +353,9 @@ pub enum Body {
     Reveal(Reveal),
     /// In `call_ice_candidate`.
     Candidates(Candidates),
+    /// In `call_ice_candidate`, from either side, once the call is
+    /// answered.
+    Restart(Restart),
 }
 
 impl Body {
@@ -323,6 +366,7 @@ impl Body {
             Body::Answer(_) => Kind::Answer,
             Body::Reveal(_) => Kind::Reveal,
             Body::Candidates(_) => Kind::Candidates,
+            Body::Restart(_) => Kind::Restart,
         }
     }
 }
@@ -339,6 +383,8 @@ pub enum Kind {
     Reveal,
     /// [`Candidates`].
     Candidates,
+    /// [`Restart`].
+    Restart,
 }
 
 /// A sealed payload's plaintext: its context and its body.
@@ -512,6 +558,60 @@ mod tests {
         for (e, why) in cases {
             let err = p.check(&e).unwrap_err().to_string();
             assert!(err.contains(why), "{err} / {why}");
+        }
+    }
+
+    #[test]
+    fn restarts_round_trip_and_candidates_default_to_generation_0() {
+        let mut p = reveal();
+        p.body = Body::Restart(Restart::new(
+            2,
+            IceParams::new(
+                "Abc1".into(),
+                "abcdefghijklmnopqrstuvwx".into(),
+                vec!["candidate:1 1 udp 2130706431 198.51.100.1 5000 typ host".into()],
+                false,
+            ),
+        ));
+        let b = p.to_bytes();
+        let text = String::from_utf8(b.clone()).unwrap();
+        assert!(text.contains("\"type\":\"restart\""), "{text}");
+        assert!(text.contains("\"generation\":2"), "{text}");
+        assert_eq!(Payload::from_bytes(&b).unwrap(), p);
+        assert_eq!(p.body.kind(), Kind::Restart);
+        let (alice, bob) = (user("alice"), user("bob"));
+        let expect = Expect {
+            kinds: &[Kind::Reveal, Kind::Candidates],
+            call_id: p.call_id,
+            from: &alice,
+            to: &bob,
+            min_counter: 0,
+        };
+        assert!(p.check(&expect).is_err(), "a restart only where allowed");
+        let old = br#"{"v":2,"type":"candidates","call_id":"0f8fad5b-d9cb-469f-a165-70867728950e","from":"bob","to":"alice","counter":2,"sent_at":1800000000,"candidates":[],"end_of_candidates":true}"#;
+        match Payload::from_bytes(old).unwrap().body {
+            Body::Candidates(c) => assert_eq!(c.generation, 0),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            r#""generation":-1"#,
+            r#""generation":4294967296"#,
+            r#""generation":"1""#,
+        ] {
+            let t = text.replace("\"generation\":2", bad);
+            assert!(Payload::from_bytes(t.as_bytes()).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn the_fuzz_seeds_of_restarts_and_generations_hold_the_round_trip() {
+        for seed in [
+            include_str!("../../fuzz/corpus/signal_payload/seed-restart"),
+            include_str!("../../fuzz/corpus/signal_payload/seed-candidates-generation"),
+        ] {
+            let p = Payload::from_bytes(seed.as_bytes()).unwrap();
+            assert!(matches!(p.body, Body::Restart(_) | Body::Candidates(_)));
+            crate::fuzzing::payload(seed.as_bytes());
         }
     }
 

@@ -16,8 +16,8 @@ use std::time::Instant;
 use cryptic_signal::call::Role;
 use cryptic_signal::callkey::{self, CallKey, EphemeralSecret, Side};
 use cryptic_signal::payload::{
-    Answer, AudioCodec, Body, Candidates, CertFingerprint, Contribution, Expect, IceParams, Invite,
-    Kind, Payload, Reveal, SrtpProfile,
+    Answer, AudioCodec, Body, CertFingerprint, Contribution, Expect, IceParams, Invite, Kind,
+    Payload, Reveal, SrtpProfile,
 };
 use cryptic_signal::wire::{CallId, CallInvite, RejectReason, Sealed, UserId};
 use rand::Rng;
@@ -157,17 +157,18 @@ impl<S: Sealer> CallSession<S> {
         self.seal_body(now, peer, Body::Answer(body))
     }
 
+    /// Seals a `call_ice_candidate` body (candidates, or a restart).
     pub(super) fn seal_candidates(
         &mut self,
         now: Instant,
-        update: Candidates,
+        body: Body,
     ) -> Result<Sealed, cryptic_signal::Error> {
         let peer = self
             .report
             .peer
             .clone()
             .ok_or(cryptic_signal::Error::InvalidState("no peer"))?;
-        self.seal_body(now, &peer, Body::Candidates(update))
+        self.seal_body(now, &peer, body)
     }
 
     /// Opens a payload `from` sealed and checks its context.
@@ -320,12 +321,13 @@ impl<S: Sealer> CallSession<S> {
         self.on_answered(now);
     }
 
-    /// A sealed `call_ice_candidate`: the caller's reveal, or candidates.
+    /// A sealed `call_ice_candidate`: the caller's reveal, candidates, or
+    /// an ICE restart.
     pub(super) fn on_candidate(&mut self, now: Instant, sealed: Sealed) {
         let (Some(peer), Some(call_id)) = (self.report.peer.clone(), self.report.call_id) else {
             return;
         };
-        let kinds = [Kind::Reveal, Kind::Candidates];
+        let kinds = [Kind::Reveal, Kind::Candidates, Kind::Restart];
         let min = self.keys.next_from_peer;
         let payload = match self.open(&peer, call_id, &sealed, &kinds, min) {
             Ok(p) => p,
@@ -337,7 +339,8 @@ impl<S: Sealer> CallSession<S> {
         self.keys.next_from_peer = payload.counter + 1;
         match payload.body {
             Body::Reveal(r) => self.on_reveal(now, call_id, r.contribution),
-            Body::Candidates(u) => self.add_remote(now, &u.candidates, u.end_of_candidates),
+            Body::Candidates(u) => self.on_candidates(now, u),
+            Body::Restart(r) => self.on_restart(now, r),
             _ => {}
         }
     }

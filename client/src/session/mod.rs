@@ -5,6 +5,7 @@
 //!   relay frames ───────handle_relay────┤         │
 //!   UDP datagrams ──────handle_datagram─┤ Call-   ├──poll_transmit─> UDP datagrams
 //!   user: accept/reject/hangup/mute ────┤ Session ├──poll_event────> incoming, secured, path, ended
+//!   host addresses ─────network_changed─┤         │
 //!   encoded audio ──────send_audio──────┤         ├──poll_playout──> frame / conceal / silence
 //!   the clock ──────────handle_timeout──┘         └──poll_timeout──> when to call handle_timeout
 //!
@@ -26,7 +27,8 @@
 //!    [`handle_datagram`](CallSession::handle_datagram), the user's
 //!    commands to [`accept`](CallSession::accept),
 //!    [`reject`](CallSession::reject), [`hangup`](CallSession::hangup),
-//!    [`set_muted`](CallSession::set_muted);
+//!    [`set_muted`](CallSession::set_muted), and the host's addresses when
+//!    they change to [`network_changed`](CallSession::network_changed);
 //! 3. after every input drains [`poll_transmit`](CallSession::poll_transmit)
 //!    (send on the socket), [`poll_signal`](CallSession::poll_signal) (send on
 //!    the signaling connection) and [`poll_event`](CallSession::poll_event)
@@ -64,7 +66,14 @@
 //! - Media takes the ICE pair when one is selected, else the server relay
 //!   after [`SessionConfig::relay_after`] (or from the start with
 //!   [`SessionConfig::force_relay`], or when the peer's authenticated media
-//!   arrives that way, or when consent on the ICE pair is lost).
+//!   arrives that way, or while the direct path is lost).
+//! - The direct path lost (silent for 1 s, consent expired, our addresses
+//!   changed, the peer restarted) is found again without the users: the
+//!   server relay carries the audio meanwhile, a silent pair is probed with
+//!   consent checks, the agent rebinds to new addresses, ICE restarts
+//!   through a sealed `restart` of a numbered generation, and the DTLS
+//!   association and SRTP contexts stay (see `session/reach.rs` and
+//!   docs/PROTOCOL.md section 4.1).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -81,15 +90,17 @@ use cryptic_ice::{
 use cryptic_jitter::Playout;
 use cryptic_signal::call::{CallConfig, CallEvent, CallMachine, CallState, Reason, Role};
 use cryptic_signal::e2e::E2eStore;
-use cryptic_signal::payload::{AudioCodec, Candidates, SrtpProfile};
+use cryptic_signal::payload::{AudioCodec, SrtpProfile};
 use cryptic_signal::wire::{CallId, ErrorCode, Message, RejectReason, Sealed, UserId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use zeroize::Zeroizing;
 
 mod keys;
+mod reach;
 
 use keys::{KeySchedule, Offer};
+use reach::{Loss, Reach};
 
 use crate::dtls::{Dtls, DtlsOutput};
 use crate::history::Outcome;
@@ -347,6 +358,14 @@ pub enum SessionEvent {
     },
     /// Media now travels this way (`direct`, `turn-relay`, `server-relay`).
     PathChanged(&'static str),
+    /// The direct path went away (consent lost, our network changed, or
+    /// the peer restarted ICE): ICE restarts while media goes through the
+    /// server relay. The words say what happened ("path lost, trying
+    /// relay").
+    DirectLost(&'static str),
+    /// After [`DirectLost`](Self::DirectLost), ICE selected a pair again:
+    /// media is back on the direct path.
+    DirectBack,
     /// The signaling server went away; the call goes on peer to peer.
     SignalingLost,
     /// The call ended; read [`CallSession::report`].
@@ -392,6 +411,8 @@ pub struct SessionReport {
     pub frames_sent: u64,
     /// Frames of the peer's audio played (not concealed).
     pub frames_played: u64,
+    /// ICE restarts in the call (ours and the peer's).
+    pub ice_restarts: u32,
 }
 
 /// The media path in use.
@@ -427,6 +448,8 @@ pub struct CallSession<S: Sealer> {
     theirs: Option<Offer>,
     /// The version-2 key schedule of the call.
     keys: KeySchedule,
+    /// ICE restarts and the direct path lost and found.
+    reach: Reach,
     created: Instant,
     /// Our candidates not yet sent (before the offer, or while ringing).
     local_pending: Vec<String>,
@@ -435,6 +458,8 @@ pub struct CallSession<S: Sealer> {
     remote_pending: Vec<String>,
     remote_done: bool,
     path: Path,
+    /// When the peer's authenticated media last came on the ICE pair.
+    direct_heard: Option<Instant>,
     relay_seq: u64,
     glare_peer: Option<UserId>,
     dtls_started: bool,
@@ -461,6 +486,7 @@ impl<S: Sealer> std::fmt::Debug for CallSession<S> {
             .field("me", &self.config.me)
             .field("state", &self.machine.state())
             .field("path", &self.path)
+            .field("reach", &self.reach)
             .field("call_key", &self.keys.has_call_key())
             .field("dtls_started", &self.dtls_started)
             .field("secured", &self.media.is_some())
@@ -484,12 +510,14 @@ impl<S: Sealer> CallSession<S> {
             ours: None,
             theirs: None,
             keys: KeySchedule::default(),
+            reach: Reach::default(),
             created: now,
             local_pending: Vec::new(),
             local_done: false,
             remote_pending: Vec::new(),
             remote_done: false,
             path: Path::None,
+            direct_heard: None,
             relay_seq: 0,
             glare_peer: None,
             dtls_started: false,
@@ -519,6 +547,7 @@ impl<S: Sealer> CallSession<S> {
                 ended: None,
                 frames_sent: 0,
                 frames_played: 0,
+                ice_restarts: 0,
             },
             ended: false,
             transmits: VecDeque::new(),
@@ -662,12 +691,22 @@ impl<S: Sealer> CallSession<S> {
         // Only the peer's authenticated media (or, while no path exists, a
         // DTLS record: the handshake authenticates itself) moves the call to
         // the relay: the server cannot steer the media path by itself.
+        // Media follows the peer's: authenticated media by the relay moves
+        // us there, unless the peer's media came on the direct path (or a
+        // pair was selected) just before.
         let switch = match self.demux(now, frame) {
-            Arrived::Media => true,
+            Arrived::Media => self
+                .direct_heard
+                .is_none_or(|t| now >= t + DIRECT_HEARD_FRESH),
             Arrived::Dtls => self.path == Path::None,
             Arrived::Nothing => false,
         };
         if switch {
+            if self.media.is_some() && matches!(self.path, Path::Ice(_)) {
+                // The peer left the pair we hear nothing on: so do we, and
+                // watch the pair as it does.
+                self.enter_silent(now);
+            }
             self.set_path(Path::Relay);
         }
         self.process(now);
@@ -686,21 +725,48 @@ impl<S: Sealer> CallSession<S> {
         let Some(agent) = self.ice.as_mut().filter(|_| !self.ended) else {
             return;
         };
-        if let Received::Media(range) = agent.handle_input(now, source, destination, data) {
+        let received = agent.handle_input(now, source, destination, data);
+        if received == Received::Consumed {
+            // Maybe a consent answer on a pair that fell silent.
+            self.direct_revived(now);
+        }
+        let Some(agent) = self.ice.as_mut() else {
+            return;
+        };
+        if let Received::Media(range) = received {
+            let selected = agent.selected().map(|p| p.kind);
             if let Some(d) = data.get(range) {
-                self.demux(now, d);
+                if let (Arrived::Media, Some(kind)) = (self.demux(now, d), selected) {
+                    // The peer's authenticated media came on the pair: the
+                    // direct path works, take it back from the relay.
+                    self.direct_heard = Some(now);
+                    if self.path == Path::Relay && !self.config.force_relay {
+                        self.direct_found(kind);
+                    }
+                }
             }
         }
         self.process(now);
     }
 
     /// The signaling connection is gone. A call with media on an ICE pair
-    /// goes on; any other call ends.
+    /// (or on the relay while a selected pair fell silent: it goes back to
+    /// the pair) goes on; any other call ends.
     pub fn signaling_lost(&mut self, now: Instant) {
         if !self.signaling_up {
             return;
         }
         self.signaling_up = false;
+        // On the relay because the pair fell silent, with the pair still
+        // selected: back to it, the only way left (its consent decides).
+        let pair = self.ice.as_ref().and_then(Agent::selected);
+        let relay_chosen = self.config.force_relay;
+        if let (Some(p), Some(_), Path::Relay, false) = (pair, &self.media, self.path, relay_chosen)
+        {
+            self.reach.lost = None;
+            self.reach.probe_at = None;
+            self.set_path(Path::Ice(p.kind));
+        }
         if self.media.is_some() && matches!(self.path, Path::Ice(_)) {
             self.events.push_back(SessionEvent::SignalingLost);
         } else if !self.ended {
@@ -743,6 +809,8 @@ impl<S: Sealer> CallSession<S> {
             self.hangup_at = None;
             self.hangup(now);
         }
+        self.reach_timeout(now);
+        self.check_direct_silence(now);
         if due(self.relay_at, now) {
             self.relay_at = None;
             if self.media.is_none() && (self.config.force_relay || self.path == Path::None) {
@@ -832,6 +900,9 @@ impl<S: Sealer> CallSession<S> {
                 .flatten(),
             self.media.as_ref().map(MediaSession::poll_timeout),
             self.relay_at,
+            self.reach.restart_at,
+            self.direct_silent_at(),
+            self.reach.probe_at,
             self.accept_at,
             self.cancel_at,
             self.hangup_at,
@@ -868,6 +939,7 @@ impl<S: Sealer> CallSession<S> {
             r.stats = m.stats();
         }
         r.path = self.report.path.or(self.path.name());
+        r.ice_restarts = self.reach.restarts;
         r
     }
 
@@ -969,11 +1041,11 @@ impl<S: Sealer> CallSession<S> {
         if self.ours.is_none() || !self.can_trickle() {
             return;
         }
-        if self.local_pending.is_empty() && !self.local_done {
+        if self.local_pending.is_empty() && !self.local_done && self.reach.announce.is_none() {
             return;
         }
-        let update = Candidates::new(std::mem::take(&mut self.local_pending), self.local_done);
-        match self.seal_candidates(now, update) {
+        let body = self.candidates_body();
+        match self.seal_candidates(now, body) {
             Ok(sealed) => {
                 if let Err(e) = self.machine.send_candidate(sealed) {
                     tracing::debug!("candidate not sent: {e}");
@@ -1047,6 +1119,7 @@ impl<S: Sealer> CallSession<S> {
         self.remote_pending.clear();
         self.remote_done = false;
         self.cancel_at = None;
+        self.reach = Reach::default();
     }
 
     fn drain_ice(&mut self, now: Instant) -> bool {
@@ -1062,30 +1135,49 @@ impl<S: Sealer> CallSession<S> {
         while let Some(e) = agent.poll_event() {
             events.push(e);
         }
+        let mut trickle = false;
         for e in events {
             moved = true;
-            self.on_ice_event(now, e);
+            trickle |= self.on_ice_event(now, e);
+        }
+        if trickle {
+            // One sealed message for everything the agent said at once.
+            self.send_local_candidates(now);
         }
         moved
     }
 
-    fn on_ice_event(&mut self, now: Instant, event: IceEvent) {
+    /// Handles one event of the agent; `true` when there are candidates
+    /// (or a restart) to send.
+    fn on_ice_event(&mut self, now: Instant, event: IceEvent) -> bool {
         match event {
             IceEvent::CandidateGathered(c) => {
                 self.local_pending.push(c.to_sdp_string());
-                self.send_local_candidates(now);
+                return true;
             }
             IceEvent::GatheringDone => {
                 self.local_done = true;
-                self.send_local_candidates(now);
+                return true;
             }
-            IceEvent::Selected(pair) if self.path != Path::Relay => {
-                self.set_path(Path::Ice(pair.kind));
+            IceEvent::Restarted(creds) => {
+                // Our new description goes out as one sealed `restart`.
+                self.local_pending.clear();
+                self.local_done = false;
+                self.reach.announce = Some(creds);
+                return true;
             }
-            IceEvent::PathLost if matches!(self.path, Path::Ice(_)) => {
+            IceEvent::Selected(pair) => {
+                self.direct_heard = Some(now);
+                self.direct_found(pair.kind);
+            }
+            IceEvent::PathLost
+                if matches!(self.path, Path::Ice(_)) || self.reach.lost == Some(Loss::Silent) =>
+            {
                 if self.signaling_up {
-                    // Consent lost on the pair: the server relay carries on.
-                    self.set_path(Path::Relay);
+                    // Consent lost on the pair: the server relay carries on
+                    // while ICE restarts.
+                    self.direct_lost(Loss::Consent);
+                    self.restart_ice(now);
                 } else {
                     self.report.reason = "the media path was lost (consent expired)".into();
                     self.forced = Some(Outcome::Failed);
@@ -1095,6 +1187,7 @@ impl<S: Sealer> CallSession<S> {
             // Without a pair the relay fallback timer decides.
             _ => {}
         }
+        false
     }
 
     fn set_path(&mut self, path: Path) {
@@ -1218,6 +1311,7 @@ impl<S: Sealer> CallSession<S> {
                 .push_back(SessionEvent::Secured { sas, verified });
         }
         self.machine.media_connected(now);
+        self.direct_heard = Some(now);
         self.hangup_at = self.config.duration.map(|d| now + d);
     }
 
@@ -1352,6 +1446,12 @@ enum Arrived {
     /// Dropped (unauthentic, malformed, or nothing to take it).
     Nothing,
 }
+
+/// Authenticated media on the ICE pair (or a pair selected) this recently
+/// keeps relayed media from moving the path to the relay: frames still in
+/// flight on the relay when both sides went back to direct do not pull
+/// them off it, while a peer that moved to the relay is followed at once.
+const DIRECT_HEARD_FRESH: Duration = Duration::from_millis(500);
 
 fn due(at: Option<Instant>, now: Instant) -> bool {
     at.is_some_and(|t| t <= now)

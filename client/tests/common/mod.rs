@@ -397,3 +397,26 @@ impl ProcCmd {
         Proc::start(name, program, args)
     }
 }
+
+/// The longest run of near-silent 20 ms windows in the WAV at `wav` from
+/// its first loud window to its end (but the last 200 ms, where the call
+/// ends): how long a steady tone was not heard.
+pub fn longest_silence(wav: &Path) -> Duration {
+    const WINDOW: usize = 960; // 20 ms at 48 kHz
+    let samples = cryptic_audio::read_wav_48k_mono(wav).unwrap();
+    let rms: Vec<f64> = samples
+        .chunks(WINDOW)
+        .map(|w| (w.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / w.len() as f64).sqrt())
+        .collect();
+    let mut sorted = rms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let loud = sorted[sorted.len() * 3 / 4] * 0.2;
+    let first = rms.iter().position(|r| *r > loud).unwrap_or(0);
+    let last = rms.len().saturating_sub(11).max(first);
+    let (mut run, mut longest) = (0usize, 0usize);
+    for r in &rms[first..=last] {
+        run = if *r > loud { 0 } else { run + 1 };
+        longest = longest.max(run);
+    }
+    Duration::from_millis(20 * longest as u64)
+}

@@ -22,6 +22,7 @@ use cryptic_call::session::{CallSession, SessionConfig, SessionEvent, SessionRep
 use cryptic_dtls_srtp::handshake::Role as DtlsRole;
 use cryptic_dtls_srtp::srtp::Profile;
 use cryptic_dtls_srtp::{Error as DtlsError, Fingerprint};
+use cryptic_jitter::Playout;
 use cryptic_signal::call::CallState;
 use cryptic_signal::e2e::E2eStore;
 use cryptic_signal::wire::{CallId, ErrorCode, KeysBundle, Message, UserId};
@@ -298,6 +299,9 @@ pub enum Action {
     Accept,
     Reject,
     Hangup,
+    /// The node's host moves to this address (a phone changing networks):
+    /// datagrams to the old one go nowhere, and the session is told.
+    Move(SocketAddr),
 }
 
 /// When an action happens.
@@ -316,6 +320,33 @@ pub struct Node<'a> {
     reached: HashMap<String, Instant>,
     next_tick: Option<Instant>,
     frame_no: u32,
+    /// When each of the peer's frames was played (not concealed).
+    pub played: Vec<Instant>,
+    /// When each of [`Node::events`] came.
+    pub event_times: Vec<Instant>,
+}
+
+impl Node<'_> {
+    /// The first frame played at or after `t`, as time after `t`.
+    pub fn audio_back_after(&self, t: Instant) -> Option<Duration> {
+        self.played.iter().find(|p| **p >= t).map(|p| *p - t)
+    }
+
+    /// When the last event `e` came.
+    pub fn last_event(&self, e: &SessionEvent) -> Option<Instant> {
+        let i = self.events.iter().rposition(|x| x == e)?;
+        self.event_times.get(i).copied()
+    }
+
+    /// The longest stretch without a played frame between the first frame
+    /// played and the last.
+    pub fn longest_gap(&self) -> Duration {
+        self.played
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 /// Several users' sessions, a hub and a network, on one virtual clock.
@@ -375,6 +406,8 @@ impl<'a> World<'a> {
                 reached: HashMap::new(),
                 next_tick: None,
                 frame_no: 0,
+                played: Vec::new(),
+                event_times: Vec::new(),
             });
         }
         Self {
@@ -528,6 +561,10 @@ impl<'a> World<'a> {
                 Action::Accept => s.accept(now),
                 Action::Reject => s.reject(now),
                 Action::Hangup => s.hangup(now),
+                Action::Move(to) => {
+                    self.nodes[node].host = to;
+                    self.nodes[node].session.network_changed(now, vec![to]);
+                }
             }
         }
         for n in &mut self.nodes {
@@ -574,6 +611,7 @@ impl<'a> World<'a> {
         self.nodes[i].reached.entry(state).or_insert(now);
         while let Some(e) = self.nodes[i].session.poll_event() {
             self.nodes[i].events.push(e);
+            self.nodes[i].event_times.push(now);
         }
         while let Some(t) = self.nodes[i].session.poll_transmit() {
             self.send_udp(i, t.source, t.destination, t.contents);
@@ -644,6 +682,10 @@ impl<'a> World<'a> {
         if self.net.udp_blocked || self.blacked_out() || self.rng.random_bool(self.net.loss) {
             return;
         }
+        // A node left with loopback only (between networks) reaches nobody.
+        if self.nodes[from].host.ip().is_loopback() || dest.ip().is_loopback() {
+            return;
+        }
         // Out through our NAT: the source becomes the mapping, and the
         // destination's address may answer.
         let source = if self.net.natted.contains(&from) {
@@ -708,7 +750,9 @@ fn audio_tick(n: &mut Node<'_>, now: Instant) {
     let mut payload = [0u8; 60];
     payload[..4].copy_from_slice(&n.frame_no.to_be_bytes());
     n.session.send_audio(now, &payload, false);
-    let _ = n.session.poll_playout(now);
+    if matches!(n.session.poll_playout(now), Some(Playout::Frame(_))) {
+        n.played.push(now);
+    }
     n.next_tick = Some(due + Duration::from_millis(20));
 }
 
