@@ -23,7 +23,6 @@ use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 use crate::codec::{FrameDuration, SAMPLE_RATE};
-use crate::drift::{DriftControl, Stretcher};
 use crate::resample::{f32_to_i16, i16_to_f32, CaptureResampler, PlaybackResampler};
 use crate::sink::Sink;
 use crate::source::{Read, Source};
@@ -51,9 +50,6 @@ const TRIM_WINDOW: u32 = 50;
 /// a queue built up at start (or after a stall) does not stay in the
 /// mouth-to-ear delay for the rest of the call.
 const TRIM_MARGIN: Duration = Duration::from_millis(12);
-/// The playback ring's level the drift steering holds (at 48 kHz), less
-/// what the card has played of its current period.
-const DRIFT_TARGET: Duration = Duration::from_millis(10);
 
 /// A sound device as [`list_devices`] reports it.
 #[non_exhaustive]
@@ -191,13 +187,6 @@ struct Shared {
     failed: AtomicBool,
     /// Non-xrun errors since the data callback last ran.
     errors_in_row: AtomicU32,
-    /// When the stream was opened: the clock of `pulled_at_ns`.
-    epoch: Instant,
-    /// Playback: when the callback last pulled (ns since `epoch`) and how
-    /// many samples per channel it pulled, so that the writer knows how far
-    /// the card is into playing them.
-    pulled_at_ns: AtomicU64,
-    pulled: AtomicU64,
 }
 
 impl Default for Shared {
@@ -208,9 +197,6 @@ impl Default for Shared {
             underrun_samples: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             errors_in_row: AtomicU32::new(0),
-            epoch: Instant::now(),
-            pulled_at_ns: AtomicU64::new(0),
-            pulled: AtomicU64::new(0),
         }
     }
 }
@@ -280,11 +266,6 @@ where
     let mut playing = false;
     move |data: &mut [T], _| {
         shared.data_flowed();
-        let now = u64::try_from(shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        shared.pulled_at_ns.store(now, Ordering::Relaxed);
-        shared
-            .pulled
-            .store((data.len() / channels.max(1)) as u64, Ordering::Relaxed);
         if !playing && cons.occupied_len() >= prime {
             playing = true;
         }
@@ -683,10 +664,6 @@ pub struct DeviceOutput {
     channels: u16,
     frames: u64,
     trimmer: Trimmer,
-    /// Clock drift at 48 kHz: the frames are stretched by a ratio near
-    /// one that holds the ring at [`DRIFT_TARGET`].
-    drift: DriftControl,
-    stretcher: Stretcher,
     /// What was queued since the last `take_played` (at 48 kHz only).
     played: Vec<i16>,
 }
@@ -777,20 +754,8 @@ impl DeviceOutput {
                 window: 0,
                 trimmed: 0,
             },
-            drift: DriftControl::new((u128::from(rate) * DRIFT_TARGET.as_millis() / 1000) as usize),
-            stretcher: Stretcher::new(frame.samples())?,
             played: Vec::with_capacity(4 * frame.samples()),
         })
-    }
-
-    /// Samples of the card's current period already played: the time
-    /// since its last pull, as a share of that pull.
-    fn played_of_period(&self) -> f64 {
-        let pulled = self.shared.pulled.load(Ordering::Relaxed) as f64;
-        let at = self.shared.pulled_at_ns.load(Ordering::Relaxed);
-        let now = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let played = now.saturating_sub(at) as f64 * f64::from(self.rate) / 1e9;
-        played.min(pulled)
     }
 
     /// The device's sample rate and channel count.
@@ -818,16 +783,12 @@ impl Sink for DeviceOutput {
             *d = i16_to_f32(*s);
         }
         let level = self.prod.occupied_len();
-        let continuous = level as f64 - self.played_of_period();
         let samples = match self.resampler.as_mut() {
             Some(rs) => {
                 let w = rs.process(&self.frame_f32, &mut self.resampled)?;
                 &self.resampled[..w]
             }
-            None => {
-                let ratio = self.drift.update(continuous);
-                self.stretcher.process(&self.frame_f32, ratio)?
-            }
+            None => &self.frame_f32[..],
         };
         let max = (u128::from(self.rate) * MAX_PLAYBACK_BACKLOG.as_millis() / 1000) as usize;
         let pushed = if level > max {
