@@ -83,12 +83,18 @@ impl IceUri {
             }
         };
         let (host, port) = split_host_port(hostport)?;
-        Ok(IceUri {
+        let uri = IceUri {
             scheme,
             host,
             port,
             credentials,
-        })
+        };
+        // Credentials written raw grow when percent-encoded: what parses
+        // must also print within the limit (and parse back).
+        if uri.to_uri().len() > MAX_URI {
+            return Err("ICE server URI longer than 1024 bytes once encoded");
+        }
+        Ok(uri)
     }
 
     /// A TURN URI for the same server with these credentials.
@@ -238,6 +244,21 @@ mod tests {
         ] {
             assert!(IceUri::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn raw_credentials_that_grow_past_the_limit_when_encoded_are_refused() {
+        // Found by the fuzzer: 1,000 raw '>' parse, but print as 3,000
+        // bytes of %3E, which would not parse back.
+        let uri = format!("turn:u:{}@127.0.0.1:3478", ">".repeat(1000));
+        assert!(uri.len() <= MAX_URI);
+        assert_eq!(
+            IceUri::parse(&uri).err(),
+            Some("ICE server URI longer than 1024 bytes once encoded")
+        );
+        let fits = format!("turn:u:{}@127.0.0.1:3478", ">".repeat(300));
+        let u = IceUri::parse(&fits).unwrap();
+        assert_eq!(IceUri::parse(&u.to_uri()).ok(), Some(u));
     }
 
     #[test]
