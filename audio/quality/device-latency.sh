@@ -11,7 +11,10 @@
 #
 # Needs: pulseaudio, pulseaudio-utils, python3-venv (scripts/packages);
 # makes a venv with numpy under target/. Not run in CI.
-# Usage: audio/quality/device-latency.sh [RUNS]
+# With PASSTHROUGH=1 the call is replaced by the device floor: the
+# microphone straight to the speaker (audio/examples/device_passthrough.rs),
+# paced as a call paces them.
+# Usage: [PASSTHROUGH=1] audio/quality/device-latency.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-4}"
@@ -23,6 +26,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 cargo build --quiet -p cryptic-call
 bin="${CARGO_TARGET_DIR:-target}/debug/cryptic-call"
+passthrough="${PASSTHROUGH:-}"
+if [ -n "$passthrough" ]; then
+  cargo build --quiet -p cryptic-audio --example device_passthrough
+fi
 mkdir -p "$work/home" "$work/run"
 cat > "$work/default.pa" <<PA
 load-module module-native-protocol-unix auth-anonymous=1 socket=$work/native
@@ -56,7 +63,12 @@ w.setnchannels(1); w.setsampwidth(2); w.setframerate(rate)
 w.writeframes(x.astype(np.int16).tobytes()); w.close()
 PY
 for run in $(seq 1 "$runs"); do
-  "$bin" demo --devices --seconds 14 --output "$work/out.wav" > "$work/demo.txt" 2>&1 &
+  if [ -n "$passthrough" ]; then
+    "${CARGO_TARGET_DIR:-target}/debug/examples/device_passthrough" 14 > "$work/demo.txt" 2>&1 &
+  else
+    /usr/bin/time -f "cpu: %U s user, %S s sys over %e s (the demo process: both users)" \
+      "$bin" demo --devices --seconds 14 --output "$work/out.wav" > "$work/demo.txt" 2>&1 &
+  fi
   demo=$!
   sleep 2
   parecord --device=rec.monitor --rate=48000 --channels=2 --format=s16le \
@@ -67,6 +79,7 @@ for run in $(seq 1 "$runs"); do
   sleep 2
   kill "$rec"; wait "$rec" 2>/dev/null || true
   wait "$demo" || true
-  stack="$(grep -o 'tone onsets median [0-9]* ms' "$work/demo.txt" | awk '{print $4}')"
+  stack="$(grep -o 'tone onsets median [0-9]* ms' "$work/demo.txt" | awk '{print $4}' || true)"
   echo "run $run: devices $("$venv/bin/python" audio/quality/xcorr_delay.py "$work/rec.wav" | tail -1); stack alone ${stack:-?} ms"
+  grep -hi "underrun\|jitter\|delay" "$work/demo.txt" || true
 done

@@ -51,6 +51,14 @@ const TRIM_WINDOW: u32 = 50;
 /// mouth-to-ear delay for the rest of the call.
 const TRIM_MARGIN: Duration = Duration::from_millis(12);
 
+/// The device period asked for, capture and playback.
+const PERIOD_MS: u32 = 10;
+
+/// How much more than one callback period the playback ring keeps when
+/// the writer is paced by [`Sink::wants_frame`]: the writer's polling
+/// interval plus its scheduling delay on a loaded machine.
+const REFILL_SLACK: Duration = Duration::from_millis(6);
+
 /// A sound device as [`list_devices`] reports it.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,6 +195,9 @@ struct Shared {
     failed: AtomicBool,
     /// Non-xrun errors since the data callback last ran.
     errors_in_row: AtomicU32,
+    /// Playback: the callback is playing from the ring (it was primed and
+    /// has not run dry since).
+    playing: AtomicBool,
 }
 
 impl Default for Shared {
@@ -197,6 +208,7 @@ impl Default for Shared {
             underrun_samples: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             errors_in_row: AtomicU32::new(0),
+            playing: AtomicBool::new(false),
         }
     }
 }
@@ -268,6 +280,7 @@ where
         shared.data_flowed();
         if !playing && cons.occupied_len() >= prime {
             playing = true;
+            shared.playing.store(true, Ordering::Release);
         }
         let mut mono = [0.0f32; CHUNK];
         for block in data.chunks_mut(channels * CHUNK) {
@@ -286,6 +299,7 @@ where
                         .fetch_add((n - got) as u64, Ordering::Relaxed);
                     // wait for a frame's worth again before resuming
                     playing = false;
+                    shared.playing.store(false, Ordering::Release);
                 }
             }
             for (frame, s) in block.chunks_exact_mut(channels).zip(&mono[..n]) {
@@ -345,7 +359,7 @@ fn open_capture(
     let channels = usize::from(supported.channels().max(1));
     let mut last = None;
     // 10 ms periods: a capture overrun only costs a late read
-    for config in stream_configs(supported, 10) {
+    for config in stream_configs(supported, PERIOD_MS) {
         let (prod, cons) = HeapRb::<f32>::new((rate / 2).max(4 * CHUNK)).split();
         let (eprod, econs) = HeapRb::<cpal::Error>::new(16).split();
         let shared = Arc::new(Shared::default());
@@ -389,7 +403,7 @@ fn open_playback(
     // more mouth to ear through PulseAudio (96 against 121 ms median of 4
     // runs, audio/quality/device-latency.sh); underruns are counted in the
     // stream's stats.
-    for config in stream_configs(supported, 10) {
+    for config in stream_configs(supported, PERIOD_MS) {
         let (prod, cons) = HeapRb::<f32>::new((rate / 2).max(4 * CHUNK)).split();
         let (eprod, econs) = HeapRb::<cpal::Error>::new(16).split();
         let shared = Arc::new(Shared::default());
@@ -666,6 +680,11 @@ pub struct DeviceOutput {
     trimmer: Trimmer,
     /// What was queued since the last `take_played` (at 48 kHz only).
     played: Vec<i16>,
+    /// Below this many queued samples the device wants the next frame: one
+    /// callback period plus [`REFILL_SLACK`].
+    refill: usize,
+    /// Queued samples at which the callback starts (again) to play.
+    prime: usize,
 }
 
 /// Finds and drops a standing queue in the playback ring (see
@@ -684,13 +703,12 @@ impl Trimmer {
     /// How many of the next `len` samples to leave out, given the ring's
     /// `level` before the write: the part of the window's lowest level
     /// above [`TRIM_MARGIN`], once per window.
-    fn observe(&mut self, level: usize, len: usize, rate: u32) -> usize {
+    fn observe(&mut self, level: usize, len: usize, margin: usize) -> usize {
         self.low_water = self.low_water.min(level);
         self.window += 1;
         if self.window < TRIM_WINDOW {
             return 0;
         }
-        let margin = (u128::from(rate) * TRIM_MARGIN.as_millis() / 1000) as usize;
         let excess = self.low_water.saturating_sub(margin).min(len);
         self.low_water = usize::MAX;
         self.window = 0;
@@ -730,10 +748,18 @@ impl DeviceOutput {
             .as_ref()
             .map_or(frame.samples(), PlaybackResampler::output_max);
         opened.stream.play()?;
+        let period = opened
+            .stream
+            .buffer_size()
+            .ok()
+            .filter(|&p| p > 0)
+            .map_or(rate as usize / 100, |p| p as usize);
+        let refill = period + (u128::from(rate) * REFILL_SLACK.as_millis() / 1000) as usize;
         tracing::debug!(
             rate,
             channels = opened.config.channels,
             format = %supported.sample_format(),
+            period,
             "playback started"
         );
         Ok(Self {
@@ -755,6 +781,8 @@ impl DeviceOutput {
                 trimmed: 0,
             },
             played: Vec::with_capacity(4 * frame.samples()),
+            refill,
+            prime,
         })
     }
 
@@ -794,7 +822,12 @@ impl Sink for DeviceOutput {
         let pushed = if level > max {
             0
         } else {
-            let skip = self.trimmer.observe(level, samples.len(), self.rate);
+            // A writer paced by `wants_frame` keeps up to `refill` queued
+            // on purpose; only more than that is a standing queue.
+            let margin = (u128::from(self.rate) * TRIM_MARGIN.as_millis() / 1000) as usize;
+            let skip = self
+                .trimmer
+                .observe(level, samples.len(), margin.max(self.refill));
             let pushed = self.prod.push_slice(&samples[skip..]);
             if self.resampler.is_none() && self.played.len() < 8 * n {
                 let queued = &samples[skip..skip + pushed];
@@ -814,6 +847,12 @@ impl Sink for DeviceOutput {
     fn poll_event(&mut self) -> Option<AudioEvent> {
         self.watch
             .poll(&mut self.events, &self.shared, Direction::Playback)
+    }
+
+    fn wants_frame(&self) -> Option<bool> {
+        let queued = self.prod.occupied_len();
+        let playing = self.shared.playing.load(Ordering::Acquire);
+        Some(queued < self.refill || (!playing && queued < self.prime))
     }
 
     fn take_played(&mut self, into: &mut Vec<i16>) -> bool {
@@ -859,16 +898,16 @@ mod tests {
         // rest down to the margin.
         let mut left_out = 0;
         for _ in 0..TRIM_WINDOW {
-            left_out += t.observe(margin + 1920, 960, 48_000);
+            left_out += t.observe(margin + 1920, 960, margin);
         }
         assert_eq!(left_out, 960, "at most one frame at a time");
         for _ in 0..TRIM_WINDOW {
-            left_out += t.observe(margin + 500, 960, 48_000);
+            left_out += t.observe(margin + 500, 960, margin);
         }
         assert_eq!(left_out, 960 + 500);
         // A ring at or under the margin is left alone.
         for _ in 0..TRIM_WINDOW {
-            left_out += t.observe(margin, 960, 48_000);
+            left_out += t.observe(margin, 960, margin);
         }
         assert_eq!(left_out, 1460);
         assert_eq!(t.trimmed, 1460);

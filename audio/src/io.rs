@@ -199,6 +199,13 @@ impl Output {
         self.sink.take_played(into)
     }
 
+    /// Whether the device wants the next frame now (see
+    /// [`Sink::wants_frame`]); `None` when the output is played by the
+    /// clock (files, null).
+    pub fn wants_frame(&self) -> Option<bool> {
+        self.sink.wants_frame()
+    }
+
     /// Finishes a file (WAV header); harmless for devices.
     pub fn finish(&mut self) -> Result<(), Error> {
         self.sink.finish()

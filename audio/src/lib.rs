@@ -65,7 +65,6 @@
 mod clock;
 mod codec;
 mod device;
-pub mod drift;
 mod error;
 mod io;
 pub mod processing;

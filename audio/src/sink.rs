@@ -31,6 +31,13 @@ pub trait Sink: Send {
         let _ = into;
         false
     }
+    /// Whether a sound device wants the next frame now: its queue is below
+    /// what it needs to last until the next poll (or it has not started
+    /// playing yet). `None` for a sink that is not paced by a device (files,
+    /// null): write those one frame per frame period, by the clock.
+    fn wants_frame(&self) -> Option<bool> {
+        None
+    }
 }
 
 fn check_len(frame: &[i16], d: FrameDuration) -> Result<(), Error> {

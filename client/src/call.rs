@@ -299,8 +299,9 @@ async fn drive(
 ) -> Option<Voice> {
     let me = io_name(session);
     let mut voice: Option<Voice> = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // When the audio edge wants to run next (kept until it has run, so
+    // that a flood of datagrams cannot put it off).
+    let mut voice_at = tokio::time::Instant::now();
     let mut status = tokio::time::interval(Duration::from_secs(1));
     status.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // The host's addresses, read again every second: a change (a phone
@@ -321,7 +322,10 @@ async fn drive(
                 options.bitrate,
                 options.processing,
             ) {
-                Ok(v) => voice = Some(v),
+                Ok(v) => {
+                    voice = Some(v);
+                    voice_at = tokio::time::Instant::now();
+                }
                 Err(e) => session.fail(Instant::now(), Outcome::Failed, e.to_string()),
             }
             continue;
@@ -361,9 +365,13 @@ async fn drive(
             },
             _ = io.waker.ready() => session.handle_timeout(Instant::now()),
             _ = tokio::time::sleep_until(wake) => session.handle_timeout(Instant::now()),
-            _ = tick.tick(), if voice.is_some() => {
-                if let Some(Err(e)) = voice.as_mut().map(|v| v.tick(session, Instant::now())) {
-                    session.fail(Instant::now(), Outcome::Failed, e.to_string());
+            _ = tokio::time::sleep_until(voice_at), if voice.is_some() => {
+                let now = Instant::now();
+                if let Some(v) = voice.as_mut() {
+                    if let Err(e) = v.tick(session, now) {
+                        session.fail(now, Outcome::Failed, e.to_string());
+                    }
+                    voice_at = tokio::time::Instant::from_std(v.next_wake(now));
                 }
             }
             c = controls.recv(), if controls_open => match c {

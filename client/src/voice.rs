@@ -2,7 +2,7 @@
 //! the session's play-out to Opus decode (FEC, PLC) to the speaker (or
 //! file), one 20 ms tick at a time.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cryptic_audio::stretch::stretch;
 use cryptic_audio::{
@@ -17,6 +17,17 @@ use crate::session::{CallSession, Sealer};
 
 /// Frames of 20 ms at 48 kHz.
 const FRAME: usize = 960;
+/// The frame period.
+const FRAME_TIME: Duration = Duration::from_millis(20);
+/// How often a call with a sound device looks at the device's rings: a
+/// captured frame leaves within this of being complete, and the speaker
+/// gets the next frame within this of wanting it.
+const DEVICE_POLL: Duration = Duration::from_millis(2);
+/// Frames played in one wake-up at most (a device that restarts wants a
+/// few; a clock that fell behind catches up this much, then skips).
+const MAX_FRAMES_PER_WAKE: usize = 4;
+/// How often the encoder follows the path's quality.
+const ADAPT_EVERY: Duration = Duration::from_secs(1);
 
 /// The open devices and codec of one call.
 pub(crate) struct Voice {
@@ -41,7 +52,10 @@ pub(crate) struct Voice {
     packet: [u8; cryptic_audio::MAX_PACKET],
     quiet_in: u32,
     quiet_out: u32,
-    ticks: u64,
+    /// When the next frame is due at an output played by the clock.
+    next_play: Option<Instant>,
+    /// When the encoder next looks at the path's quality.
+    next_adapt: Option<Instant>,
     /// When sounds started (after 100 ms of silence) in what we sent.
     pub(crate) onsets_sent: Vec<Instant>,
     /// When sounds started in what we played.
@@ -89,7 +103,8 @@ impl Voice {
             packet: [0; cryptic_audio::MAX_PACKET],
             quiet_in: 0,
             quiet_out: 0,
-            ticks: 0,
+            next_play: None,
+            next_adapt: None,
             onsets_sent: Vec::new(),
             onsets_played: Vec::new(),
         })
@@ -125,19 +140,51 @@ impl Voice {
         Ok(())
     }
 
-    /// One tick: send every captured frame that is ready, play one frame.
+    /// One wake-up: send every captured frame that is ready; play what the
+    /// speaker wants (a device, by its queue) or what is due (a file, by
+    /// the clock); now and then, follow the path's quality.
     pub(crate) fn tick<S: Sealer>(
         &mut self,
         session: &mut CallSession<S>,
         now: Instant,
     ) -> Result<(), Error> {
         self.capture(session, now)?;
-        self.play(session, now)?;
-        self.ticks += 1;
-        if self.ticks.is_multiple_of(50) {
+        if self.output.wants_frame().is_some() {
+            for _ in 0..MAX_FRAMES_PER_WAKE {
+                if self.output.wants_frame() != Some(true) {
+                    break;
+                }
+                self.play(session, now)?;
+            }
+        } else {
+            let mut due = self.next_play.unwrap_or(now);
+            let mut played = 0;
+            while due <= now && played < MAX_FRAMES_PER_WAKE {
+                self.play(session, now)?;
+                due += FRAME_TIME;
+                played += 1;
+            }
+            // Far behind (the machine stalled): start again from now.
+            self.next_play = Some(if due <= now { now + FRAME_TIME } else { due });
+        }
+        let adapt_at = *self.next_adapt.get_or_insert(now + ADAPT_EVERY);
+        if now >= adapt_at {
             self.adapt(session, now);
+            self.next_adapt = Some(now + ADAPT_EVERY);
         }
         Ok(())
+    }
+
+    /// When to wake next: soon when a sound device is at either end (its
+    /// rings are looked at every [`DEVICE_POLL`]), else when the input's
+    /// next frame or the output's next frame is due.
+    pub(crate) fn next_wake(&self, now: Instant) -> Instant {
+        let input = self.input.poll_timeout();
+        if input.is_none() || self.output.wants_frame().is_some() {
+            return now + DEVICE_POLL;
+        }
+        let play = self.next_play.unwrap_or(now);
+        input.map_or(play, |i| i.min(play))
     }
 
     /// Once a second: the encoder follows the path's quality (see
