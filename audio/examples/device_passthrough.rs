@@ -5,7 +5,9 @@
 //!
 //! `audio/quality/device-latency.sh` runs it with `PASSTHROUGH=1`, to split
 //! a call's mouth-to-ear delay into the devices' share and the stack's.
-//! Usage: `cargo run --release -p cryptic-audio --example device_passthrough -- SECONDS`
+//! Usage: `cargo run --release -p cryptic-audio --example device_passthrough -- SECONDS [POLL_MS]`
+//! (POLL_MS, default 2: how often the rings are looked at; to weigh the
+//! polling's CPU cost against the device stack's).
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(10);
+    let poll_ms: u64 = std::env::args()
+        .nth(2)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(2);
     let mut input = Input::open(&SourceSpec::Default, InputOptions::default())?;
     let mut output = Output::open(&SinkSpec::Default, OutputOptions::default())?;
     let mut pcm = vec![0i16; input.frame_samples()];
@@ -39,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if queue.len() > 2 * pcm.len() {
             queue.drain(..pcm.len());
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(poll_ms));
     }
     let (i, o) = (input.stats(), output.stats());
     eprintln!(

@@ -4,13 +4,21 @@
 //! writes the decoded 48 kHz mono WAV.
 //!
 //! `opus_quality IN.wav OUT.wav BITRATE LOSS_PERCENT SEED [plc-only]`
+//!
+//! The encoder's settings to compare, from the environment:
+//! `OPUS_TUNING=fidelity` (Opus's AUDIO application, as GStreamer's
+//! `opusenc`; default voice, ours), `OPUS_COMPLEXITY=0..10` (default 9),
+//! `OPUS_FEC=0` (no in-band FEC even when frames are lost),
+//! `OPUS_CBR=0` (constrained VBR, as GStreamer's default; ours is hard
+//! CBR so that sizes do not leak speech), `OPUS_PLAN_LOSS=N` (the loss the encoder plans FEC for; default the
+//! loss applied).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use cryptic_audio::{
     Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
-    Pacing, Read, SinkSpec, SourceSpec, MAX_PACKET,
+    Pacing, Read, SinkSpec, SourceSpec, Tuning, MAX_PACKET,
 };
 use rand::{Rng, SeedableRng};
 
@@ -25,13 +33,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let loss: u8 = args[4].parse()?;
     let seed: u64 = args[5].parse()?;
     let use_fec = args.get(6).map(String::as_str) != Some("plc-only");
+    let tuning = match std::env::var("OPUS_TUNING").as_deref() {
+        Ok("fidelity") => Tuning::Fidelity,
+        _ => Tuning::Voice,
+    };
+    let complexity: u8 = std::env::var("OPUS_COMPLEXITY")
+        .ok()
+        .map(|c| c.parse())
+        .transpose()?
+        .unwrap_or(9);
+    let fec = use_fec && std::env::var("OPUS_FEC").as_deref() != Ok("0");
+    let plan: u8 = std::env::var("OPUS_PLAN_LOSS")
+        .ok()
+        .map(|c| c.parse())
+        .transpose()?
+        .unwrap_or(loss);
 
     let opts = InputOptions::default().with_pacing(Pacing::AsFastAsPossible);
     let mut input = Input::open(&SourceSpec::Wav(PathBuf::from(&args[1])), opts)?;
     let config = EncoderConfig::default()
         .with_bitrate(bitrate)
-        .with_fec(use_fec)
-        .with_expected_loss_percent(loss);
+        .with_fec(fec)
+        .with_expected_loss_percent(plan)
+        .with_tuning(tuning)
+        .with_constant_bitrate(std::env::var("OPUS_CBR").as_deref() != Ok("0"))
+        .with_complexity(complexity);
     let mut enc = Encoder::new(config)?;
     let mut packets = Vec::new();
     let mut pcm = [0i16; 960];

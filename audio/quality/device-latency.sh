@@ -14,7 +14,8 @@
 # With PASSTHROUGH=1 the call is replaced by the device floor: the
 # microphone straight to the speaker (audio/examples/device_passthrough.rs),
 # paced as a call paces them.
-# Usage: [PASSTHROUGH=1] audio/quality/device-latency.sh [RUNS]
+# PROFILE=release times the release build (CPU figures).
+# Usage: [PASSTHROUGH=1] [PROFILE=release] audio/quality/device-latency.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-4}"
@@ -24,8 +25,13 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet numpy pesq
 fi
-cargo build --quiet -p cryptic-call
-bin="${CARGO_TARGET_DIR:-target}/debug/cryptic-call"
+profile="${PROFILE:-debug}"
+if [ "$profile" = release ]; then
+  cargo build --quiet --release -p cryptic-call
+else
+  cargo build --quiet -p cryptic-call
+fi
+bin="${CARGO_TARGET_DIR:-target}/$profile/cryptic-call"
 passthrough="${PASSTHROUGH:-}"
 if [ -n "$passthrough" ]; then
   cargo build --quiet -p cryptic-audio --example device_passthrough

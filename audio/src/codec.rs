@@ -84,6 +84,21 @@ pub struct EncoderConfig {
     pub dtx: bool,
     /// Encoder complexity 0..=10 (default 9).
     pub complexity: u8,
+    /// What the encoder tunes for (default [`Tuning::Voice`]).
+    pub tuning: Tuning,
+}
+
+/// What Opus tunes its encoder for (its "application").
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tuning {
+    /// `OPUS_APPLICATION_VOIP`: speech intelligibility (a high-pass filter,
+    /// earlier switch to SILK, more of the bits on the voice band).
+    #[default]
+    Voice,
+    /// `OPUS_APPLICATION_AUDIO`: fidelity to the input (what GStreamer's
+    /// `opusenc` uses by default).
+    Fidelity,
 }
 
 impl Default for EncoderConfig {
@@ -96,6 +111,7 @@ impl Default for EncoderConfig {
             constant_bitrate: true,
             dtx: false,
             complexity: 9,
+            tuning: Tuning::Voice,
         }
     }
 }
@@ -129,6 +145,11 @@ impl EncoderConfig {
     /// Turns discontinuous transmission on or off.
     pub fn with_dtx(mut self, dtx: bool) -> Self {
         self.dtx = dtx;
+        self
+    }
+    /// Sets what the encoder tunes for.
+    pub fn with_tuning(mut self, tuning: Tuning) -> Self {
+        self.tuning = tuning;
         self
     }
     /// Sets the complexity, 0..=10.
@@ -184,7 +205,11 @@ impl Encoder {
     /// Creates an encoder with `config`.
     pub fn new(config: EncoderConfig) -> Result<Self, Error> {
         config.validate()?;
-        let inner = OpusEncoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip)
+        let application = match config.tuning {
+            Tuning::Voice => Application::Voip,
+            Tuning::Fidelity => Application::Audio,
+        };
+        let inner = OpusEncoder::new(SampleRate::Hz48000, Channels::Mono, application)
             .map_err(codec_err)?;
         let mut enc = Self { inner, config };
         enc.apply()?;

@@ -78,7 +78,7 @@ pub mod stretch;
 
 pub use clock::FrameClock;
 pub use codec::{
-    Decoder, Encoder, EncoderConfig, FrameDuration, BITRATE_RANGE, MAX_PACKET, SAMPLE_RATE,
+    Decoder, Encoder, EncoderConfig, FrameDuration, Tuning, BITRATE_RANGE, MAX_PACKET, SAMPLE_RATE,
 };
 pub use device::{list_devices, DeviceInfo, DeviceInput, DeviceOutput};
 pub use error::Error;

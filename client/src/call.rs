@@ -1,11 +1,12 @@
-//! The call driver: sockets, the signaling connection, audio ticks and a
-//! timer around one [`CallSession`], which makes every decision.
+//! The call driver: sockets, the signaling connection, audio wake-ups and
+//! a timer around one [`CallSession`], which makes every decision.
 //!
 //! ```text
 //!   UDP socket ─────┐                       ┌──> UDP socket
 //!   signaling ──────┤  CallSession (sans-IO) ├──> signaling (messages, relay frames)
 //!   user controls ──┤                       ├──> events: printed lines
-//!   20 ms tick ─────┤  <── Voice (Opus, devices or files)
+//!   audio wake ─────┤  <── Voice (Opus, devices or files): every 2 ms with a
+//!                   │      sound device (it paces), else when a frame is due
 //!   DTLS waker ─────┘
 //! ```
 //!

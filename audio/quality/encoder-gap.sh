@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Why our Opus encoder scored under GStreamer's at the same bitrate: the
+# same speech (espeak-ng) encoded clean at 24 and 32 kbit/s CBR with each
+# setting that differs between the two, one at a time, scored with
+# wide-band PESQ. Ours: VOIP application, complexity 9, in-band FEC on with
+# an expected loss (the rate controller now starts with FEC off until loss
+# is seen), hard CBR. GStreamer's `opusenc` defaults: AUDIO application,
+# complexity 10, no FEC, constrained VBR (`bitrate-type=constrained-vbr`).
+#
+# Needs: espeak-ng, sox, python3-venv; makes a venv with numpy and pesq
+# under target/. Not run in CI. Usage: audio/quality/encoder-gap.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+venv="${CARGO_TARGET_DIR:-target}/pesq-venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet numpy pesq
+fi
+text="The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. \
+It is easy to tell the depth of a well. These days a chicken leg is a rare dish. \
+Rice is often served in round bowls. The juice of lemons makes fine punch."
+espeak-ng -v en-us -s 150 -w "$work/speech.wav" "$text"
+# -D: no dither, so that every run scores the same input
+sox -D "$work/speech.wav" -r 48000 -c 1 -b 16 "$work/speech48k.wav" gain -n -6
+sox -V1 "$work/speech48k.wav" -r 16000 "$work/ref16k.wav"
+cargo build --release --quiet -p cryptic-audio --example opus_quality
+bin="${CARGO_TARGET_DIR:-target}/release/examples/opus_quality"
+
+score() { # bitrate; the encoder's settings in the environment; no loss
+  env "${@:2}" "$bin" "$work/speech48k.wav" "$work/out.wav" "$1" 0 1 2>/dev/null
+  sox -V1 "$work/out.wav" -r 16000 "$work/out16k.wav"
+  "$venv/bin/python" audio/quality/pesq_score.py "$work/ref16k.wav" "$work/out16k.wav"
+}
+row() { # name, then the settings
+  echo "| $1 | $(score 24000 "${@:2}") | $(score 32000 "${@:2}") |"
+}
+
+echo "| setting | 24 kbit/s | 32 kbit/s |"
+echo "|---|---|---|"
+row "ours now: voice, complexity 9, no FEC while no loss is seen" OPUS_FEC=0
+row "ours before: voice, complexity 9, FEC planned for 5 %" OPUS_PLAN_LOSS=5
+row "complexity 10" OPUS_FEC=0 OPUS_COMPLEXITY=10
+row "fidelity tuning (the AUDIO application)" OPUS_FEC=0 OPUS_TUNING=fidelity
+row "fidelity tuning, complexity 10" OPUS_FEC=0 OPUS_TUNING=fidelity OPUS_COMPLEXITY=10
+row "constrained VBR (sizes follow speech)" OPUS_FEC=0 OPUS_CBR=0
+row "constrained VBR, fidelity tuning, complexity 10 (GStreamer opusenc's defaults)" OPUS_FEC=0 OPUS_CBR=0 OPUS_TUNING=fidelity OPUS_COMPLEXITY=10
