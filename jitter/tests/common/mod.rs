@@ -215,6 +215,11 @@ pub(crate) fn ours() -> JitterBuffer {
     JitterBuffer::new(c).expect("valid config")
 }
 
+/// Ours without time-stretch: a buffer too deep drops whole frames.
+pub(crate) fn ours_dropping() -> JitterBuffer {
+    JitterBuffer::new(Config::default()).expect("valid config")
+}
+
 /// The fixed 60 ms reference.
 pub(crate) fn fixed60() -> FixedDelay {
     FixedDelay::new(&Config::default(), Duration::from_millis(60)).expect("valid config")
