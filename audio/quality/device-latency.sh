@@ -87,5 +87,5 @@ for run in $(seq 1 "$runs"); do
   wait "$demo" || true
   stack="$(grep -o 'tone onsets median [0-9]* ms' "$work/demo.txt" | awk '{print $4}' || true)"
   echo "run $run: devices $("$venv/bin/python" audio/quality/xcorr_delay.py "$work/rec.wav" | tail -1); stack alone ${stack:-?} ms"
-  grep -hi "underrun\|jitter buffer\|^cpu:" "$work/demo.txt" || true
+  grep -hi "underrun\|jitter buffer\|^cpu:\|^mean over" "$work/demo.txt" || true
 done

@@ -198,6 +198,9 @@ struct Shared {
     /// Playback: the callback is playing from the ring (it was primed and
     /// has not run dry since).
     playing: AtomicBool,
+    /// The sound system's own latency at the last callback, in µs (see
+    /// [`StreamStats::device_latency`]).
+    latency_us: AtomicU64,
 }
 
 impl Default for Shared {
@@ -209,6 +212,7 @@ impl Default for Shared {
             failed: AtomicBool::new(false),
             errors_in_row: AtomicU32::new(0),
             playing: AtomicBool::new(false),
+            latency_us: AtomicU64::new(0),
         }
     }
 }
@@ -247,8 +251,14 @@ where
     f32: FromSample<T>,
 {
     let scale = 1.0 / channels as f32;
-    move |data: &[T], _| {
+    move |data: &[T], info: &cpal::InputCallbackInfo| {
         shared.data_flowed();
+        let t = info.timestamp();
+        if let Some(d) = t.callback.checked_duration_since(t.capture) {
+            shared
+                .latency_us
+                .store(d.as_micros() as u64, Ordering::Relaxed);
+        }
         let mut mono = [0.0f32; CHUNK];
         for block in data.chunks(channels * CHUNK) {
             let mut n = 0;
@@ -276,8 +286,14 @@ where
     T: SizedSample + FromSample<f32>,
 {
     let mut playing = false;
-    move |data: &mut [T], _| {
+    move |data: &mut [T], info: &cpal::OutputCallbackInfo| {
         shared.data_flowed();
+        let t = info.timestamp();
+        if let Some(d) = t.playback.checked_duration_since(t.callback) {
+            shared
+                .latency_us
+                .store(d.as_micros() as u64, Ordering::Relaxed);
+        }
         if !playing && cons.occupied_len() >= prime {
             playing = true;
             shared.playing.store(true, Ordering::Release);
@@ -653,6 +669,7 @@ impl Source for DeviceInput {
             underrun_samples: 0,
             queued_samples: self.cons.occupied_len(),
             device_rate: self.rate,
+            device_latency: Duration::from_micros(self.shared.latency_us.load(Ordering::Relaxed)),
         }
     }
 }
@@ -871,6 +888,7 @@ impl Sink for DeviceOutput {
             underrun_samples: self.shared.underrun_samples.load(Ordering::Relaxed),
             queued_samples: self.prod.occupied_len(),
             device_rate: self.rate,
+            device_latency: Duration::from_micros(self.shared.latency_us.load(Ordering::Relaxed)),
         }
     }
 }

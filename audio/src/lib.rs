@@ -163,4 +163,9 @@ pub struct StreamStats {
     pub queued_samples: usize,
     /// The device's sample rate (0 for files, tones and null).
     pub device_rate: u32,
+    /// What the sound system itself holds, as its last callback said:
+    /// capture, from the sound entering the device to the callback;
+    /// playback, from the callback to the sound leaving the device. Zero
+    /// for files and when the backend does not say.
+    pub device_latency: std::time::Duration,
 }

@@ -49,6 +49,8 @@ pub(crate) struct Voice {
     playout: Vec<i16>,
     /// Scratch for a stretched frame.
     stretched: Vec<i16>,
+    /// What the output gets next (a frame, or half of one for a speaker).
+    out: Vec<i16>,
     packet: [u8; cryptic_audio::MAX_PACKET],
     quiet_in: u32,
     quiet_out: u32,
@@ -72,7 +74,13 @@ impl Voice {
     ) -> Result<Self, Error> {
         let input = Input::open(input, InputOptions::default().with_pacing(Pacing::RealTime))
             .map_err(|e| Error::Audio(format!("input: {e}")))?;
-        let output = Output::open(output, OutputOptions::default())
+        // A speaker is fed 10 ms at a time: half a decoded frame less in
+        // its queue than whole frames would keep.
+        let frame = match output {
+            SinkSpec::Default | SinkSpec::Device(_) => FrameDuration::Ms10,
+            _ => FrameDuration::Ms20,
+        };
+        let output = Output::open(output, OutputOptions::default().with_frame(frame))
             .map_err(|e| Error::Audio(format!("output: {e}")))?;
         let rate = RateControl::new(bitrate);
         let start = rate.decision();
@@ -100,6 +108,7 @@ impl Voice {
             decoded: [0; FRAME],
             playout: Vec::with_capacity(3 * FRAME),
             stretched: Vec::with_capacity(2 * FRAME),
+            out: Vec::with_capacity(FRAME),
             packet: [0; cryptic_audio::MAX_PACKET],
             quiet_in: 0,
             quiet_out: 0,
@@ -266,16 +275,18 @@ impl Voice {
         // A stretched frame is a period shorter or longer than 20 ms: decode
         // until a whole frame is queued (a shortened one makes the buffer
         // play out a little faster, as it asked).
-        while self.playout.len() < FRAME {
+        let n = self.output.frame_samples();
+        while self.playout.len() < n {
             self.decode_next(session, now);
         }
-        self.pcm.copy_from_slice(&self.playout[..FRAME]);
-        self.playout.drain(..FRAME);
-        if onset(&self.pcm, &mut self.quiet_out) {
+        self.out.clear();
+        self.out.extend_from_slice(&self.playout[..n]);
+        self.playout.drain(..n);
+        if onset(&self.out, &mut self.quiet_out) {
             self.onsets_played.push(now);
         }
         self.output
-            .write_frame(&self.pcm)
+            .write_frame(&self.out)
             .map_err(|e| Error::Audio(format!("output: {e}")))?;
         self.render_reference();
         Ok(())
@@ -326,7 +337,7 @@ impl Voice {
             return;
         };
         if !self.output.take_played(&mut self.reference) {
-            self.reference.extend_from_slice(&self.pcm);
+            self.reference.extend_from_slice(&self.out);
         }
         let whole = self.reference.len() / PROCESSING_FRAME * PROCESSING_FRAME;
         for chunk in self.reference[..whole].chunks_exact(PROCESSING_FRAME) {
@@ -346,16 +357,16 @@ impl Voice {
 }
 
 /// Whether this frame starts a sound after at least 100 ms of quiet;
-/// keeps the count of quiet frames in `quiet`.
+/// keeps the count of quiet samples in `quiet`.
 fn onset(pcm: &[i16], quiet: &mut u32) -> bool {
     // RMS above about -50 dBFS.
     let energy: i64 = pcm.iter().map(|&s| i64::from(s) * i64::from(s)).sum();
     if energy > 100 * 100 * pcm.len() as i64 {
-        let started = *quiet >= 5;
+        let started = *quiet >= 4_800;
         *quiet = 0;
         started
     } else {
-        *quiet += 1;
+        *quiet = quiet.saturating_add(pcm.len() as u32);
         false
     }
 }
