@@ -79,14 +79,20 @@ fn cross_fade(from: &[i16], to: &[i16], out: &mut Vec<i16>) {
     }
 }
 
+/// Whether `frame` is quiet enough (under about -50 dBFS) that cutting or
+/// repeating a piece of it cannot be heard.
+pub fn is_quiet(frame: &[i16]) -> bool {
+    let energy =
+        frame.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / frame.len().max(1) as f64;
+    energy < QUIET
+}
+
 /// Plays `frame` one pitch period shorter (`shorten`) or longer into
 /// `out` (cleared first), when the frame is periodic or quiet; otherwise
 /// copies it unchanged.
 pub fn stretch(frame: &[i16], shorten: bool, out: &mut Vec<i16>) -> Stretched {
     out.clear();
-    let energy =
-        frame.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / frame.len().max(1) as f64;
-    let quiet = energy < QUIET;
+    let quiet = is_quiet(frame);
     let period = match pitch_period(frame) {
         Some((lag, ncc)) if ncc >= PERIODIC => Some(lag),
         // Quiet: any period will do; the shortest keeps the change small.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use cryptic_audio::stretch::stretch;
+use cryptic_audio::stretch::{is_quiet, stretch, Stretched};
 use cryptic_audio::{
     Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
     Pacing, Processing, ProcessingConfig, RateControl, Read, SinkSpec, SourceSpec,
@@ -49,6 +49,7 @@ pub(crate) struct Voice {
     playout: Vec<i16>,
     /// Scratch for a stretched frame.
     stretched: Vec<i16>,
+    scratch: Vec<i16>,
     /// What the output gets next (a frame, or half of one for a speaker).
     out: Vec<i16>,
     packet: [u8; cryptic_audio::MAX_PACKET],
@@ -56,6 +57,11 @@ pub(crate) struct Voice {
     quiet_out: u32,
     /// When the next frame is due at an output played by the clock.
     next_play: Option<Instant>,
+    /// When the next frame of silence is due once a file input ran out.
+    silence_due: Option<Instant>,
+    /// The input is a sound device (paced by its own clock, looked at
+    /// every [`DEVICE_POLL`]).
+    input_device: bool,
     /// When the encoder next looks at the path's quality.
     next_adapt: Option<Instant>,
     /// When sounds started (after 100 ms of silence) in what we sent.
@@ -72,6 +78,7 @@ impl Voice {
         bitrate: u32,
         processing: ProcessingConfig,
     ) -> Result<Self, Error> {
+        let input_device = matches!(input, SourceSpec::Default | SourceSpec::Device(_));
         let input = Input::open(input, InputOptions::default().with_pacing(Pacing::RealTime))
             .map_err(|e| Error::Audio(format!("input: {e}")))?;
         // A speaker is fed 10 ms at a time: half a decoded frame less in
@@ -108,11 +115,14 @@ impl Voice {
             decoded: [0; FRAME],
             playout: Vec::with_capacity(3 * FRAME),
             stretched: Vec::with_capacity(2 * FRAME),
+            scratch: Vec::with_capacity(2 * FRAME),
             out: Vec::with_capacity(FRAME),
             packet: [0; cryptic_audio::MAX_PACKET],
             quiet_in: 0,
             quiet_out: 0,
             next_play: None,
+            silence_due: None,
+            input_device,
             next_adapt: None,
             onsets_sent: Vec::new(),
             onsets_played: Vec::new(),
@@ -188,12 +198,19 @@ impl Voice {
     /// rings are looked at every [`DEVICE_POLL`]), else when the input's
     /// next frame or the output's next frame is due.
     pub(crate) fn next_wake(&self, now: Instant) -> Instant {
-        let input = self.input.poll_timeout();
-        if input.is_none() || self.output.wants_frame().is_some() {
-            return now + DEVICE_POLL;
-        }
-        let play = self.next_play.unwrap_or(now);
-        input.map_or(play, |i| i.min(play))
+        let input = if self.input_device {
+            now + DEVICE_POLL
+        } else if let Some(due) = self.silence_due {
+            due
+        } else {
+            self.input.poll_timeout().unwrap_or(now + FRAME_TIME)
+        };
+        let output = if self.output.wants_frame().is_some() {
+            now + DEVICE_POLL
+        } else {
+            self.next_play.unwrap_or(now)
+        };
+        input.min(output)
     }
 
     /// Once a second: the encoder follows the path's quality (see
@@ -252,9 +269,17 @@ impl Voice {
                 }
                 Ok(Read::End) => {
                     // The file ran out: keep sending silence at the same
-                    // rate, so the packet flow says nothing.
-                    self.pcm.fill(0);
-                    return self.send(session, now);
+                    // rate, by the clock, so the packet flow says nothing.
+                    let mut due = self.silence_due.unwrap_or(now);
+                    let mut sent = 0;
+                    while due <= now && sent < MAX_FRAMES_PER_WAKE {
+                        self.pcm.fill(0);
+                        self.send(session, now)?;
+                        due += FRAME_TIME;
+                        sent += 1;
+                    }
+                    self.silence_due = Some(if due <= now { now + FRAME_TIME } else { due });
+                    return Ok(());
                 }
                 Ok(_) => return Ok(()),
                 Err(e) => return Err(Error::Audio(format!("input: {e}"))),
@@ -296,9 +321,15 @@ impl Voice {
     /// play-out queue, shortened or lengthened by one pitch period when the
     /// buffer asks and the frame allows.
     fn decode_next<S: Sealer>(&mut self, session: &mut CallSession<S>, now: Instant) {
+        // The buffer is asked for the frame that plays once what is already
+        // decoded has played: after a shortened frame the next one is asked
+        // for a period early, not a whole frame early, so the buffer sees
+        // the delay it really has (as NetEq counts its sync buffer).
+        let ahead = self.playout.len() as u64 * 1_000_000 / u64::from(cryptic_audio::SAMPLE_RATE);
+        let at = now + Duration::from_micros(ahead);
         let pcm = &mut self.decoded;
         let mut request = Stretch::None;
-        let decoded = match session.poll_playout(now) {
+        let decoded = match session.poll_playout(at) {
             Some(Playout::Frame(f)) => {
                 request = f.stretch;
                 self.decoder
@@ -317,16 +348,33 @@ impl Voice {
         if decoded.is_err() {
             pcm.fill(0);
         }
-        let shorten = match request {
-            Stretch::Compress => true,
-            Stretch::Expand => false,
-            _ => {
-                self.playout.extend_from_slice(pcm);
-                return;
+        match request {
+            // Catching up only in pauses: shortening speech, even by a
+            // pitch period, costs PESQ-WB up to a point and a half on a
+            // loopback call (tests/call-quality-beside-gstreamer.rs). A
+            // quiet frame loses up to four short periods (10 ms).
+            Stretch::Compress if is_quiet(pcm) => {
+                self.stretched.clear();
+                self.stretched.extend_from_slice(pcm);
+                for _ in 0..4 {
+                    let mut shorter = std::mem::take(&mut self.scratch);
+                    if !matches!(
+                        stretch(&self.stretched, true, &mut shorter),
+                        Stretched::Shortened(_)
+                    ) {
+                        self.scratch = shorter;
+                        break;
+                    }
+                    self.scratch = std::mem::replace(&mut self.stretched, shorter);
+                }
+                self.playout.extend_from_slice(&self.stretched);
             }
-        };
-        stretch(pcm, shorten, &mut self.stretched);
-        self.playout.extend_from_slice(&self.stretched);
+            Stretch::Expand => {
+                stretch(pcm, false, &mut self.stretched);
+                self.playout.extend_from_slice(&self.stretched);
+            }
+            _ => self.playout.extend_from_slice(pcm),
+        }
     }
 
     /// Hands the echo canceller what the speaker was given: exactly what

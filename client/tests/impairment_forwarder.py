@@ -3,7 +3,9 @@
 Runs in the router namespace. iptables DNAT sends alice->bob UDP to SIDE_A
 and bob->alice UDP to SIDE_B (conntrack makes our replies look as if they
 came from the real peer). Every datagram is dropped with probability LOSS
-or else delivered after DELAY_MS plus a uniform jitter of +-JITTER_MS,
+(or, when LOSS is `ge:P:R`, by a Gilbert-Elliott chain: a good state that
+turns bad with probability P per datagram, a bad state that drops
+everything and turns good with probability R) or else delivered after DELAY_MS plus a uniform jitter of +-JITTER_MS,
 seeded, so reordering happens as on a real path. Stops after LIFETIME s.
 
 usage: impairment_forwarder.py SIDE_A SIDE_B LOSS DELAY_MS JITTER_MS SEED LIFETIME
@@ -26,8 +28,23 @@ def main():
     side_a.bind(addr(sys.argv[1]))
     side_b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     side_b.bind(addr(sys.argv[2]))
-    loss, delay, jitter = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+    delay, jitter = float(sys.argv[4]), float(sys.argv[5])
     rng = random.Random(int(sys.argv[6]))
+    if sys.argv[3].startswith("ge:"):
+        _, p, r = sys.argv[3].split(":")
+        chain = {"p": float(p), "r": float(r), "bad": False}
+
+        def lost():
+            if chain["bad"]:
+                chain["bad"] = rng.random() >= chain["r"]
+            else:
+                chain["bad"] = rng.random() < chain["p"]
+            return chain["bad"]
+    else:
+        loss = float(sys.argv[3])
+
+        def lost():
+            return rng.random() < loss
     deadline = time.time() + float(sys.argv[7])
     alice = bob = None
     queue, seq = [], 0
@@ -47,7 +64,7 @@ def main():
             else:
                 bob = src
                 out = (side_a, "alice")
-            if rng.random() < loss:
+            if lost():
                 dropped += 1
                 continue
             at = now + (delay + rng.uniform(-jitter, jitter)) / 1000.0
