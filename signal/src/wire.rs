@@ -616,6 +616,9 @@ wire_struct!(
         /// The call this is about, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call_id: Option<CallId>,
+        /// With `rate_limited`: whole seconds to wait before trying again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u32>,
     }
 );
 wire_struct!(
@@ -829,6 +832,17 @@ impl Message {
             code,
             message: message.into(),
             call_id,
+            retry_after: None,
+        })
+    }
+
+    /// A `rate_limited` error that says how long to wait.
+    pub fn rate_limited(message: impl Into<String>, call_id: Option<CallId>, wait_s: u32) -> Self {
+        Message::Error(ErrorMessage {
+            code: ErrorCode::RateLimited,
+            message: message.into(),
+            call_id,
+            retry_after: Some(wait_s),
         })
     }
 }

@@ -165,6 +165,30 @@ impl CallEntry {
     }
 }
 
+/// The operator's line for a call that ended: who, how, how long it rang
+/// and how long it lasted.
+fn log_end(id: CallId, c: &CallEntry, outcome: &str, now: Instant) {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let ring_ms = ms(c
+        .answered
+        .unwrap_or(now)
+        .saturating_duration_since(c.created));
+    let duration_ms = c
+        .answered
+        .map_or(0, |a| ms(now.saturating_duration_since(a)));
+    tracing::info!(
+        call_id = %id,
+        caller = %c.caller,
+        callee = %c.callee,
+        outcome,
+        answered = c.answered.is_some(),
+        ring_ms,
+        duration_ms,
+        relayed = c.relay_started.is_some(),
+        "call ended"
+    );
+}
+
 /// A routing decision: messages to deliver, and an error for the sender.
 #[derive(Default)]
 pub(crate) struct Outcome {
@@ -333,7 +357,7 @@ impl Hub {
                 });
                 deliver.push((p.tx.clone(), Out::Text(m.to_json())));
             }
-            tracing::info!(call_id = %id, "call ended: participant disconnected");
+            log_end(*id, &c, "participant disconnected", Instant::now());
         }
     }
 
@@ -409,7 +433,7 @@ impl Hub {
             if !answered {
                 continue;
             }
-            tracing::info!(call_id = %id, "call ended: duration cap reached");
+            log_end(id, &c, "duration cap reached", Instant::now());
             for (to, from) in [(&c.caller, &c.callee), (&c.callee, &c.caller)] {
                 let m = Message::CallHangup(CallHangup {
                     call_id: id,
@@ -489,13 +513,26 @@ impl Hub {
                 if let Some(p) = self.users.get_mut(&to) {
                     p.last_unanswered_invite = None;
                 }
-                tracing::info!(call_id = %id, "call answered");
+                tracing::info!(
+                    call_id = %id,
+                    caller = %c.caller,
+                    callee = %c.callee,
+                    ring_ms = u64::try_from(now.duration_since(c.created).as_millis()).unwrap_or(u64::MAX),
+                    "call answered"
+                );
                 Outcome {
                     deliver: self.forward(&to, &msg).into_iter().collect(),
                     ..Default::default()
                 }
             }
             Message::CallIceCandidate(_) | Message::CallHangup(_) | Message::CallReject(_) => {
+                // A busy callee's own answer to an invite the server
+                // already refused busy (see `invite`): nothing to route.
+                if let Message::CallReject(r) = &msg {
+                    if r.reason == RejectReason::Busy && !self.calls.contains_key(&id) {
+                        return Outcome::default();
+                    }
+                }
                 let Some(c) = self.calls.get_mut(&id) else {
                     return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
                 };
@@ -529,15 +566,25 @@ impl Hub {
                                 false,
                             );
                         }
-                        self.remove_call(&id);
+                        let reason = match &msg {
+                            Message::CallReject(r) => format!("rejected ({:?})", r.reason),
+                            _ => "rejected".into(),
+                        };
+                        if let Some(c) = self.remove_call(&id) {
+                            log_end(id, &c, &reason, now);
+                        }
                         if let Some(p) = self.users.get_mut(&to) {
                             p.last_unanswered_invite = None;
                         }
-                        tracing::info!(call_id = %id, "call rejected");
                     }
-                    Message::CallHangup(_) => {
-                        self.remove_call(&id);
-                        tracing::info!(call_id = %id, "call hung up");
+                    Message::CallHangup(h) => {
+                        let outcome = match h.reason {
+                            Some(r) => format!("hung up ({r:?})"),
+                            None => "hung up".into(),
+                        };
+                        if let Some(c) = self.remove_call(&id) {
+                            log_end(id, &c, &outcome, now);
+                        }
                     }
                     _ => {}
                 }
@@ -592,16 +639,23 @@ impl Hub {
         let Some(me) = self.users.get(user) else {
             return Outcome::default();
         };
-        if me
+        if let Some(t) = me
             .last_unanswered_invite
-            .is_some_and(|t| now.duration_since(t) < limits.invite_interval)
+            .filter(|t| now.duration_since(*t) < limits.invite_interval)
         {
-            return Outcome::err(
-                ErrorCode::RateLimited,
+            // Said with the wait, so the caller can be told how long.
+            let wait = limits.invite_interval.saturating_sub(now.duration_since(t));
+            let wait_s = u32::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
+            tracing::info!(call_id = %id, from = %user, to = %to, wait_s, "invite refused: too soon after the last one");
+            let m = Message::rate_limited(
                 "one unanswered invite per interval",
                 Some(id),
-                false,
+                wait_s.max(1),
             );
+            return Outcome {
+                deliver: self.forward(user, &m).into_iter().collect(),
+                ..Default::default()
+            };
         }
         // Only glare (a ringing call between the same two users) may coexist.
         let glare_ok = |calls: &HashMap<CallId, CallEntry>, ids: &[CallId]| {
@@ -622,6 +676,7 @@ impl Hub {
             );
         }
         let Some(callee) = self.users.get(to) else {
+            tracing::info!(call_id = %id, from = %user, to = %to, "call refused: callee offline");
             return Outcome::err(
                 ErrorCode::UserOffline,
                 "user is not connected",
@@ -636,7 +691,14 @@ impl Hub {
                 to_user: user.clone(),
                 reason: RejectReason::Busy,
             });
-            let deliver = self.forward(user, &m).into_iter().collect();
+            // The busy callee's client hears of it too (it answers busy
+            // itself and tells its user who tried).
+            let deliver = self
+                .forward(user, &m)
+                .into_iter()
+                .chain(self.forward(to, msg))
+                .collect();
+            tracing::info!(call_id = %id, from = %user, to = %to, "call refused: callee busy");
             return Outcome {
                 deliver,
                 ..Default::default()
@@ -668,7 +730,7 @@ impl Hub {
         if let Some(p) = self.users.get_mut(user) {
             p.last_unanswered_invite = Some(now);
         }
-        tracing::info!(call_id = %id, "call invite routed");
+        tracing::info!(call_id = %id, from = %user, to = %to, "call ringing: invite routed");
         Outcome {
             deliver: fwd.into_iter().collect(),
             ..Default::default()
