@@ -8,6 +8,9 @@
 //! chacha = false             # prefer the ChaCha20-Poly1305 SRTP profile
 //! auto_answer = false        # the shell answers every call
 //!
+//! share_presence = ["mum"]   # who may see you online (and you them):
+//!                            # shown only once both listed each other
+//!
 //! [contacts]                 # names to call people by: alias = "user"
 //! mum = "alice"
 //! bob = "bob"
@@ -46,6 +49,8 @@ pub struct Config {
     pub chacha: bool,
     /// The shell answers every incoming call at once.
     pub auto_answer: bool,
+    /// The users (or aliases) this user shares presence with.
+    pub share_presence: Vec<String>,
     /// Names to call people by: alias to user name.
     pub contacts: BTreeMap<String, String>,
 }

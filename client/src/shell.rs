@@ -42,7 +42,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("devices", "devices", "the sound devices, the defaults marked *"),
     ("input", "input [NAME]", "use the microphone NAME (an id from `devices`, default, tone, silence, wav:FILE); saved in config.toml"),
     ("output", "output [NAME]", "use the speaker NAME (an id from `devices`, default, null, wav:FILE); saved in config.toml"),
-    ("contacts", "contacts", "the aliases of config.toml"),
+    ("contacts", "contacts", "the aliases of config.toml, and who of share_presence is online"),
     ("help", "help [COMMAND]", "the commands, or one command in full"),
     ("quit", "quit", "leave (also: exit, Ctrl-D, Ctrl-C twice)"),
 ];
@@ -101,7 +101,9 @@ pub async fn run_shell(profile_dir: &Path, options: ShellOptions) -> Result<(), 
         keys,
         last_interrupt: None,
         quitting: false,
+        present: std::collections::BTreeSet::new(),
     };
+    shell.share_presence().await;
     say(format!(
         "signed in as {}. Type help for the commands{}.",
         shell.side.me,
@@ -216,6 +218,8 @@ struct Shell {
     last_interrupt: Option<Instant>,
     /// A call was ended by a request to quit: quit when it is over.
     quitting: bool,
+    /// Mutual presence contacts online now.
+    present: std::collections::BTreeSet<UserId>,
 }
 
 impl Shell {
@@ -259,6 +263,24 @@ impl Shell {
         match m {
             Ok(Incoming::Message(m @ Message::CallInvite(_))) => {
                 self.take_call(None, Some(m)).await;
+            }
+            Ok(Incoming::Message(Message::Presence(p))) => {
+                let changed = if p.online {
+                    self.present.insert(p.user.clone())
+                } else {
+                    self.present.remove(&p.user)
+                };
+                if changed {
+                    say(format!(
+                        "{} {}",
+                        p.user,
+                        if p.online {
+                            "is online"
+                        } else {
+                            "went offline"
+                        }
+                    ));
+                }
             }
             Ok(Incoming::Message(Message::Error(e))) if e.call_id.is_none() => {
                 match e.code {
@@ -304,6 +326,8 @@ impl Shell {
                 self.backoff = Backoff::default();
                 tracing::info!("reconnected to the server");
                 say("reconnected to the server");
+                self.present.clear();
+                self.share_presence().await;
             }
             Err(e) => {
                 tracing::debug!("reconnection failed: {e}");
@@ -365,7 +389,42 @@ impl Shell {
         }
     }
 
+    /// Tells the server whom this user shares presence with (config.toml's
+    /// `share_presence`); nothing is sent when the list is empty.
+    async fn share_presence(&mut self) {
+        let contacts: Vec<UserId> = self
+            .config
+            .share_presence
+            .iter()
+            .filter_map(|n| match UserId::new(self.config.resolve(n)) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    say(format!("share_presence: {n:?} is not a user name: {e}"));
+                    None
+                }
+            })
+            .collect();
+        if contacts.is_empty() {
+            return;
+        }
+        let m = Message::PresenceShare(cryptic_signal::wire::PresenceShare { contacts });
+        if let Err(e) = self.side.sender.send(&m).await {
+            tracing::debug!("presence list not sent: {e}");
+        }
+    }
+
     fn contacts(&self) {
+        if !self.config.share_presence.is_empty() {
+            let online: Vec<String> = self.present.iter().map(ToString::to_string).collect();
+            say(format!(
+                "online (of those you share presence with): {}",
+                if online.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    online.join(", ")
+                }
+            ));
+        }
         if self.config.contacts.is_empty() {
             say(format!(
                 "no contacts: add them to {} as [contacts] alias = \"user\"",

@@ -646,6 +646,29 @@ wire_struct!(
     }
 );
 
+/// Most users in one [`PresenceShare`] list.
+pub const MAX_PRESENCE_CONTACTS: usize = 200;
+
+wire_struct!(
+    /// `presence_share`: the users this user shares presence with. Two
+    /// users see whether the other is online only once both listed each
+    /// other (presence is not a directory for strangers). Replaces the
+    /// previous list; an empty list shares with nobody.
+    PresenceShare {
+        /// The contacts, at most [`MAX_PRESENCE_CONTACTS`].
+        contacts: Vec<UserId>,
+    }
+);
+wire_struct!(
+    /// `presence`: a mutual contact is online, or went offline.
+    Presence {
+        /// The contact.
+        user: UserId,
+        /// Whether the contact is connected now.
+        online: bool,
+    }
+);
+
 /// Every JSON message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -679,6 +702,10 @@ pub enum Message {
     Ping(Ping),
     /// See [`Pong`].
     Pong(Pong),
+    /// See [`PresenceShare`].
+    PresenceShare(PresenceShare),
+    /// See [`Presence`].
+    Presence(Presence),
 }
 
 const TYPES: &[&str] = &[
@@ -696,6 +723,8 @@ const TYPES: &[&str] = &[
     "welcome",
     "ping",
     "pong",
+    "presence_share",
+    "presence",
 ];
 
 /// A message that could not be parsed.

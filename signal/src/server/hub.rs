@@ -125,6 +125,8 @@ struct Peer {
     tx: Tx,
     calls: Vec<CallId>,
     last_unanswered_invite: Option<Instant>,
+    /// Whom this user shares presence with (`presence_share`).
+    contacts: Vec<UserId>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -163,6 +165,14 @@ impl CallEntry {
             None
         }
     }
+}
+
+fn presence_out(tx: Tx, user: &UserId, online: bool) -> (Tx, Out) {
+    let m = Message::Presence(crate::wire::Presence {
+        user: user.clone(),
+        online,
+    });
+    (tx, Out::Text(m.to_json()))
 }
 
 /// The operator's line for a call that ended: who, how, how long it rang
@@ -238,6 +248,7 @@ impl Hub {
                 tx,
                 calls: Vec::new(),
                 last_unanswered_invite: None,
+                contacts: Vec::new(),
             },
         );
         (old.map(|p| p.tx), deliver)
@@ -249,9 +260,68 @@ impl Hub {
         if self.users.get(user).is_some_and(|p| p.conn_id == conn_id) {
             if let Some(p) = self.users.remove(user) {
                 self.end_calls_of(user, &p.calls, &mut deliver);
+                for c in &p.contacts {
+                    if let Some(m) = self.mutual(c, user) {
+                        deliver.push(presence_out(m, user, false));
+                    }
+                }
             }
         }
         deliver
+    }
+
+    /// `user`'s presence list is now `contacts`: each contact who lists
+    /// `user` too and is online learns that `user` is, and `user` learns
+    /// the same of them; a contact dropped from the list is told `user`
+    /// went offline (it stops seeing `user`).
+    pub(crate) fn share_presence(
+        &mut self,
+        user: &UserId,
+        mut contacts: Vec<UserId>,
+    ) -> Vec<(Tx, Out)> {
+        contacts.sort();
+        contacts.dedup();
+        contacts.retain(|c| c != user);
+        let Some(me) = self.users.get_mut(user) else {
+            return Vec::new();
+        };
+        let old = std::mem::replace(&mut me.contacts, contacts.clone());
+        let my_tx = me.tx.clone();
+        let mut deliver = Vec::new();
+        for c in old.iter().filter(|c| !contacts.contains(c)) {
+            if let Some(tx) = self.listing(c, user) {
+                deliver.push(presence_out(tx, user, false));
+            }
+        }
+        for c in contacts.iter().filter(|c| !old.contains(c)) {
+            if let Some(tx) = self.mutual(c, user) {
+                deliver.push(presence_out(tx, user, true));
+                deliver.push(presence_out(my_tx.clone(), c, true));
+            }
+        }
+        deliver
+    }
+
+    /// The sender of `contact` when it is connected here and lists `user`
+    /// (whether or not `user` lists it back).
+    fn listing(&self, contact: &UserId, user: &UserId) -> Option<Tx> {
+        self.users
+            .get(contact)
+            .filter(|p| p.conn_id != REMOTE && p.contacts.contains(user))
+            .map(|p| p.tx.clone())
+    }
+
+    /// [`Self::listing`], when `user` (connected) lists `contact` too.
+    fn mutual(&self, contact: &UserId, user: &UserId) -> Option<Tx> {
+        let mine = self
+            .users
+            .get(user)
+            .is_none_or(|p| p.contacts.contains(contact));
+        if mine {
+            self.listing(contact, user)
+        } else {
+            None
+        }
     }
 
     /// All local connections (for shutdown).
