@@ -347,6 +347,12 @@ async fn drive(
                 {
                     session.fail(Instant::now(), Outcome::Failed, format!("signed out by the server: {}", e.message));
                 }
+                // A newer sign-in of this user elsewhere replaced this connection.
+                Ok(SignalIncoming::Message(Message::Error(e)))
+                    if e.call_id.is_none() && e.code == ErrorCode::SessionReplaced =>
+                {
+                    session.fail(Instant::now(), Outcome::Failed, "signed in elsewhere: this connection was replaced".into());
+                }
                 Ok(SignalIncoming::Message(m)) => session.handle_signal(Instant::now(), m),
                 Ok(SignalIncoming::Relay { call_id, frame, .. }) => session.handle_relay(Instant::now(), call_id, &frame),
                 Err(cryptic_signal::Error::Protocol(e)) => tracing::debug!("skipped a bad message from the server: {e}"),

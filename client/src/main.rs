@@ -1075,8 +1075,13 @@ async fn one_call(
         stop_signal().await;
         eprintln!("cryptic-call: hanging up (interrupted)");
         let _ = controls.send(Control::Hangup);
-        // A second signal while the goodbye is said: leave at once.
-        stop_signal().await;
+        // A call ends within a moment of the hang-up and the history is
+        // written; with no call to end (still waiting), or on a second
+        // signal, leave.
+        tokio::select! {
+            () = stop_signal() => {}
+            () = tokio::time::sleep(Duration::from_secs(3)) => {}
+        }
         std::process::exit(130);
     });
     let report = run_call_with(&mut side, callee, &options, None, &mut control_rx).await;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::*;
 
 const QUIET: &[&str] = &["--input", "silence", "--output", "null"];
+const QUIET_ACCEPT: &[&str] = &["--auto-accept", "--input", "silence", "--output", "null"];
 
 fn ended(p: &mut Proc, within: u64) {
     assert!(p.wait_exit(Duration::from_secs(within)), "{}", p.output());
@@ -141,4 +142,29 @@ fn signing_in_elsewhere_signs_the_first_shell_out_in_words() {
     assert!(!first.output().contains("reconnect"), "{}", first.output());
     second.type_line("quit");
     ended(&mut second, 10);
+    // `listen` says the same, and a listener stopped by SIGTERM while
+    // it waits leaves.
+    let mut listener = world.listen("bob", QUIET_ACCEPT);
+    let mut other = Proc::spawn(
+        "bob",
+        &[
+            &["listen", "--profile", copy.to_str().unwrap()][..],
+            QUIET_ACCEPT,
+        ]
+        .concat(),
+    );
+    other.wait_for("waiting for a call", Duration::from_secs(20));
+    ended(&mut listener, 10);
+    assert!(
+        listener.output().contains("signed in elsewhere"),
+        "{}",
+        listener.output()
+    );
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &other.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    ended(&mut other, 10);
+    assert_ne!(other.code, Some(0));
 }
