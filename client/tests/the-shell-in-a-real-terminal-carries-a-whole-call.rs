@@ -141,6 +141,14 @@ fn two_users_call_through_the_shell_in_a_terminal() {
     tmux.line("alice", "frobnicate");
     tmux.wait("alice", "no command \"frobnicate\": type help", long);
 
+    tmux.line("alice", "call alice");
+    tmux.wait("alice", "you cannot call yourself", long);
+    tmux.line("alice", "call zed");
+    tmux.wait("alice", "no such user, or zed never signed in", long);
+    tmux.line("alice", "accept");
+    tmux.wait("alice", "accept: no call is ringing", long);
+    tmux.line("alice", "devices");
+    tmux.wait("alice", "the default", long);
     tmux.line("alice", "call bob");
     tmux.wait("alice", "calling bob...", long);
     let ringing = tmux.wait("bob", "type accept to answer", long);
