@@ -871,13 +871,15 @@ fn call_options(
 
 /// The profile a command works in: checked to be one, and its log file
 /// opened there.
-fn enter_profile(dir: &std::path::Path, verbose: u8) -> Result<Config, String> {
+fn enter_profile(
+    dir: &std::path::Path,
+    verbose: u8,
+) -> Result<(Config, cryptic_call::logging::LogGuard), String> {
     check_profile(dir)?;
     let config = Config::load(dir)?;
+    // Kept until the command ends: the log file's writer flushes on drop.
     let guard = cryptic_call::logging::init_client(verbose, Some(dir));
-    // Held for the process's life: the log file's writer flushes on drop.
-    std::mem::forget(guard);
-    Ok(config)
+    Ok((config, guard))
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
@@ -908,7 +910,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             output,
             processing,
         } => {
-            let config = enter_profile(&profile, verbose)?;
+            let (config, _log) = enter_profile(&profile, verbose)?;
             let options = call_options(&config, input, output, false, false, processing)?;
             let mut shell = cryptic_call::shell::ShellOptions::new(options);
             shell.auto_answer = auto_answer || config.auto_answer;
@@ -949,7 +951,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             chacha,
             processing,
         } => {
-            let config = enter_profile(&profile, verbose)?;
+            let (config, _log) = enter_profile(&profile, verbose)?;
             let peer = user(config.resolve(&peer))?;
             let mut options = call_options(&config, input, output, relay, chacha, processing)?;
             options.duration = duration.map(Duration::from_secs);
@@ -975,7 +977,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                         .into(),
                 );
             }
-            let config = enter_profile(&profile, verbose)?;
+            let (config, _log) = enter_profile(&profile, verbose)?;
             let mut options = call_options(&config, input, output, relay, chacha, processing)?;
             options.duration = duration.map(Duration::from_secs);
             options.auto_reject = reject;
