@@ -102,6 +102,20 @@ pub fn status(compact: &str, plain: &str) {
     }
 }
 
+/// How a call is getting on before it has a status ("calling bob...
+/// ringing"): the status line on a terminal, a plain line otherwise. It
+/// does not count as [`touched`].
+pub fn progress(text: &str) {
+    match screen() {
+        Some(mut s) if s.tty => {
+            s.erase();
+            s.status = Some(text.to_string());
+            s.draw();
+        }
+        _ => println!("{text}"),
+    }
+}
+
 /// Takes the status line away (the call ended).
 pub fn clear_status() {
     if let Some(mut s) = screen() {

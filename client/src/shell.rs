@@ -659,7 +659,7 @@ async fn in_call(
     let placing = callee.clone();
     let incoming = initial.is_some() && options.auto_accept.is_none();
     if let Some(peer) = &placing {
-        say(format!("calling {peer}..."));
+        crate::screen::progress(&format!("calling {peer}..."));
     }
     crate::screen::mark();
     // "ringing" once the server routed the invite (it refuses at once for
@@ -692,10 +692,10 @@ async fn in_call(
                 let _ = ctl_tx.send(control);
             }
             _ = tokio::time::sleep_until(hint) => {
-                if placing.is_some() {
+                if let Some(peer) = &placing {
                     hint_at = None;
                     if !crate::screen::touched() {
-                        say("ringing");
+                        crate::screen::progress(&format!("calling {peer}... ringing"));
                     }
                 } else if crate::screen::touched() {
                     hint_at = None;

@@ -150,8 +150,11 @@ fn two_users_call_through_the_shell_in_a_terminal() {
     tmux.line("alice", "devices");
     tmux.wait("alice", "the default", long);
     tmux.line("alice", "call bob");
-    tmux.wait("alice", "calling bob...", long);
     let ringing = tmux.wait("bob", "type accept to answer", long);
+    // alice's status line says how her call is getting on.
+    let calling = tmux.wait("alice", "calling bob... ringing", long);
+    assert_eq!(calling.matches("calling bob").count(), 1, "{calling}");
+    show("alice while bob's phone rings", &calling);
     // The hint follows the incoming-call line, not the other way round.
     let incoming = ringing.find("incoming call from alice").unwrap();
     assert!(incoming < ringing.find("type accept").unwrap(), "{ringing}");
