@@ -969,3 +969,73 @@ impl RateLimiter {
         self.refused
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn user(n: &str) -> UserId {
+        UserId::new(n).unwrap()
+    }
+
+    fn send(d: Vec<(Tx, Out)>) {
+        for (tx, out) in d {
+            assert!(tx.try_send(out));
+        }
+    }
+
+    fn received(rx: &mut Rx) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Ok(Out::Text(t)) = rx.queue.try_recv() {
+            v.push(t);
+        }
+        v
+    }
+
+    fn presence(u: &str, online: bool) -> String {
+        Message::Presence(crate::wire::Presence {
+            user: user(u),
+            online,
+        })
+        .to_json()
+    }
+
+    #[test]
+    fn presence_is_told_only_between_users_who_listed_each_other() {
+        let mut hub = Hub::default();
+        let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+        let mut rx = Vec::new();
+        for (i, u) in [&alice, &bob, &carol].into_iter().enumerate() {
+            let (tx, r, _kill) = channel(64, 1 << 20);
+            send(hub.connect(u, i as u64 + 1, tx).1);
+            rx.push(r);
+        }
+        send(hub.share_presence(&alice, vec![bob.clone()]));
+        assert!(received(&mut rx[0]).is_empty(), "bob has not listed alice");
+        // carol lists alice and bob; neither lists her.
+        send(hub.share_presence(&carol, vec![alice.clone(), bob.clone()]));
+        send(hub.share_presence(&bob, vec![alice.clone(), alice.clone()]));
+        assert_eq!(received(&mut rx[0]), [presence("bob", true)]);
+        assert_eq!(received(&mut rx[1]), [presence("alice", true)]);
+        assert!(received(&mut rx[2]).is_empty());
+        // The same list again says nothing new.
+        send(hub.share_presence(&bob, vec![alice.clone()]));
+        assert!(received(&mut rx[0]).is_empty());
+        // bob leaves: alice is told, carol is not.
+        send(hub.disconnect(&bob, 2));
+        assert_eq!(received(&mut rx[0]), [presence("bob", false)]);
+        assert!(received(&mut rx[2]).is_empty());
+        // bob back; then alice drops bob: bob stops seeing her.
+        let (tx, r, _kill) = channel(64, 1 << 20);
+        send(hub.connect(&bob, 4, tx).1);
+        rx[1] = r;
+        send(hub.share_presence(&bob, vec![alice.clone()]));
+        assert_eq!(received(&mut rx[0]), [presence("bob", true)]);
+        assert_eq!(received(&mut rx[1]), [presence("alice", true)]);
+        send(hub.share_presence(&alice, Vec::new()));
+        assert_eq!(received(&mut rx[1]), [presence("alice", false)]);
+        send(hub.disconnect(&alice, 1));
+        assert!(received(&mut rx[1]).is_empty(), "alice no longer shares");
+    }
+}
