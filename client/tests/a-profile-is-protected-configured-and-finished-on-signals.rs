@@ -209,3 +209,53 @@ fn ca_init_and_ca_issue_refuse_to_overwrite_without_force() {
     assert_eq!(code, 2, "{out}");
     run_ok(&[&issue[..], &["--force"]].concat());
 }
+
+#[test]
+fn a_shell_stopped_mid_call_hangs_up_records_and_leaves() {
+    let world = World::start("shellterm", &["alice", "bob"]);
+    let mut bob = world.listen(
+        "bob",
+        &["--auto-accept", "--input", "tone", "--output", "null"],
+    );
+    let wav = world.path("shell-heard.wav");
+    let profile = world.profile("alice");
+    let mut alice = Proc::spawn_cmd(
+        "alice",
+        BIN,
+        &[
+            "shell",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--input",
+            "silence",
+            "--output",
+            wav.to_str().unwrap(),
+        ],
+    );
+    alice.wait_for("signed in as alice", Duration::from_secs(20));
+    alice.type_line("call bob");
+    alice.wait_for("call secured", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = Command::new("kill")
+        .args(["-TERM", &alice.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert!(
+        alice.wait_exit(Duration::from_secs(10)),
+        "{}",
+        alice.output()
+    );
+    assert_eq!(alice.code, Some(0), "{}", alice.output());
+    assert!(
+        alice
+            .output()
+            .contains("call ended: completed (you hung up)"),
+        "{}",
+        alice.output()
+    );
+    assert!(bob.wait_exit(Duration::from_secs(10)), "{}", bob.output());
+    assert!(world.last_history("alice").contains("completed"));
+    let samples = cryptic_audio::read_wav_48k_mono(&wav).unwrap();
+    assert!(samples.len() > 48_000, "{} samples", samples.len());
+}
