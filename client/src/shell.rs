@@ -264,24 +264,7 @@ impl Shell {
             Ok(Incoming::Message(m @ Message::CallInvite(_))) => {
                 self.take_call(None, Some(m)).await;
             }
-            Ok(Incoming::Message(Message::Presence(p))) => {
-                let changed = if p.online {
-                    self.present.insert(p.user.clone())
-                } else {
-                    self.present.remove(&p.user)
-                };
-                if changed {
-                    say(format!(
-                        "{} {}",
-                        p.user,
-                        if p.online {
-                            "is online"
-                        } else {
-                            "went offline"
-                        }
-                    ));
-                }
-            }
+            Ok(Incoming::Message(Message::Presence(p))) => self.presence(p),
             Ok(Incoming::Message(Message::Error(e))) if e.call_id.is_none() => {
                 match e.code {
                     ErrorCode::SessionReplaced => return Err(
@@ -304,6 +287,26 @@ impl Shell {
             Err(e) => self.lost(&e.to_string()),
         }
         Ok(())
+    }
+
+    /// A mutual contact came online or went away.
+    fn presence(&mut self, p: cryptic_signal::wire::Presence) {
+        let changed = if p.online {
+            self.present.insert(p.user.clone())
+        } else {
+            self.present.remove(&p.user)
+        };
+        if changed {
+            say(format!(
+                "{} {}",
+                p.user,
+                if p.online {
+                    "is online"
+                } else {
+                    "went offline"
+                }
+            ));
+        }
     }
 
     fn lost(&mut self, why: &str) {
@@ -486,7 +489,12 @@ impl Shell {
             say("not connected to the server (reconnecting): try again in a moment");
             return;
         }
-        if let Err(e) = ensure_session(&mut self.side, &peer).await {
+        let mut presence = Vec::new();
+        let started = ensure_session(&mut self.side, &peer, &mut presence).await;
+        for p in presence {
+            self.presence(p);
+        }
+        if let Err(e) = started {
             say(format!("cannot call {peer}: {e}"));
             return;
         }
@@ -614,7 +622,12 @@ fn help_for(cmd: &str) -> String {
 
 /// Starts an end-to-end session with `peer` if there is none, with the
 /// server's refusals in plain words.
-async fn ensure_session(side: &mut CallSide, peer: &UserId) -> Result<(), String> {
+/// Presence news that arrives meanwhile is kept in `presence`.
+async fn ensure_session(
+    side: &mut CallSide,
+    peer: &UserId,
+    presence: &mut Vec<cryptic_signal::wire::Presence>,
+) -> Result<(), String> {
     if side.e2e.has_session(peer) {
         return Ok(());
     }
@@ -626,6 +639,7 @@ async fn ensure_session(side: &mut CallSide, peer: &UserId) -> Result<(), String
         loop {
             match side.receiver.recv().await {
                 Ok(Incoming::Message(Message::KeysBundle(b))) if &b.user == peer => return Ok(b),
+                Ok(Incoming::Message(Message::Presence(p))) => presence.push(p),
                 Ok(Incoming::Message(Message::Error(e))) => {
                     return Err(match e.code {
                         ErrorCode::NoKeys => format!("no such user, or {peer} never signed in"),
