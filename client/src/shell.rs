@@ -102,6 +102,7 @@ pub async fn run_shell(profile_dir: &Path, options: ShellOptions) -> Result<(), 
         last_interrupt: None,
         quitting: false,
         present: std::collections::BTreeSet::new(),
+        call_ended: None,
     };
     shell.share_presence().await;
     say(format!(
@@ -220,6 +221,8 @@ struct Shell {
     quitting: bool,
     /// Mutual presence contacts online now.
     present: std::collections::BTreeSet<UserId>,
+    /// When the last call ended.
+    call_ended: Option<Instant>,
 }
 
 impl Shell {
@@ -311,9 +314,17 @@ impl Shell {
 
     fn lost(&mut self, why: &str) {
         tracing::info!("signaling connection lost: {why}");
-        say(format!(
-            "lost the server ({why}): reconnecting in the background"
-        ));
+        // A loss during a call was said by the call already.
+        if self
+            .call_ended
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            say("reconnecting to the server in the background");
+        } else {
+            say(format!(
+                "lost the server ({why}): reconnecting in the background"
+            ));
+        }
         self.online = false;
         self.backoff = Backoff::default();
         self.backoff.schedule();
@@ -533,6 +544,7 @@ impl Shell {
             &mut self.quitting,
         )
         .await;
+        self.call_ended = Some(Instant::now());
         match report {
             Ok(r) => {
                 let verified = r

@@ -1,6 +1,8 @@
 //! The shell outlives its server: when the server goes away the shell says
 //! so once, reconnects with backoff when it is back, says so once, and
-//! takes calls again; with `--auto-answer` it answers them by itself.
+//! takes calls again; with `--auto-answer` it answers them by itself. When
+//! the server goes away during a call, the call goes on peer to peer and
+//! the shell reconnects once it ends.
 
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
@@ -51,10 +53,35 @@ fn a_shell_reconnects_after_the_server_restarts_and_auto_answers() {
         "call ended: completed (alice hung up)",
         Duration::from_secs(10),
     );
+
+    // The server goes away during a call: the call goes on peer to peer
+    // (the call says so), then the shell reconnects, said once.
+    let mut alice = world.call(
+        "alice",
+        "bob",
+        &["--input", "tone", "--output", "null", "--duration", "4"],
+    );
+    bob.wait_for("call secured", Duration::from_secs(20));
+    world.stop_server();
+    bob.wait_for("the call goes on peer to peer", Duration::from_secs(15));
+    assert!(
+        alice.wait_exit(Duration::from_secs(30)),
+        "{}",
+        alice.output()
+    );
+    bob.wait_for(
+        "call ended: completed (alice hung up)",
+        Duration::from_secs(10),
+    );
+    bob.wait_for("reconnecting to the server", Duration::from_secs(10));
+    world.start_server();
+    bob.wait_for("reconnected to the server", Duration::from_secs(40));
     bob.type_line("quit");
     assert!(bob.wait_exit(Duration::from_secs(10)), "{}", bob.output());
     assert_eq!(bob.code, Some(0));
     let out = bob.output();
     assert_eq!(out.matches("lost the server").count(), 1, "{out}");
-    assert_eq!(out.matches("reconnected").count(), 1, "{out}");
+    assert_eq!(out.matches("signaling server lost").count(), 1, "{out}");
+    assert_eq!(out.matches("reconnecting").count(), 2, "{out}");
+    assert_eq!(out.matches("reconnected").count(), 2, "{out}");
 }
