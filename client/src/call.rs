@@ -265,6 +265,7 @@ pub async fn run_call_with(
         waker,
     };
     let voice = drive(&mut session, io, options, controls).await;
+    crate::screen::clear_status();
     persist(session.sealer_mut()).await;
     let mut report = CallReport::from_session(&session, started_unix);
     side.e2e.set_deferred_saves(false);
@@ -351,6 +352,12 @@ async fn drive(
                 {
                     session.fail(Instant::now(), Outcome::Failed, format!("signed out by the server: {}", e.message));
                 }
+                // A newer sign-in of this user elsewhere replaced this connection.
+                Ok(SignalIncoming::Message(Message::Error(e)))
+                    if e.call_id.is_none() && e.code == ErrorCode::SessionReplaced =>
+                {
+                    session.fail(Instant::now(), Outcome::Failed, "signed in elsewhere: this connection was replaced".into());
+                }
                 Ok(SignalIncoming::Message(m)) => session.handle_signal(Instant::now(), m),
                 Ok(SignalIncoming::Relay { call_id, frame, .. }) => session.handle_relay(Instant::now(), call_id, &frame),
                 Err(cryptic_signal::Error::Protocol(e)) => tracing::debug!("skipped a bad message from the server: {e}"),
@@ -359,7 +366,7 @@ async fn drive(
                     // pings): the connection is lost either way.
                     signaling_up = false;
                     if options.status_line {
-                        println!("[{me}] signaling connection lost: {e}");
+                        crate::screen::say(format!("[{me}] signaling connection lost: {e}"));
                     }
                     session.signaling_lost(Instant::now());
                 }
@@ -377,10 +384,10 @@ async fn drive(
             }
             c = controls.recv(), if controls_open => match c {
                 None => controls_open = false,
-                Some(c) => control(session, c, &me),
+                Some(c) => control(session, c, &me, voice.as_ref()),
             },
             _ = status.tick(), if options.status_line && session.media_ready() => {
-                println!("[{me}] {}", live_status(session));
+                show_status(session, voice.as_ref(), &me);
             }
             _ = netcheck.tick() => {
                 let hosts = cryptic_ice::host_addresses(io.bound);
@@ -400,15 +407,34 @@ fn io_name(session: &CallSession<&mut E2eStore>) -> String {
     session.me().to_string()
 }
 
-fn control(session: &mut CallSession<&mut E2eStore>, c: Control, me: &str) {
+fn control(session: &mut CallSession<&mut E2eStore>, c: Control, me: &str, voice: Option<&Voice>) {
     let now = Instant::now();
     match c {
         Control::Accept => session.accept(now),
         Control::Reject => session.reject(now),
         Control::Hangup => session.hangup(now),
         Control::Mute(m) => session.set_muted(m),
-        Control::Stats => println!("[{me}] {}", live_status(session)),
+        Control::Stats => {
+            crate::screen::say(format!("[{me}] {}", live_status(session)));
+            show_status(session, voice, me);
+        }
     }
+}
+
+/// The live status: the full line when output is not a terminal, a short
+/// one with the level meters rewritten in place when it is.
+fn show_status(session: &CallSession<&mut E2eStore>, voice: Option<&Voice>, me: &str) {
+    let r = session.report();
+    let compact = crate::screen::compact_status(&crate::screen::Live {
+        peer: r.peer.as_ref().map(|p| p.as_str()).unwrap_or("-"),
+        elapsed: active_time(session),
+        path: r.path.unwrap_or("-"),
+        rtt: r.stats.rtt,
+        loss: r.stats.loss_received,
+        muted: session.muted(),
+        levels: voice.map(Voice::levels),
+    });
+    crate::screen::status(&compact, &format!("[{me}] {}", live_status(session)));
 }
 
 /// How often the driver reads the host's addresses again.
@@ -485,33 +511,39 @@ fn show_events(session: &mut CallSession<&mut E2eStore>, options: &CallOptions, 
         match e {
             SessionEvent::Ended => going = false,
             _ if !options.status_line => {}
-            SessionEvent::Incoming { from } => println!("[{me}] incoming call from {from}"),
+            SessionEvent::Incoming { from } => {
+                crate::screen::say(format!("[{me}] incoming call from {from}"))
+            }
             SessionEvent::InviteRefused { from, reason } => {
-                println!("[{me}] refused a call from {from}: {reason}")
+                crate::screen::say(format!("[{me}] refused a call from {from}: {reason}"))
             }
             SessionEvent::MissedWhileBusy { from } => {
-                println!("[{me}] {from} tried to call you (busy)")
+                crate::screen::say(format!("[{me}] {from} tried to call you (busy)"))
             }
             SessionEvent::Secured { sas, verified } => {
-                println!(
+                crate::screen::say(format!(
                     "[{me}] call secured: compare the short authentication string with {peer}: {sas}"
-                );
+                ));
                 if verified {
-                    println!("[{me}] {peer} is verified (safety number compared)");
+                    crate::screen::say(format!(
+                        "[{me}] {peer} is verified (safety number compared)"
+                    ));
                 } else {
-                    println!(
+                    crate::screen::say(format!(
                         "[{me}] {peer} is not verified: compare your safety number once with `cryptic-call verify {peer}`"
-                    );
+                    ));
                 }
             }
             SessionEvent::PathChanged("server-relay") if !options.force_relay => {
-                println!("[{me}] no direct path: media goes through the server relay")
+                crate::screen::say(format!(
+                    "[{me}] no direct path: media goes through the server relay"
+                ))
             }
-            SessionEvent::DirectLost(words) => println!("[{me}] {words}"),
-            SessionEvent::DirectBack => println!("[{me}] back on direct"),
-            SessionEvent::SignalingLost => {
-                println!("[{me}] signaling server lost: the call goes on peer to peer")
-            }
+            SessionEvent::DirectLost(words) => crate::screen::say(format!("[{me}] {words}")),
+            SessionEvent::DirectBack => crate::screen::say(format!("[{me}] back on direct")),
+            SessionEvent::SignalingLost => crate::screen::say(format!(
+                "[{me}] signaling server lost: the call goes on peer to peer"
+            )),
             _ => {}
         }
     }

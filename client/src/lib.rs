@@ -16,16 +16,26 @@
 //!   fixed sizes, RTT and loss from RTCP);
 //! * [`demo`]: the self-contained demo call;
 //! * [`shell`]: the interactive mode;
-//! * [`history`]: the call history in SQLite.
+//! * [`history`]: the call history in SQLite;
+//! * [`screen`] and [`term`]: what the user reads (status line, prompt)
+//!   and the shell's line editor;
+//! * [`config`]: the profile directory and its `config.toml`;
+//! * [`devices`]: the device table and the check before ringing;
+//! * [`logging`]: `-v`, the log file, the server's log format.
 
 pub mod call;
+pub mod config;
 pub mod demo;
+pub mod devices;
 pub mod dtls;
 pub mod error;
 pub mod history;
+pub mod logging;
 pub mod media;
+pub mod screen;
 pub mod session;
 pub mod shell;
+pub mod term;
 mod voice;
 
 pub use error::Error;

@@ -16,9 +16,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use cryptic_audio::ProcessingConfig;
-use cryptic_call::call::{run_call, CallOptions, CallReport, CallSide};
+use cryptic_call::call::{run_call_with, CallOptions, CallSide, Control};
+use cryptic_call::config::{check_profile, history_path, Config};
 use cryptic_call::demo::{print_summary, run_demo, DemoOptions};
-use cryptic_call::history::{format_record, CallRecord, Direction, History};
+use cryptic_call::history::{format_record, header, History};
+use cryptic_call::logging::LogFormat;
 use cryptic_signal::certs::{CertificateAuthority, ServerTls, Validity, CA_KEY_FILE};
 use cryptic_signal::client::connect;
 use cryptic_signal::profile::{Profile, PROFILE_FILE};
@@ -33,11 +35,22 @@ use cryptic_signal::wire::UserId;
     version,
     about = "End-to-end encrypted 1:1 audio calls",
     after_help = "Exit codes of `call` and `listen`: 0 completed, 1 failed, 2 could not \
-                  start (bad arguments, no profile, no server), 3 rejected, 4 busy, \
-                  5 missed, 6 cancelled, 7 security abort (someone in the middle), \
-                  8 the peer is offline."
+                  start (bad arguments, no profile, no server, a missing microphone or \
+                  speaker), 3 rejected, 4 busy, 5 missed, 6 cancelled, 7 security abort \
+                  (someone in the middle), 8 the peer is offline.\n\n\
+                  The profile of every command: --profile DIR, or $CRYPTIC_CALL_PROFILE, \
+                  or ./profile. Its config.toml holds default devices, relay and chacha \
+                  preferences, auto_answer and [contacts] aliases (see README). Logs go \
+                  to DIR/logs/ (rotated daily); -v and -vv also print them."
 )]
 struct Cli {
+    /// More log lines on standard error (-v info, -vv debug); the server
+    /// logs at info without it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// The server's log lines: plain text or one JSON object per line.
+    #[arg(long, value_enum, default_value = "plain", global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -72,14 +85,16 @@ enum Command {
         /// Who to call.
         user: String,
         /// Your profile directory (from `ca issue`).
-        #[arg(long)]
+        #[arg(long, env = "CRYPTIC_CALL_PROFILE", default_value = "profile")]
         profile: PathBuf,
-        /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence.
-        #[arg(long, default_value = "default")]
-        input: String,
-        /// Speaker: default, device:NAME, wav:PATH, null.
-        #[arg(long, default_value = "default")]
-        output: String,
+        /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence
+        /// (default: config.toml's `input`, else the default device).
+        #[arg(long)]
+        input: Option<String>,
+        /// Speaker: default, device:NAME, wav:PATH, null (default:
+        /// config.toml's `output`, else the default device).
+        #[arg(long)]
+        output: Option<String>,
         /// Hang up after this many seconds of conversation.
         #[arg(long)]
         duration: Option<u64>,
@@ -101,7 +116,7 @@ enum Command {
     /// Wait for one call and take it.
     Listen {
         /// Your profile directory (from `ca issue`).
-        #[arg(long)]
+        #[arg(long, env = "CRYPTIC_CALL_PROFILE", default_value = "profile")]
         profile: PathBuf,
         /// Accept the call without asking.
         #[arg(long)]
@@ -118,12 +133,14 @@ enum Command {
         /// Prefer the ChaCha20-Poly1305 SRTP profile (used when both prefer it).
         #[arg(long)]
         chacha: bool,
-        /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence.
-        #[arg(long, default_value = "default")]
-        input: String,
-        /// Speaker: default, device:NAME, wav:PATH, null.
-        #[arg(long, default_value = "default")]
-        output: String,
+        /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence
+        /// (default: config.toml's `input`, else the default device).
+        #[arg(long)]
+        input: Option<String>,
+        /// Speaker: default, device:NAME, wav:PATH, null (default:
+        /// config.toml's `output`, else the default device).
+        #[arg(long)]
+        output: Option<String>,
         /// Hang up after this many seconds of conversation.
         #[arg(long)]
         duration: Option<u64>,
@@ -133,18 +150,21 @@ enum Command {
     /// Past calls.
     History {
         /// Your profile directory.
-        #[arg(long)]
+        #[arg(long, env = "CRYPTIC_CALL_PROFILE", default_value = "profile")]
         profile: PathBuf,
         /// How many calls.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// A JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Sound devices.
     Devices,
     /// Your identity key's fingerprint (what others see when they verify you).
     Keys {
         /// Your profile directory.
-        #[arg(long)]
+        #[arg(long, env = "CRYPTIC_CALL_PROFILE", default_value = "profile")]
         profile: PathBuf,
     },
     /// Compare the safety number with USER once, and mark USER verified.
@@ -152,7 +172,7 @@ enum Command {
         /// The other user.
         user: String,
         /// Your profile directory.
-        #[arg(long)]
+        #[arg(long, env = "CRYPTIC_CALL_PROFILE", default_value = "profile")]
         profile: PathBuf,
         /// Confirm without asking (the numbers were compared already).
         #[arg(long)]
@@ -163,7 +183,7 @@ enum Command {
         /// The other user.
         user: String,
         /// Your profile directory.
-        #[arg(long)]
+        #[arg(long, env = "CRYPTIC_CALL_PROFILE", default_value = "profile")]
         profile: PathBuf,
         /// Accept without asking.
         #[arg(long)]
@@ -173,14 +193,19 @@ enum Command {
     /// profile in $CRYPTIC_CALL_PROFILE or ./profile).
     Shell {
         /// Your profile directory.
+        #[arg(long, env = "CRYPTIC_CALL_PROFILE", default_value = "profile")]
+        profile: PathBuf,
+        /// Answer every incoming call at once.
         #[arg(long)]
-        profile: Option<PathBuf>,
-        /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence.
-        #[arg(long, default_value = "default")]
-        input: String,
-        /// Speaker: default, device:NAME, wav:PATH, null.
-        #[arg(long, default_value = "default")]
-        output: String,
+        auto_answer: bool,
+        /// Microphone: default, device:NAME, wav:PATH, tone[:HZ], silence
+        /// (default: config.toml's `input`, else the default device).
+        #[arg(long)]
+        input: Option<String>,
+        /// Speaker: default, device:NAME, wav:PATH, null (default:
+        /// config.toml's `output`, else the default device).
+        #[arg(long)]
+        output: Option<String>,
         #[command(flatten)]
         processing: ProcessingArgs,
     },
@@ -275,9 +300,10 @@ enum CaCommand {
         /// The server's address as users reach it (host:port).
         #[arg(long)]
         server: String,
-        /// The name in the server's certificate.
-        #[arg(long, default_value = "localhost")]
-        server_name: String,
+        /// The name in the server's certificate (default: the host of
+        /// --server, also when it is an IP address).
+        #[arg(long)]
+        server_name: Option<String>,
         /// Where the profile directory goes.
         #[arg(long)]
         out: PathBuf,
@@ -723,6 +749,8 @@ fn ca(command: CaCommand) -> Result<ExitCode, String> {
             }
             let ca = CertificateAuthority::load(&dir).map_err(|e| e.to_string())?;
             let me = user(&name)?;
+            let server_name = server_name
+                .unwrap_or_else(|| cryptic_call::config::server_host(&server).to_string());
             let cert = ca
                 .issue_client(&me, Validity::days_from_now(365))
                 .map_err(|e| e.to_string())?;
@@ -812,30 +840,81 @@ fn user(name: &str) -> Result<UserId, String> {
     UserId::new(name).map_err(|e| format!("bad user name {name:?}: {e:?}"))
 }
 
+/// The call options from the flags, with config.toml's defaults under them.
+fn call_options(
+    config: &Config,
+    input: Option<String>,
+    output: Option<String>,
+    relay: bool,
+    chacha: bool,
+    processing: ProcessingArgs,
+) -> Result<CallOptions, String> {
+    let input = input.or_else(|| config.input.clone());
+    let output = output.or_else(|| config.output.clone());
+    let mut options = CallOptions::new(
+        input
+            .as_deref()
+            .unwrap_or("default")
+            .parse()
+            .map_err(|e| format!("--input: {e}"))?,
+        output
+            .as_deref()
+            .unwrap_or("default")
+            .parse()
+            .map_err(|e| format!("--output: {e}"))?,
+    );
+    options.processing = processing.apply(options.processing);
+    options.force_relay = relay || config.relay;
+    options.prefer_chacha = chacha || config.chacha;
+    Ok(options)
+}
+
+/// The profile a command works in: checked to be one, and its log file
+/// opened there.
+fn enter_profile(
+    dir: &std::path::Path,
+    verbose: u8,
+) -> Result<(Config, cryptic_call::logging::LogGuard), String> {
+    check_profile(dir)?;
+    let config = Config::load(dir)?;
+    // Kept until the command ends: the log file's writer flushes on drop.
+    let guard = cryptic_call::logging::init_client(verbose, Some(dir));
+    Ok((config, guard))
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, String> {
+    let verbose = cli.verbose;
     let command = cli.command.unwrap_or(Command::Shell {
-        profile: None,
-        input: "default".into(),
-        output: "default".into(),
+        profile: std::env::var_os(cryptic_call::config::PROFILE_ENV)
+            .map_or_else(|| PathBuf::from("profile"), PathBuf::from),
+        auto_answer: false,
+        input: None,
+        output: None,
         processing: ProcessingArgs::default(),
     });
     match command {
+        Command::Server(server) => {
+            cryptic_call::logging::init_server(verbose, cli.log_format);
+            return serve(server).await;
+        }
+        Command::Ca { .. } | Command::Demo { .. } | Command::Devices => {
+            let _ = cryptic_call::logging::init_client(verbose, None);
+        }
+        _ => {}
+    }
+    match command {
         Command::Shell {
             profile,
+            auto_answer,
             input,
             output,
             processing,
         } => {
-            let profile = profile
-                .or_else(|| std::env::var_os("CRYPTIC_CALL_PROFILE").map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from("profile"));
-            let mut options = CallOptions::new(
-                input.parse().map_err(|e| format!("--input: {e}"))?,
-                output.parse().map_err(|e| format!("--output: {e}"))?,
-            );
-            options.processing = processing.apply(options.processing);
-            let dir = profile.clone();
-            cryptic_call::shell::run_shell(&profile, options, move |r| record(&dir, r)).await?;
+            let (config, _log) = enter_profile(&profile, verbose)?;
+            let options = call_options(&config, input, output, false, false, processing)?;
+            let mut shell = cryptic_call::shell::ShellOptions::new(options);
+            shell.auto_answer = auto_answer || config.auto_answer;
+            cryptic_call::shell::run_shell(&profile, shell).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
@@ -872,17 +951,12 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             chacha,
             processing,
         } => {
-            let peer = user(&peer)?;
-            let mut options = CallOptions::new(
-                input.parse().map_err(|e| format!("--input: {e}"))?,
-                output.parse().map_err(|e| format!("--output: {e}"))?,
-            );
+            let (config, _log) = enter_profile(&profile, verbose)?;
+            let peer = user(config.resolve(&peer))?;
+            let mut options = call_options(&config, input, output, relay, chacha, processing)?;
             options.duration = duration.map(Duration::from_secs);
             options.cancel_after = cancel_after.map(Duration::from_secs_f64);
             options.ring_timeout = Duration::from_secs(ring_timeout);
-            options.force_relay = relay;
-            options.prefer_chacha = chacha;
-            options.processing = processing.apply(options.processing);
             one_call(&profile, Some(peer), options).await
         }
         Command::Listen {
@@ -899,19 +973,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             if !auto_accept && !reject && accept_after.is_none() {
                 return Err(
-                    "listen needs --auto-accept, --accept-after SECS or --reject for now: answering by hand lands with the interactive shell"
+                    "listen needs --auto-accept, --accept-after SECS or --reject: to answer by hand, use the interactive `shell`"
                         .into(),
                 );
             }
-            let mut options = CallOptions::new(
-                input.parse().map_err(|e| format!("--input: {e}"))?,
-                output.parse().map_err(|e| format!("--output: {e}"))?,
-            );
+            let (config, _log) = enter_profile(&profile, verbose)?;
+            let mut options = call_options(&config, input, output, relay, chacha, processing)?;
             options.duration = duration.map(Duration::from_secs);
             options.auto_reject = reject;
-            options.processing = processing.apply(options.processing);
-            options.force_relay = relay;
-            options.prefer_chacha = chacha;
             options.auto_accept = if auto_accept {
                 Some(Duration::ZERO)
             } else {
@@ -919,23 +988,43 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             one_call(&profile, None, options).await
         }
-        Command::History { profile, limit } => {
-            let history =
-                History::open(&profile.join("history.sqlite")).map_err(|e| e.to_string())?;
-            for call in history.recent(limit).map_err(|e| e.to_string())? {
-                println!("{}", format_record(&call));
+        Command::History {
+            profile,
+            limit,
+            json,
+        } => {
+            let path = history_path(&profile)?;
+            let history = History::open(&path).map_err(|e| e.to_string())?;
+            let calls = history.recent(limit).map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", cryptic_call::history::to_json(&calls));
+            } else if calls.is_empty() {
+                println!("no calls yet");
+            } else {
+                println!("{}", header());
+                for call in &calls {
+                    println!("{}", format_record(call));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Devices => {
-            for d in cryptic_audio::list_devices().map_err(|e| e.to_string())? {
-                println!("{d:?}");
-            }
+            let devices = cryptic_call::devices::list()?;
+            println!("{}", cryptic_call::devices::table(&devices));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys { profile } => keys::show(&profile),
-        Command::Verify { user, profile, yes } => keys::verify(&profile, &user, yes),
-        Command::Trust { user, profile, yes } => keys::trust(&profile, &user, yes),
+        Command::Keys { profile } => {
+            check_profile(&profile)?;
+            keys::show(&profile)
+        }
+        Command::Verify { user, profile, yes } => {
+            check_profile(&profile)?;
+            keys::verify(&profile, &user, yes)
+        }
+        Command::Trust { user, profile, yes } => {
+            check_profile(&profile)?;
+            keys::trust(&profile, &user, yes)
+        }
     }
 }
 
@@ -950,6 +1039,8 @@ async fn one_call(
     if callee.as_ref() == Some(&profile.user) {
         return Err("you cannot call yourself".into());
     }
+    // A missing microphone, speaker or file: one line, before anyone rings.
+    cryptic_call::devices::check(&options.input, &options.output)?;
     let mut conn = connect(&profile.client_config().map_err(|e| e.to_string())?)
         .await
         .map_err(|e| format!("cannot reach the server: {e}"))?;
@@ -980,45 +1071,30 @@ async fn one_call(
     if callee.is_none() {
         println!("waiting for a call...");
     }
-    let report = run_call(&mut side, callee, &options)
-        .await
-        .map_err(|e| e.to_string())?;
-    record(profile_dir, &report);
-    println!(
-        "call ended: {} ({}), path {}, SAS {}",
-        report.outcome.as_str(),
-        report.reason,
-        report.path.as_deref().unwrap_or("-"),
-        report.sas.as_deref().unwrap_or("-")
-    );
-    Ok(ExitCode::from(report.outcome.exit_code()))
-}
-
-fn record(profile_dir: &std::path::Path, report: &CallReport) {
-    let (Some(call_id), Some(peer)) = (report.call_id, report.peer.as_ref()) else {
-        return;
-    };
-    let direction = match report.role {
-        cryptic_signal::call::Role::Caller => Direction::Outgoing,
-        _ => Direction::Incoming,
-    };
-    let mut rec = CallRecord::new(
-        call_id.to_string(),
-        peer.to_string(),
-        direction,
-        report.started_unix,
-        report.outcome,
-    );
-    rec.duration = report.active_time;
-    rec.path = report.path.clone();
-    rec.mean_loss = Some(report.stats.loss_received);
-    rec.mean_rtt = report.stats.rtt;
-    match History::open(&profile_dir.join("history.sqlite")) {
-        Ok(h) => {
-            if let Err(e) = h.record(&rec) {
-                eprintln!("cryptic-call: could not record the call: {e}");
-            }
+    // Ctrl-C or SIGTERM hangs up: the history row and the WAV are finished.
+    let (controls, mut control_rx) = tokio::sync::mpsc::unbounded_channel();
+    let stopper = tokio::spawn(async move {
+        stop_signal().await;
+        eprintln!("cryptic-call: hanging up (interrupted)");
+        let _ = controls.send(Control::Hangup);
+        // A call ends within a moment of the hang-up and the history is
+        // written; with no call to end (still waiting), or on a second
+        // signal, leave.
+        tokio::select! {
+            () = stop_signal() => {}
+            () = tokio::time::sleep(Duration::from_secs(3)) => {}
         }
-        Err(e) => eprintln!("cryptic-call: could not open the history: {e}"),
-    }
+        std::process::exit(130);
+    });
+    let report = run_call_with(&mut side, callee, &options, None, &mut control_rx).await;
+    stopper.abort();
+    let report = report.map_err(|e| e.to_string())?;
+    let verified = report
+        .sas
+        .as_ref()
+        .and(report.peer.as_ref())
+        .map(|p| side.e2e.pinned_key(p).is_some_and(|k| k.verified));
+    cryptic_call::history::record_report(profile_dir, &report, verified);
+    println!("{}", cryptic_call::shell::ended_line(&report));
+    Ok(ExitCode::from(report.outcome.exit_code()))
 }

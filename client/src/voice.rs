@@ -68,6 +68,8 @@ pub(crate) struct Voice {
     pub(crate) onsets_sent: Vec<Instant>,
     /// When sounds started in what we played.
     pub(crate) onsets_played: Vec<Instant>,
+    /// The last frame's level sent and played, dBFS (the status meters).
+    levels: (f32, f32),
 }
 
 impl Voice {
@@ -126,6 +128,7 @@ impl Voice {
             next_adapt: None,
             onsets_sent: Vec::new(),
             onsets_played: Vec::new(),
+            levels: (-120.0, -120.0),
         })
     }
 
@@ -262,6 +265,7 @@ impl Voice {
                     if session.muted() {
                         self.pcm.fill(0);
                     }
+                    self.levels.0 = dbfs(&self.pcm);
                     if onset(&self.pcm, &mut self.quiet_in) {
                         self.onsets_sent.push(now);
                     }
@@ -307,6 +311,7 @@ impl Voice {
         self.out.clear();
         self.out.extend_from_slice(&self.playout[..n]);
         self.playout.drain(..n);
+        self.levels.1 = dbfs(&self.out);
         if onset(&self.out, &mut self.quiet_out) {
             self.onsets_played.push(now);
         }
@@ -396,12 +401,26 @@ impl Voice {
         self.reference.drain(..whole);
     }
 
+    /// The level of the last frame sent and of the last frame played, dBFS.
+    pub(crate) fn levels(&self) -> (f32, f32) {
+        self.levels
+    }
+
     /// Finishes the output (a WAV file gets its final header).
     pub(crate) fn finish(mut self) -> Result<(), Error> {
         self.output
             .finish()
             .map_err(|e| Error::Audio(format!("output: {e}")))
     }
+}
+
+/// The peak level of a frame in dBFS (-120 for digital silence).
+fn dbfs(pcm: &[i16]) -> f32 {
+    let peak = pcm.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+    if peak == 0 {
+        return -120.0;
+    }
+    20.0 * (f32::from(peak) / 32768.0).log10()
 }
 
 /// Whether this frame starts a sound after at least 100 ms of quiet;

@@ -1,7 +1,8 @@
 //! A bad `--input` or `--output` (a missing file, a directory that cannot
-//! be written) is an error before the invite leaves: the caller exits with
-//! code 2 and a message naming it, and the callee's phone never rings for
-//! that attempt.
+//! be written, a sound device that is not there) is an error before the
+//! invite leaves: the caller exits with code 2 and one line naming it
+//! (ALSA's own complaints stay off the terminal), and the callee's phone
+//! never rings for that attempt.
 
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
@@ -75,6 +76,73 @@ fn a_missing_input_file_or_unwritable_output_fails_before_the_invite() {
         bob.output().matches("incoming call from alice").count(),
         1,
         "{}",
+        bob.output()
+    );
+}
+
+#[test]
+fn a_missing_sound_device_is_one_line_without_alsa_noise() {
+    let world = World::start("nodevice", &["alice", "bob"]);
+    let mut bob = world.listen(
+        "bob",
+        &["--auto-accept", "--input", "silence", "--output", "null"],
+    );
+    let profile = world.profile("alice");
+    let profile = profile.to_str().unwrap();
+    // A PulseAudio that is not there stands for a machine with no sound
+    // card (Debian's ALSA `default` goes to PulseAudio); and a device
+    // name that does not exist.
+    for (args, words) in [
+        (
+            vec!["call", "bob", "--profile", profile, "--output", "null"],
+            "no usable microphone (default)",
+        ),
+        (
+            vec!["call", "bob", "--profile", profile, "--input", "silence"],
+            "no usable speaker (default)",
+        ),
+        (
+            vec![
+                "call",
+                "bob",
+                "--profile",
+                profile,
+                "--input",
+                "device:no-such-card",
+                "--output",
+                "null",
+            ],
+            "no usable microphone (device:no-such-card)",
+        ),
+    ] {
+        let mut alice = Proc::start_with(
+            "alice",
+            BIN,
+            &args,
+            cryptic_tests::Spawn {
+                env: &[("PULSE_SERVER", "unix:/nonexistent/pulse")],
+                ..Default::default()
+            },
+        );
+        assert!(
+            alice.wait_exit(Duration::from_secs(20)),
+            "{}",
+            alice.output()
+        );
+        if alice.code == Some(0) {
+            cryptic_tests::skip("this machine has a sound card: the default device opened");
+            return;
+        }
+        let out = alice.output();
+        assert_eq!(alice.code, Some(2), "{out}");
+        assert!(out.contains(words), "{out}");
+        assert!(!out.contains("ALSA lib"), "ALSA's noise shown: {out}");
+        assert_eq!(out.lines().count(), 1, "one line: {out}");
+    }
+    bob.kill();
+    assert!(
+        !bob.output().contains("incoming call"),
+        "bob rang: {}",
         bob.output()
     );
 }

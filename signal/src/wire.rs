@@ -616,6 +616,9 @@ wire_struct!(
         /// The call this is about, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call_id: Option<CallId>,
+        /// With `rate_limited`: whole seconds to wait before trying again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u32>,
     }
 );
 wire_struct!(
@@ -640,6 +643,29 @@ wire_struct!(
     Pong {
         /// The ping's nonce.
         nonce: u64,
+    }
+);
+
+/// Most users in one [`PresenceShare`] list.
+pub const MAX_PRESENCE_CONTACTS: usize = 200;
+
+wire_struct!(
+    /// `presence_share`: the users this user shares presence with. Two
+    /// users see whether the other is online only once both listed each
+    /// other (presence is not a directory for strangers). Replaces the
+    /// previous list; an empty list shares with nobody.
+    PresenceShare {
+        /// The contacts, at most [`MAX_PRESENCE_CONTACTS`].
+        contacts: Vec<UserId>,
+    }
+);
+wire_struct!(
+    /// `presence`: a mutual contact is online, or went offline.
+    Presence {
+        /// The contact.
+        user: UserId,
+        /// Whether the contact is connected now.
+        online: bool,
     }
 );
 
@@ -676,6 +702,10 @@ pub enum Message {
     Ping(Ping),
     /// See [`Pong`].
     Pong(Pong),
+    /// See [`PresenceShare`].
+    PresenceShare(PresenceShare),
+    /// See [`Presence`].
+    Presence(Presence),
 }
 
 const TYPES: &[&str] = &[
@@ -693,6 +723,8 @@ const TYPES: &[&str] = &[
     "welcome",
     "ping",
     "pong",
+    "presence_share",
+    "presence",
 ];
 
 /// A message that could not be parsed.
@@ -829,6 +861,17 @@ impl Message {
             code,
             message: message.into(),
             call_id,
+            retry_after: None,
+        })
+    }
+
+    /// A `rate_limited` error that says how long to wait.
+    pub fn rate_limited(message: impl Into<String>, call_id: Option<CallId>, wait_s: u32) -> Self {
+        Message::Error(ErrorMessage {
+            code: ErrorCode::RateLimited,
+            message: message.into(),
+            call_id,
+            retry_after: Some(wait_s),
         })
     }
 }

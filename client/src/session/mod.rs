@@ -472,6 +472,8 @@ pub struct CallSession<S: Sealer> {
     cancel_at: Option<Instant>,
     hangup_at: Option<Instant>,
     forced: Option<Outcome>,
+    /// How long the server said to wait (a refused invite, `rate_limited`).
+    retry_after: Option<u32>,
     report: SessionReport,
     ended: bool,
     transmits: VecDeque<Transmit>,
@@ -529,6 +531,7 @@ impl<S: Sealer> CallSession<S> {
             cancel_at: None,
             hangup_at: None,
             forced: None,
+            retry_after: None,
             report: SessionReport {
                 call_id: None,
                 peer: None,
@@ -666,6 +669,14 @@ impl<S: Sealer> CallSession<S> {
 
     /// A message from the signaling server.
     pub fn handle_signal(&mut self, now: Instant, msg: Message) {
+        if let Message::Error(e) = &msg {
+            if e.code == ErrorCode::RateLimited
+                && e.call_id.is_some()
+                && e.call_id == self.report.call_id
+            {
+                self.retry_after = e.retry_after;
+            }
+        }
         if let Message::CallInvite(invite) = &msg {
             // An invite that would ring is opened and checked first: a
             // stale, replayed or unreadable one never reaches the machine.
@@ -1400,12 +1411,16 @@ impl<S: Sealer> CallSession<S> {
             .peer
             .as_ref()
             .map_or_else(|| "the peer".to_string(), ToString::to_string);
-        let (outcome, words) = outcome_of(
+        let too_soon = matches!(reason, Reason::ServerError(ErrorCode::RateLimited));
+        let (outcome, mut words) = outcome_of(
             reason,
             self.report.answered.is_some(),
             self.report.role,
             &peer,
         );
+        if let (true, Some(s)) = (too_soon, self.retry_after) {
+            words = format!("wait {s} s before calling {peer} again");
+        }
         self.report.outcome = self.forced.unwrap_or(outcome);
         if self.report.reason.is_empty() || self.report.reason == "hung up" {
             self.report.reason = words;

@@ -60,6 +60,8 @@ pub struct World {
     pub dir: TempDir,
     pub server: Proc,
     pub addr: String,
+    /// More flags the server was started with.
+    pub server_extra: Vec<String>,
 }
 
 impl World {
@@ -67,9 +69,18 @@ impl World {
         Self::start_behind(tag, users, None)
     }
 
+    /// As [`World::start`], with more flags for the server.
+    pub fn start_with_server_flags(tag: &str, users: &[&str], flags: &[&str]) -> Self {
+        Self::start_full(tag, users, None, flags)
+    }
+
     /// As [`World::start`], with the users' profiles pointing at `front`
     /// (something in front of the server) instead of the server itself.
     pub fn start_behind(tag: &str, users: &[&str], front: Option<&str>) -> Self {
+        Self::start_full(tag, users, front, &[])
+    }
+
+    fn start_full(tag: &str, users: &[&str], front: Option<&str>, flags: &[&str]) -> Self {
         let dir = TempDir::new(tag);
         let ca = dir.0.join("ca");
         run_ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
@@ -92,24 +103,53 @@ impl World {
                 dir.0.join(u).to_str().unwrap(),
             ]);
         }
-        let mut server = Proc::spawn(
+        let server_extra: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let server = Self::spawn_server(&dir.0, &addr, &server_extra);
+        World {
+            dir,
+            server,
+            addr,
+            server_extra,
+        }
+    }
+
+    fn spawn_server(dir: &Path, addr: &str, extra: &[String]) -> Proc {
+        let ca = dir.join("ca");
+        let data = dir.join("server-data");
+        let mut args = vec![
             "server",
-            &[
-                "server",
-                "--ca",
-                ca.to_str().unwrap(),
-                "--name",
-                "localhost",
-                "--name",
-                "127.0.0.1",
-                "--listen",
-                &addr,
-                "--data",
-                dir.0.join("server-data").to_str().unwrap(),
-            ],
-        );
+            "--ca",
+            ca.to_str().unwrap(),
+            "--name",
+            "localhost",
+            "--name",
+            "127.0.0.1",
+            "--listen",
+            addr,
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        let mut server = Proc::spawn("server", &args);
         server.wait_for("listening on", Duration::from_secs(20));
-        World { dir, server, addr }
+        server
+    }
+
+    /// Stops the server (by its pid) and starts it again on the same
+    /// address with the same data.
+    pub fn restart_server(&mut self) {
+        self.server.kill();
+        self.server = Self::spawn_server(&self.dir.0, &self.addr, &self.server_extra);
+    }
+
+    /// Stops the server.
+    pub fn stop_server(&mut self) {
+        self.server.kill();
+    }
+
+    /// Starts a stopped server again.
+    pub fn start_server(&mut self) {
+        self.server = Self::spawn_server(&self.dir.0, &self.addr, &self.server_extra);
     }
 
     pub fn profile(&self, user: &str) -> PathBuf {
@@ -128,6 +168,23 @@ impl World {
         let mut p = Proc::spawn(user, &args);
         p.wait_for("waiting for a call", Duration::from_secs(20));
         p
+    }
+
+    /// `cryptic-call listen` for `user` with more environment, not
+    /// waited for.
+    pub fn listen_env(&self, user: &str, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+        let profile = self.profile(user);
+        let mut args = vec!["listen", "--profile", profile.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Proc::start_with(
+            user,
+            BIN,
+            &args,
+            cryptic_tests::Spawn {
+                env,
+                ..Default::default()
+            },
+        )
     }
 
     /// `cryptic-call call <peer>` for `user`.

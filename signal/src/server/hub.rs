@@ -125,6 +125,8 @@ struct Peer {
     tx: Tx,
     calls: Vec<CallId>,
     last_unanswered_invite: Option<Instant>,
+    /// Whom this user shares presence with (`presence_share`).
+    contacts: Vec<UserId>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -163,6 +165,38 @@ impl CallEntry {
             None
         }
     }
+}
+
+fn presence_out(tx: Tx, user: &UserId, online: bool) -> (Tx, Out) {
+    let m = Message::Presence(crate::wire::Presence {
+        user: user.clone(),
+        online,
+    });
+    (tx, Out::Text(m.to_json()))
+}
+
+/// The operator's line for a call that ended: who, how, how long it rang
+/// and how long it lasted.
+fn log_end(id: CallId, c: &CallEntry, outcome: &str, now: Instant) {
+    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let ring_ms = ms(c
+        .answered
+        .unwrap_or(now)
+        .saturating_duration_since(c.created));
+    let duration_ms = c
+        .answered
+        .map_or(0, |a| ms(now.saturating_duration_since(a)));
+    tracing::info!(
+        call_id = %id,
+        caller = %c.caller,
+        callee = %c.callee,
+        outcome,
+        answered = c.answered.is_some(),
+        ring_ms,
+        duration_ms,
+        relayed = c.relay_started.is_some(),
+        "call ended"
+    );
 }
 
 /// A routing decision: messages to deliver, and an error for the sender.
@@ -214,6 +248,7 @@ impl Hub {
                 tx,
                 calls: Vec::new(),
                 last_unanswered_invite: None,
+                contacts: Vec::new(),
             },
         );
         (old.map(|p| p.tx), deliver)
@@ -225,9 +260,68 @@ impl Hub {
         if self.users.get(user).is_some_and(|p| p.conn_id == conn_id) {
             if let Some(p) = self.users.remove(user) {
                 self.end_calls_of(user, &p.calls, &mut deliver);
+                for c in &p.contacts {
+                    if let Some(m) = self.mutual(c, user) {
+                        deliver.push(presence_out(m, user, false));
+                    }
+                }
             }
         }
         deliver
+    }
+
+    /// `user`'s presence list is now `contacts`: each contact who lists
+    /// `user` too and is online learns that `user` is, and `user` learns
+    /// the same of them; a contact dropped from the list is told `user`
+    /// went offline (it stops seeing `user`).
+    pub(crate) fn share_presence(
+        &mut self,
+        user: &UserId,
+        mut contacts: Vec<UserId>,
+    ) -> Vec<(Tx, Out)> {
+        contacts.sort();
+        contacts.dedup();
+        contacts.retain(|c| c != user);
+        let Some(me) = self.users.get_mut(user) else {
+            return Vec::new();
+        };
+        let old = std::mem::replace(&mut me.contacts, contacts.clone());
+        let my_tx = me.tx.clone();
+        let mut deliver = Vec::new();
+        for c in old.iter().filter(|c| !contacts.contains(c)) {
+            if let Some(tx) = self.listing(c, user) {
+                deliver.push(presence_out(tx, user, false));
+            }
+        }
+        for c in contacts.iter().filter(|c| !old.contains(c)) {
+            if let Some(tx) = self.mutual(c, user) {
+                deliver.push(presence_out(tx, user, true));
+                deliver.push(presence_out(my_tx.clone(), c, true));
+            }
+        }
+        deliver
+    }
+
+    /// The sender of `contact` when it is connected here and lists `user`
+    /// (whether or not `user` lists it back).
+    fn listing(&self, contact: &UserId, user: &UserId) -> Option<Tx> {
+        self.users
+            .get(contact)
+            .filter(|p| p.conn_id != REMOTE && p.contacts.contains(user))
+            .map(|p| p.tx.clone())
+    }
+
+    /// [`Self::listing`], when `user` (connected) lists `contact` too.
+    fn mutual(&self, contact: &UserId, user: &UserId) -> Option<Tx> {
+        let mine = self
+            .users
+            .get(user)
+            .is_none_or(|p| p.contacts.contains(contact));
+        if mine {
+            self.listing(contact, user)
+        } else {
+            None
+        }
     }
 
     /// All local connections (for shutdown).
@@ -333,7 +427,7 @@ impl Hub {
                 });
                 deliver.push((p.tx.clone(), Out::Text(m.to_json())));
             }
-            tracing::info!(call_id = %id, "call ended: participant disconnected");
+            log_end(*id, &c, "participant disconnected", Instant::now());
         }
     }
 
@@ -409,7 +503,7 @@ impl Hub {
             if !answered {
                 continue;
             }
-            tracing::info!(call_id = %id, "call ended: duration cap reached");
+            log_end(id, &c, "duration cap reached", Instant::now());
             for (to, from) in [(&c.caller, &c.callee), (&c.callee, &c.caller)] {
                 let m = Message::CallHangup(CallHangup {
                     call_id: id,
@@ -489,13 +583,26 @@ impl Hub {
                 if let Some(p) = self.users.get_mut(&to) {
                     p.last_unanswered_invite = None;
                 }
-                tracing::info!(call_id = %id, "call answered");
+                tracing::info!(
+                    call_id = %id,
+                    caller = %c.caller,
+                    callee = %c.callee,
+                    ring_ms = u64::try_from(now.duration_since(c.created).as_millis()).unwrap_or(u64::MAX),
+                    "call answered"
+                );
                 Outcome {
                     deliver: self.forward(&to, &msg).into_iter().collect(),
                     ..Default::default()
                 }
             }
             Message::CallIceCandidate(_) | Message::CallHangup(_) | Message::CallReject(_) => {
+                // A busy callee's own answer to an invite the server
+                // already refused busy (see `invite`): nothing to route.
+                if let Message::CallReject(r) = &msg {
+                    if r.reason == RejectReason::Busy && !self.calls.contains_key(&id) {
+                        return Outcome::default();
+                    }
+                }
                 let Some(c) = self.calls.get_mut(&id) else {
                     return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
                 };
@@ -529,15 +636,25 @@ impl Hub {
                                 false,
                             );
                         }
-                        self.remove_call(&id);
+                        let reason = match &msg {
+                            Message::CallReject(r) => format!("rejected ({:?})", r.reason),
+                            _ => "rejected".into(),
+                        };
+                        if let Some(c) = self.remove_call(&id) {
+                            log_end(id, &c, &reason, now);
+                        }
                         if let Some(p) = self.users.get_mut(&to) {
                             p.last_unanswered_invite = None;
                         }
-                        tracing::info!(call_id = %id, "call rejected");
                     }
-                    Message::CallHangup(_) => {
-                        self.remove_call(&id);
-                        tracing::info!(call_id = %id, "call hung up");
+                    Message::CallHangup(h) => {
+                        let outcome = match h.reason {
+                            Some(r) => format!("hung up ({r:?})"),
+                            None => "hung up".into(),
+                        };
+                        if let Some(c) = self.remove_call(&id) {
+                            log_end(id, &c, &outcome, now);
+                        }
                     }
                     _ => {}
                 }
@@ -592,16 +709,23 @@ impl Hub {
         let Some(me) = self.users.get(user) else {
             return Outcome::default();
         };
-        if me
+        if let Some(t) = me
             .last_unanswered_invite
-            .is_some_and(|t| now.duration_since(t) < limits.invite_interval)
+            .filter(|t| now.duration_since(*t) < limits.invite_interval)
         {
-            return Outcome::err(
-                ErrorCode::RateLimited,
+            // Said with the wait, so the caller can be told how long.
+            let wait = limits.invite_interval.saturating_sub(now.duration_since(t));
+            let wait_s = u32::try_from(wait.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
+            tracing::info!(call_id = %id, from = %user, to = %to, wait_s, "invite refused: too soon after the last one");
+            let m = Message::rate_limited(
                 "one unanswered invite per interval",
                 Some(id),
-                false,
+                wait_s.max(1),
             );
+            return Outcome {
+                deliver: self.forward(user, &m).into_iter().collect(),
+                ..Default::default()
+            };
         }
         // Only glare (a ringing call between the same two users) may coexist.
         let glare_ok = |calls: &HashMap<CallId, CallEntry>, ids: &[CallId]| {
@@ -622,6 +746,7 @@ impl Hub {
             );
         }
         let Some(callee) = self.users.get(to) else {
+            tracing::info!(call_id = %id, from = %user, to = %to, "call refused: callee offline");
             return Outcome::err(
                 ErrorCode::UserOffline,
                 "user is not connected",
@@ -636,7 +761,14 @@ impl Hub {
                 to_user: user.clone(),
                 reason: RejectReason::Busy,
             });
-            let deliver = self.forward(user, &m).into_iter().collect();
+            // The busy callee's client hears of it too (it answers busy
+            // itself and tells its user who tried).
+            let deliver = self
+                .forward(user, &m)
+                .into_iter()
+                .chain(self.forward(to, msg))
+                .collect();
+            tracing::info!(call_id = %id, from = %user, to = %to, "call refused: callee busy");
             return Outcome {
                 deliver,
                 ..Default::default()
@@ -668,7 +800,7 @@ impl Hub {
         if let Some(p) = self.users.get_mut(user) {
             p.last_unanswered_invite = Some(now);
         }
-        tracing::info!(call_id = %id, "call invite routed");
+        tracing::info!(call_id = %id, from = %user, to = %to, "call ringing: invite routed");
         Outcome {
             deliver: fwd.into_iter().collect(),
             ..Default::default()
@@ -835,5 +967,75 @@ impl RateLimiter {
     /// Messages refused since the bucket was last full.
     pub(crate) fn refused(&self) -> u64 {
         self.refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn user(n: &str) -> UserId {
+        UserId::new(n).unwrap()
+    }
+
+    fn send(d: Vec<(Tx, Out)>) {
+        for (tx, out) in d {
+            assert!(tx.try_send(out));
+        }
+    }
+
+    fn received(rx: &mut Rx) -> Vec<String> {
+        let mut v = Vec::new();
+        while let Ok(Out::Text(t)) = rx.queue.try_recv() {
+            v.push(t);
+        }
+        v
+    }
+
+    fn presence(u: &str, online: bool) -> String {
+        Message::Presence(crate::wire::Presence {
+            user: user(u),
+            online,
+        })
+        .to_json()
+    }
+
+    #[test]
+    fn presence_is_told_only_between_users_who_listed_each_other() {
+        let mut hub = Hub::default();
+        let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+        let mut rx = Vec::new();
+        for (i, u) in [&alice, &bob, &carol].into_iter().enumerate() {
+            let (tx, r, _kill) = channel(64, 1 << 20);
+            send(hub.connect(u, i as u64 + 1, tx).1);
+            rx.push(r);
+        }
+        send(hub.share_presence(&alice, vec![bob.clone()]));
+        assert!(received(&mut rx[0]).is_empty(), "bob has not listed alice");
+        // carol lists alice and bob; neither lists her.
+        send(hub.share_presence(&carol, vec![alice.clone(), bob.clone()]));
+        send(hub.share_presence(&bob, vec![alice.clone(), alice.clone()]));
+        assert_eq!(received(&mut rx[0]), [presence("bob", true)]);
+        assert_eq!(received(&mut rx[1]), [presence("alice", true)]);
+        assert!(received(&mut rx[2]).is_empty());
+        // The same list again says nothing new.
+        send(hub.share_presence(&bob, vec![alice.clone()]));
+        assert!(received(&mut rx[0]).is_empty());
+        // bob leaves: alice is told, carol is not.
+        send(hub.disconnect(&bob, 2));
+        assert_eq!(received(&mut rx[0]), [presence("bob", false)]);
+        assert!(received(&mut rx[2]).is_empty());
+        // bob back; then alice drops bob: bob stops seeing her.
+        let (tx, r, _kill) = channel(64, 1 << 20);
+        send(hub.connect(&bob, 4, tx).1);
+        rx[1] = r;
+        send(hub.share_presence(&bob, vec![alice.clone()]));
+        assert_eq!(received(&mut rx[0]), [presence("bob", true)]);
+        assert_eq!(received(&mut rx[1]), [presence("alice", true)]);
+        send(hub.share_presence(&alice, Vec::new()));
+        assert_eq!(received(&mut rx[1]), [presence("alice", false)]);
+        send(hub.disconnect(&alice, 1));
+        assert!(received(&mut rx[1]).is_empty(), "alice no longer shares");
     }
 }

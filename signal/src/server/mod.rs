@@ -1081,10 +1081,25 @@ async fn handle_text(
                 )),
             }
         }
+        Message::PresenceShare(p) => {
+            if p.contacts.len() > crate::wire::MAX_PRESENCE_CONTACTS {
+                return Some((
+                    ErrorCode::InvalidValue,
+                    "too many contacts in one presence list",
+                    None,
+                    true,
+                ));
+            }
+            tracing::info!(user = %user, contacts = p.contacts.len(), "presence list set");
+            let d = shared.hub().share_presence(user, p.contacts);
+            deliver(d);
+            None
+        }
         Message::KeysPublished(_)
         | Message::KeysBundle(_)
         | Message::Error(_)
         | Message::Welcome(_)
+        | Message::Presence(_)
         | Message::Pong(_) => Some((
             ErrorCode::NotAllowed,
             "only the server sends this message",
