@@ -552,138 +552,176 @@ impl Hub {
         };
         match &msg {
             Message::CallInvite(_) => self.invite(user, &to, id, &msg, now, limits),
-            Message::CallAnswer(_) => {
-                let Some(c) = self.calls.get_mut(&id) else {
-                    return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
-                };
-                if &c.callee != user || c.caller != to {
+            Message::CallAnswer(_) => self.answer(user, &to, id, &msg, now, limits),
+            Message::CallIceCandidate(_) | Message::CallHangup(_) | Message::CallReject(_) => {
+                self.in_call(user, &to, id, &msg, now, limits)
+            }
+            Message::CallRelayFrame(_) => self.relay(user, &to, id, &msg, now, limits),
+            _ => Outcome::default(),
+        }
+    }
+
+    /// The callee answers a ringing call: it becomes active.
+    fn answer(
+        &mut self,
+        user: &UserId,
+        to: &UserId,
+        id: CallId,
+        msg: &Message,
+        now: Instant,
+        limits: &Limits,
+    ) -> Outcome {
+        let Some(c) = self.calls.get_mut(&id) else {
+            return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
+        };
+        if &c.callee != user || c.caller != *to {
+            return Outcome::err(
+                ErrorCode::NotParticipant,
+                "not the callee of this call",
+                Some(id),
+                true,
+            );
+        }
+        if c.phase != CallPhase::Ringing {
+            return Outcome::err(
+                ErrorCode::CallNotActive,
+                "call already answered",
+                Some(id),
+                false,
+            );
+        }
+        c.phase = CallPhase::Active;
+        c.answered = Some(now);
+        // The relay buckets start full: one second's worth.
+        c.relay = Bucket {
+            frames: f64::from(limits.relay_frames_per_second),
+            bytes: limits.relay_bytes_per_second as f64,
+            at: now,
+        };
+        if let Some(p) = self.users.get_mut(to) {
+            p.last_unanswered_invite = None;
+        }
+        tracing::info!(
+            call_id = %id,
+            caller = %c.caller,
+            callee = %c.callee,
+            ring_ms = u64::try_from(now.duration_since(c.created).as_millis()).unwrap_or(u64::MAX),
+            "call answered"
+        );
+        Outcome {
+            deliver: self.forward(to, msg).into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Candidates, hang-ups and rejections between the two users of a call.
+    fn in_call(
+        &mut self,
+        user: &UserId,
+        to: &UserId,
+        id: CallId,
+        msg: &Message,
+        now: Instant,
+        limits: &Limits,
+    ) -> Outcome {
+        // A busy callee's own answer to an invite the server
+        // already refused busy (see `invite`): nothing to route.
+        if let Message::CallReject(r) = &msg {
+            if r.reason == RejectReason::Busy && !self.calls.contains_key(&id) {
+                return Outcome::default();
+            }
+        }
+        let Some(c) = self.calls.get_mut(&id) else {
+            return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
+        };
+        if c.other(user) != Some(to) {
+            return Outcome::err(
+                ErrorCode::NotParticipant,
+                "not a participant of this call",
+                Some(id),
+                true,
+            );
+        }
+        match msg {
+            Message::CallIceCandidate(_) if c.phase == CallPhase::Ringing => {
+                let n = &mut c.ringing_candidates[usize::from(user == &c.callee)];
+                if *n >= limits.max_ringing_candidates {
                     return Outcome::err(
-                        ErrorCode::NotParticipant,
-                        "not the callee of this call",
-                        Some(id),
-                        true,
-                    );
-                }
-                if c.phase != CallPhase::Ringing {
-                    return Outcome::err(
-                        ErrorCode::CallNotActive,
-                        "call already answered",
+                        ErrorCode::RateLimited,
+                        "too many candidates while the call rings",
                         Some(id),
                         false,
                     );
                 }
-                c.phase = CallPhase::Active;
-                c.answered = Some(now);
-                // The relay buckets start full: one second's worth.
-                c.relay = Bucket {
-                    frames: f64::from(limits.relay_frames_per_second),
-                    bytes: limits.relay_bytes_per_second as f64,
-                    at: now,
+                *n += 1;
+            }
+            Message::CallReject(_) => {
+                if &c.callee != user || c.phase != CallPhase::Ringing {
+                    return Outcome::err(
+                        ErrorCode::CallNotActive,
+                        "only a ringing callee rejects",
+                        Some(id),
+                        false,
+                    );
+                }
+                let reason = match msg {
+                    Message::CallReject(r) => format!("rejected ({:?})", r.reason),
+                    _ => "rejected".into(),
                 };
-                if let Some(p) = self.users.get_mut(&to) {
+                if let Some(c) = self.remove_call(&id) {
+                    log_end(id, &c, &reason, now);
+                }
+                if let Some(p) = self.users.get_mut(to) {
                     p.last_unanswered_invite = None;
                 }
-                tracing::info!(
-                    call_id = %id,
-                    caller = %c.caller,
-                    callee = %c.callee,
-                    ring_ms = u64::try_from(now.duration_since(c.created).as_millis()).unwrap_or(u64::MAX),
-                    "call answered"
-                );
-                Outcome {
-                    deliver: self.forward(&to, &msg).into_iter().collect(),
-                    ..Default::default()
+            }
+            Message::CallHangup(h) => {
+                let outcome = match h.reason {
+                    Some(r) => format!("hung up ({r:?})"),
+                    None => "hung up".into(),
+                };
+                if let Some(c) = self.remove_call(&id) {
+                    log_end(id, &c, &outcome, now);
                 }
             }
-            Message::CallIceCandidate(_) | Message::CallHangup(_) | Message::CallReject(_) => {
-                // A busy callee's own answer to an invite the server
-                // already refused busy (see `invite`): nothing to route.
-                if let Message::CallReject(r) = &msg {
-                    if r.reason == RejectReason::Busy && !self.calls.contains_key(&id) {
-                        return Outcome::default();
-                    }
-                }
-                let Some(c) = self.calls.get_mut(&id) else {
-                    return Outcome::err(ErrorCode::UnknownCall, "no such call", Some(id), false);
-                };
-                if c.other(user) != Some(&to) {
+            _ => {}
+        }
+        Outcome {
+            deliver: self.forward(to, msg).into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    /// A relayed media frame, within the call's budgets.
+    fn relay(
+        &mut self,
+        user: &UserId,
+        to: &UserId,
+        id: CallId,
+        msg: &Message,
+        now: Instant,
+        limits: &Limits,
+    ) -> Outcome {
+        let len = match msg {
+            Message::CallRelayFrame(f) => f.encrypted_frame.as_str().len() * 3 / 4,
+            _ => 0,
+        };
+        match self.relay_check(user, id, len, now, limits) {
+            Ok(other) => {
+                if other != *to {
                     return Outcome::err(
                         ErrorCode::NotParticipant,
-                        "not a participant of this call",
+                        "wrong to_user for this call",
                         Some(id),
                         true,
                     );
                 }
-                match &msg {
-                    Message::CallIceCandidate(_) if c.phase == CallPhase::Ringing => {
-                        let n = &mut c.ringing_candidates[usize::from(user == &c.callee)];
-                        if *n >= limits.max_ringing_candidates {
-                            return Outcome::err(
-                                ErrorCode::RateLimited,
-                                "too many candidates while the call rings",
-                                Some(id),
-                                false,
-                            );
-                        }
-                        *n += 1;
-                    }
-                    Message::CallReject(_) => {
-                        if &c.callee != user || c.phase != CallPhase::Ringing {
-                            return Outcome::err(
-                                ErrorCode::CallNotActive,
-                                "only a ringing callee rejects",
-                                Some(id),
-                                false,
-                            );
-                        }
-                        let reason = match &msg {
-                            Message::CallReject(r) => format!("rejected ({:?})", r.reason),
-                            _ => "rejected".into(),
-                        };
-                        if let Some(c) = self.remove_call(&id) {
-                            log_end(id, &c, &reason, now);
-                        }
-                        if let Some(p) = self.users.get_mut(&to) {
-                            p.last_unanswered_invite = None;
-                        }
-                    }
-                    Message::CallHangup(h) => {
-                        let outcome = match h.reason {
-                            Some(r) => format!("hung up ({r:?})"),
-                            None => "hung up".into(),
-                        };
-                        if let Some(c) = self.remove_call(&id) {
-                            log_end(id, &c, &outcome, now);
-                        }
-                    }
-                    _ => {}
-                }
                 Outcome {
-                    deliver: self.forward(&to, &msg).into_iter().collect(),
+                    deliver: self.forward(to, msg).into_iter().collect(),
                     ..Default::default()
                 }
             }
-            Message::CallRelayFrame(f) => {
-                let len = f.encrypted_frame.as_str().len() * 3 / 4;
-                match self.relay_check(user, id, len, now, limits) {
-                    Ok(other) => {
-                        if other != to {
-                            return Outcome::err(
-                                ErrorCode::NotParticipant,
-                                "wrong to_user for this call",
-                                Some(id),
-                                true,
-                            );
-                        }
-                        Outcome {
-                            deliver: self.forward(&to, &msg).into_iter().collect(),
-                            ..Default::default()
-                        }
-                    }
-                    Err(o) => o,
-                }
-            }
-            _ => Outcome::default(),
+            Err(o) => o,
         }
     }
 
