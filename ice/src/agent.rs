@@ -14,7 +14,7 @@ use stun_rs::{HMACKey, MessageClass, StunMessage, StunMessageBuilder, Transactio
 
 use crate::candidate::{priority, valid_ice_string, Candidate, CandidateKind};
 use crate::stun::{self, PacketKind};
-use crate::turn::{FromServer, TurnClient, TurnServer, TurnState};
+use crate::turn::{FromServer, Transport, TurnClient, TurnServer, TurnState};
 use crate::{Error, Pii};
 
 /// Remote candidates held at most (signaled plus peer-reflexive).
@@ -97,8 +97,12 @@ pub struct Timers {
     pub max_sends: u32,
     /// Transmissions of one STUN-server binding while gathering: 4.
     pub gather_sends: u32,
-    /// How long the controlling agent waits for better pairs after the first
-    /// valid one before nominating: 500 ms.
+    /// How long the controlling agent waits at most, after a pair through
+    /// a relay succeeded, for a direct pair (host, server- or
+    /// peer-reflexive) of higher priority before it nominates the relayed
+    /// one: 500 ms. The wait is shorter when the checks' round trips are
+    /// short (twice the longest one measured, plus Ta). A direct pair is
+    /// nominated as soon as it is the best that succeeded.
     pub nomination_wait: Duration,
     /// Mean interval of consent checks (RFC 7675: 5 s, randomised by ±20%).
     pub consent_interval: Duration,
@@ -257,8 +261,11 @@ pub struct Transmit {
     pub source: SocketAddr,
     /// Where to send.
     pub destination: SocketAddr,
-    /// The datagram.
+    /// The datagram (over a stream: one whole message, already framed).
     pub contents: Vec<u8>,
+    /// How to send it: UDP from `source`, or on the TCP or TLS stream to
+    /// the TURN server at `destination` (opened on first use).
+    pub transport: Transport,
 }
 
 /// What an input datagram was.
@@ -291,6 +298,9 @@ pub enum Route {
         peer: SocketAddr,
         /// Bound channel: ChannelData framing; `None`: Send indications.
         channel: Option<u16>,
+        /// How the TURN server is reached (over a stream, ChannelData is
+        /// padded to 4 bytes).
+        transport: Transport,
     },
 }
 
@@ -332,6 +342,8 @@ struct Check {
     id: [u8; 12],
     pair: usize,
     kind: CheckKind,
+    /// When it was first sent (its round trip, when answered unretransmitted).
+    sent: Instant,
     bytes: Vec<u8>,
     next: Instant,
     rto: Duration,
@@ -391,6 +403,10 @@ pub struct Agent {
     next_pace: Option<Instant>,
     last_check: Option<Instant>,
     first_valid: Option<Instant>,
+    /// Longest round trip of a check answered without retransmission.
+    check_rtt: Option<Duration>,
+    /// When the controlling agent looks again at nominating a relayed pair.
+    nominate_at: Option<Instant>,
     selected: Option<usize>,
     selected_at: Instant,
     /// When the peer's media last came on the selected pair.
@@ -442,6 +458,8 @@ impl Agent {
             next_pace: None,
             last_check: None,
             first_valid: None,
+            check_rtt: None,
+            nominate_at: None,
             selected: None,
             selected_at: now,
             selected_heard: now,
@@ -528,6 +546,7 @@ impl Agent {
                         source: *base,
                         destination: *server,
                         contents: bytes.clone(),
+                        transport: Transport::Udp,
                     });
                     self.gathers.push(Gather {
                         id,
@@ -716,6 +735,8 @@ impl Agent {
         self.checks.clear();
         self.selected = None;
         self.first_valid = None;
+        self.check_rtt = None;
+        self.nominate_at = None;
         self.remote_done = false;
         self.failed_reported = false;
         self.next_pace = None;
@@ -731,6 +752,7 @@ impl Agent {
                 server: self.turns[t].server,
                 peer,
                 channel: self.turns[t].channel_for(peer),
+                transport: self.turns[t].transport,
             },
             None => Route::Direct { peer },
         })
@@ -742,39 +764,26 @@ impl Agent {
     /// is selected or the datagram is too large to relay.
     pub fn transmit_app(&mut self, datagram: &[u8]) -> Option<Transmit> {
         let p = &self.pairs[self.selected?];
-        let source = self.locals[p.local].base;
-        let contents = match self.route()? {
-            Route::Direct { peer } => {
-                return Some(Transmit {
-                    source,
-                    destination: peer,
-                    contents: datagram.to_vec(),
+        let l = &self.locals[p.local];
+        let peer = self.remotes[p.remote].addr();
+        match l.turn {
+            None => Some(Transmit {
+                source: l.base,
+                destination: peer,
+                contents: datagram.to_vec(),
+                transport: Transport::Udp,
+            }),
+            Some(t) => {
+                let tc = &self.turns[t];
+                let contents = tc.wrap(peer, datagram, &mut self.rng)?;
+                Some(Transmit {
+                    source: tc.base,
+                    destination: tc.server,
+                    contents,
+                    transport: tc.transport,
                 })
             }
-            Route::Relay {
-                server,
-                channel: Some(ch),
-                ..
-            } => {
-                let mut buf = vec![0u8; datagram.len() + 8];
-                let n = crate::stun::ChannelData::write(ch, datagram, &mut buf)?;
-                buf.truncate(n);
-                return Some(Transmit {
-                    source,
-                    destination: server,
-                    contents: buf,
-                });
-            }
-            Route::Relay { server, peer, .. } => (
-                server,
-                crate::turn::send_indication(peer, datagram, self.rng.random())?,
-            ),
-        };
-        Some(Transmit {
-            source,
-            destination: contents.0,
-            contents: contents.1,
-        })
+        }
     }
 
     /// Next datagram to send.
@@ -812,8 +821,8 @@ impl Agent {
             && !self.nominating()
             && self.pairs.iter().any(|p| p.state == PairState::Succeeded)
         {
-            if let Some(f) = self.first_valid {
-                min(f + self.timers.nomination_wait);
+            if let Some(at) = self.nominate_at {
+                min(at);
             }
         }
         if self.selected.is_some() {
@@ -873,6 +882,7 @@ impl Agent {
                 source: g.base,
                 destination: g.server,
                 contents: g.bytes.clone(),
+                transport: Transport::Udp,
             });
         }
         self.gathers.retain(|g| !done.contains(&g.id));
@@ -916,25 +926,12 @@ impl Agent {
                 return Received::Consumed;
             }
         }
-        if let Some(t) = self.turns.iter().position(|t| t.server == source) {
-            let r = self.turns[t].handle_input(now, &mut self.rng, data);
-            self.drain_turn(now);
-            self.check_gathering_done();
-            return match r {
-                FromServer::Consumed => Received::Consumed,
-                FromServer::Dropped => Received::Dropped,
-                FromServer::Data(peer, range) => {
-                    let Some(local) = self.locals.iter().position(|l| l.turn == Some(t)) else {
-                        return Received::Dropped;
-                    };
-                    match self.handle_from_peer(now, peer, local, &data[range.clone()]) {
-                        Received::Media(r) => {
-                            Received::Media(range.start + r.start..range.start + r.end)
-                        }
-                        other => other,
-                    }
-                }
-            };
+        if let Some(t) = self
+            .turns
+            .iter()
+            .position(|t| t.server == source && t.transport == Transport::Udp)
+        {
+            return self.handle_from_turn(now, t, data);
         }
         let local = self
             .locals
@@ -948,6 +945,80 @@ impl Agent {
         match local {
             Some(l) if !self.relay_only => self.handle_from_peer(now, source, l, data),
             _ => Received::Dropped,
+        }
+    }
+
+    /// Handles one whole message that arrived on the TCP or TLS stream to
+    /// the TURN server `server` (split from the stream by a
+    /// [`StreamDecoder`](crate::StreamDecoder)).
+    pub fn handle_stream_input(
+        &mut self,
+        now: Instant,
+        server: SocketAddr,
+        transport: Transport,
+        message: &[u8],
+    ) -> Received {
+        match self
+            .turns
+            .iter()
+            .position(|t| t.server == server && t.transport == transport)
+        {
+            Some(t) => self.handle_from_turn(now, t, message),
+            None => Received::Dropped,
+        }
+    }
+
+    /// The TCP or TLS stream to the TURN server `server` closed (or could
+    /// not be opened): its allocation is gone, every pair through it fails,
+    /// and a selected pair through it is lost at once
+    /// ([`Event::PathLost`]).
+    pub fn stream_closed(&mut self, now: Instant, server: SocketAddr, transport: Transport) {
+        let Some(t) = self
+            .turns
+            .iter()
+            .position(|t| t.server == server && t.transport == transport)
+        else {
+            return;
+        };
+        self.turns[t].stream_closed();
+        self.turns[t].changed = false;
+        let mut lost = false;
+        for p in 0..self.pairs.len() {
+            if self.locals[self.pairs[p].local].turn == Some(t) {
+                self.pairs[p].state = PairState::Failed;
+                lost |= self.selected == Some(p);
+                self.checks.retain(|c| c.pair != p);
+            }
+        }
+        if lost {
+            tracing::info!("TURN stream closed under the selected pair: path lost");
+            self.selected = None;
+            self.state = ConnectionState::Disconnected;
+            self.events.push_back(Event::PathLost);
+        }
+        self.check_gathering_done();
+        self.check_failed();
+        let _ = now;
+    }
+
+    fn handle_from_turn(&mut self, now: Instant, t: usize, data: &[u8]) -> Received {
+        let r = self.turns[t].handle_input(now, &mut self.rng, data);
+        self.drain_turn(now);
+        self.check_gathering_done();
+        match r {
+            FromServer::Consumed => Received::Consumed,
+            FromServer::Dropped => Received::Dropped,
+            FromServer::Data(peer, range) => {
+                let Some(local) = self.locals.iter().position(|l| l.turn == Some(t)) else {
+                    return Received::Dropped;
+                };
+                match self.handle_from_peer(now, peer, local, &data[range.clone()]) {
+                    Received::Media(r) => {
+                        Received::Media(range.start + r.start..range.start + r.end)
+                    }
+                    other => other,
+                }
+            }
         }
     }
 
@@ -995,6 +1066,11 @@ impl Agent {
         }
     }
 
+    /// Answers the request `txid` from `to` on `local`. An error to a
+    /// request that did not authenticate (`with_mi` false) is sent only
+    /// when it is no larger than the request (`request_len`): a forged
+    /// source gains nothing by reflection.
+    #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
         now: Instant,
@@ -1003,6 +1079,7 @@ impl Agent {
         error: Option<(u16, &str)>,
         unknown: &[u16],
         with_mi: bool,
+        request_len: usize,
     ) {
         let class = if error.is_some() {
             MessageClass::ErrorResponse
@@ -1023,9 +1100,14 @@ impl Agent {
             None => b = b.with_attribute(XorMappedAddress::from(to)),
         }
         let key = with_mi.then(|| self.local_key.clone());
-        if let Some(bytes) = stun::encode(b, key.as_ref()) {
-            self.send_from(now, local, to, bytes);
+        let Some(bytes) = stun::encode(b, key.as_ref()) else {
+            return;
+        };
+        if !with_mi && bytes.len() > request_len {
+            tracing::trace!("unauthenticated request: error response larger than it, not sent");
+            return;
         }
+        self.send_from(now, local, to, bytes);
     }
 
     fn handle_request(
@@ -1036,49 +1118,11 @@ impl Agent {
         txid: [u8; 12],
         data: &[u8],
     ) -> Received {
+        let to = (local, from);
         let Some(msg) = stun::decode(data, None) else {
             return Received::Dropped;
         };
-        let unknown = stun::unknown_required(&msg);
-        if !unknown.is_empty() {
-            self.respond(
-                now,
-                (local, from),
-                txid,
-                Some((420, "Unknown Attribute")),
-                &unknown,
-                false,
-            );
-            return Received::Consumed;
-        }
-        let username = msg
-            .get::<UserName>()
-            .and_then(|u| u.as_user_name().ok())
-            .map(|u| u.as_str().to_owned());
-        let (Some(username), true) = (username, stun::has_integrity(&msg)) else {
-            self.respond(
-                now,
-                (local, from),
-                txid,
-                Some((400, "Bad Request")),
-                &[],
-                false,
-            );
-            return Received::Consumed;
-        };
-        let ours = username
-            .split_once(':')
-            .is_some_and(|(l, _)| l == self.local_creds.ufrag);
-        let key = self.local_key.clone();
-        let Some(msg) = ours.then(|| stun::decode(data, Some(&key))).flatten() else {
-            self.respond(
-                now,
-                (local, from),
-                txid,
-                Some((401, "Unauthorized")),
-                &[],
-                false,
-            );
+        let Some(msg) = self.authenticate_request(now, to, txid, data, &msg) else {
             return Received::Consumed;
         };
         let Some(prio) = msg
@@ -1086,17 +1130,65 @@ impl Agent {
             .and_then(|p| p.as_priority().ok())
             .map(|p| p.as_u32())
         else {
-            self.respond(
-                now,
-                (local, from),
-                txid,
-                Some((400, "Bad Request")),
-                &[],
-                true,
-            );
+            let error = Some((400, "Bad Request"));
+            self.respond(now, to, txid, error, &[], true, data.len());
             return Received::Consumed;
         };
-        // Role conflict (RFC 8445 section 7.3.1.1).
+        if self.role_conflict(now, to, txid, &msg) {
+            return Received::Consumed;
+        }
+        let use_candidate = msg.get::<UseCandidate>().is_some();
+        self.respond(now, to, txid, None, &[], true, data.len());
+        self.learn_from_request(now, from, local, prio, use_candidate);
+        Received::Consumed
+    }
+
+    /// Checks a decoded Binding request's USERNAME and MESSAGE-INTEGRITY
+    /// against our credentials; answers 420, 400 or 401 (within the
+    /// request's size) and returns `None` when it fails.
+    fn authenticate_request(
+        &mut self,
+        now: Instant,
+        to: (usize, SocketAddr),
+        txid: [u8; 12],
+        data: &[u8],
+        msg: &StunMessage,
+    ) -> Option<StunMessage> {
+        let len = data.len();
+        let unknown = stun::unknown_required(msg);
+        if !unknown.is_empty() {
+            let error = Some((420, "Unknown Attribute"));
+            self.respond(now, to, txid, error, &unknown, false, len);
+            return None;
+        }
+        let username = msg
+            .get::<UserName>()
+            .and_then(|u| u.as_user_name().ok())
+            .map(|u| u.as_str().to_owned());
+        let (Some(username), true) = (username, stun::has_integrity(msg)) else {
+            self.respond(now, to, txid, Some((400, "Bad Request")), &[], false, len);
+            return None;
+        };
+        let ours = username
+            .split_once(':')
+            .is_some_and(|(l, _)| l == self.local_creds.ufrag);
+        let key = self.local_key.clone();
+        let msg = ours.then(|| stun::decode(data, Some(&key))).flatten();
+        if msg.is_none() {
+            self.respond(now, to, txid, Some((401, "Unauthorized")), &[], false, len);
+        }
+        msg
+    }
+
+    /// Resolves a role conflict (RFC 8445 section 7.3.1.1): switches role,
+    /// or answers 487 and returns `true` (the request goes no further).
+    fn role_conflict(
+        &mut self,
+        now: Instant,
+        to: (usize, SocketAddr),
+        txid: [u8; 12],
+        msg: &StunMessage,
+    ) -> bool {
         let theirs_controlling = msg
             .get::<IceControlling>()
             .and_then(|a| a.as_ice_controlling().ok())
@@ -1105,45 +1197,41 @@ impl Agent {
             .get::<IceControlled>()
             .and_then(|a| a.as_ice_controlled().ok())
             .map(|a| a.as_u64());
-        if self.controlling {
-            if let Some(tb) = theirs_controlling {
-                if self.tie_breaker >= tb {
-                    self.respond(
-                        now,
-                        (local, from),
-                        txid,
-                        Some((487, "Role Conflict")),
-                        &[],
-                        true,
-                    );
-                    return Received::Consumed;
-                }
-                self.switch_role();
+        let conflict = if self.controlling {
+            theirs_controlling.map(|tb| self.tie_breaker >= tb)
+        } else {
+            theirs_controlled.map(|tb| self.tie_breaker < tb)
+        };
+        match conflict {
+            // We keep our role: the peer must switch.
+            Some(true) => {
+                self.respond(now, to, txid, Some((487, "Role Conflict")), &[], true, 0);
+                true
             }
-        } else if let Some(tb) = theirs_controlled {
-            if self.tie_breaker >= tb {
+            Some(false) => {
                 self.switch_role();
-            } else {
-                self.respond(
-                    now,
-                    (local, from),
-                    txid,
-                    Some((487, "Role Conflict")),
-                    &[],
-                    true,
-                );
-                return Received::Consumed;
+                false
             }
+            None => false,
         }
-        let use_candidate = msg.get::<UseCandidate>().is_some();
-        self.respond(now, (local, from), txid, None, &[], true);
+    }
 
-        // Learn a peer-reflexive remote candidate (RFC 8445 section 7.3.1.3).
+    /// After an authenticated request: learns a peer-reflexive remote
+    /// candidate (RFC 8445 section 7.3.1.3), schedules a triggered check
+    /// (section 7.3.1.4) and follows a nomination.
+    fn learn_from_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: usize,
+        prio: u32,
+        use_candidate: bool,
+    ) {
         let r = match self.remotes.iter().position(|r| r.addr() == from) {
             Some(r) => r,
             None => {
                 if self.remotes.len() >= MAX_REMOTE {
-                    return Received::Consumed;
+                    return;
                 }
                 tracing::debug!(remote = %Pii(from), "peer-reflexive remote candidate");
                 self.remotes.push(Candidate::peer_reflexive(from, prio));
@@ -1151,13 +1239,12 @@ impl Agent {
             }
         };
         let Some(p) = self.make_pair(now, local, r) else {
-            return Received::Consumed;
+            return;
         };
-        // Triggered check (RFC 8445 section 7.3.1.4). An in-progress check
-        // already retransmitted is in backoff (its datagrams were lost, say
-        // in a blackout now over): the peer's request says the path works,
-        // so check again now rather than seconds later. A check sent once
-        // is left to its answer.
+        // An in-progress check already retransmitted is in backoff (its
+        // datagrams were lost, say in a blackout now over): the peer's
+        // request says the path works, so check again now rather than
+        // seconds later. A check sent once is left to its answer.
         let backing_off = self
             .checks
             .iter()
@@ -1179,7 +1266,6 @@ impl Agent {
                 self.nominate(now, p);
             }
         }
-        Received::Consumed
     }
 
     fn handle_response(
@@ -1206,6 +1292,10 @@ impl Agent {
         }
         let c = self.checks.swap_remove(i);
         let p = c.pair;
+        if c.sends == 1 {
+            let rtt = now.saturating_duration_since(c.sent);
+            self.check_rtt = Some(self.check_rtt.map_or(rtt, |r| r.max(rtt)));
+        }
         // Non-symmetric addresses fail the check (RFC 8445 section 7.2.5.2.1).
         if self.remotes[self.pairs[p].remote].addr() != from
             || !self.same_path(self.pairs[p].local, local)
@@ -1330,18 +1420,58 @@ impl Agent {
         else {
             return;
         };
-        let pending_better = self.pairs.iter().any(|q| {
-            q.prio > self.pairs[best].prio
-                && matches!(
-                    q.state,
-                    PairState::Frozen | PairState::Waiting | PairState::InProgress
-                )
-        });
-        let waited = self
+        // A direct pair is good enough at once (regular nomination still:
+        // USE-CANDIDATE on a pair that succeeded); a relayed one waits for
+        // better pairs still to be checked, and for those checked to answer
+        // within the measured wait, at most `nomination_wait` in all.
+        let direct = self.describe(best).kind != PathKind::Relay;
+        let capped = self
             .first_valid
             .is_some_and(|f| now >= f + self.timers.nomination_wait);
-        if !pending_better || waited {
+        self.nominate_at = None;
+        if direct || capped || !self.better_may_answer(now, best) {
             self.send_check(now, best, CheckKind::Nominate);
+            return;
+        }
+        // Look again when the cap comes or a better check's wait ends.
+        let wait = self.answer_wait();
+        let cap = self.first_valid.map(|f| f + self.timers.nomination_wait);
+        self.nominate_at = self
+            .checks
+            .iter()
+            .filter(|c| c.kind == CheckKind::Ordinary && c.sent + wait > now)
+            .map(|c| c.sent + wait)
+            .chain(cap)
+            .min();
+    }
+
+    /// Whether a pair of higher priority than `best` may still succeed:
+    /// one not checked yet, or one whose check went out less than the
+    /// measured wait ago.
+    fn better_may_answer(&self, now: Instant, best: usize) -> bool {
+        let prio = self.pairs[best].prio;
+        let wait = self.answer_wait();
+        (0..self.pairs.len()).any(|q| {
+            self.pairs[q].prio > prio
+                && match self.pairs[q].state {
+                    PairState::Frozen | PairState::Waiting => true,
+                    PairState::InProgress => self
+                        .checks
+                        .iter()
+                        .any(|c| c.pair == q && now < c.sent + wait),
+                    _ => false,
+                }
+        })
+    }
+
+    /// How long a check is given to answer before a relayed pair is
+    /// nominated over it: twice the longest check round trip measured plus
+    /// Ta, at most `nomination_wait` (all of it until a round trip is
+    /// known).
+    fn answer_wait(&self) -> Duration {
+        match self.check_rtt {
+            Some(rtt) => (rtt * 2 + self.timers.ta).min(self.timers.nomination_wait),
+            None => self.timers.nomination_wait,
         }
     }
 
@@ -1548,6 +1678,7 @@ impl Agent {
             id,
             pair: p,
             kind,
+            sent: now,
             bytes,
             next: now + self.timers.rto,
             rto: self.timers.rto,
@@ -1562,6 +1693,7 @@ impl Agent {
                 source: l.base,
                 destination: dst,
                 contents: bytes,
+                transport: Transport::Udp,
             }),
             Some(t) => {
                 let tc = &self.turns[t];
@@ -1570,6 +1702,7 @@ impl Agent {
                         source: tc.base,
                         destination: tc.server,
                         contents,
+                        transport: tc.transport,
                     });
                 }
             }
@@ -1620,6 +1753,7 @@ impl Agent {
                     source: self.turns[t].base,
                     destination: self.turns[t].server,
                     contents: bytes,
+                    transport: self.turns[t].transport,
                 });
             }
             if !std::mem::take(&mut self.turns[t].changed) {
@@ -1634,12 +1768,15 @@ impl Agent {
                 if let Some(m) = mapped {
                     self.add_srflx(m, base, server);
                 }
-                let seed = format!("{}{}", base.ip(), server.ip());
+                let transport = self.turns[t].transport;
+                // Relays reached over TCP or TLS: another foundation and a
+                // lower local preference than over UDP.
+                let seed = format!("{}{}{}", base.ip(), server.ip(), transport.as_str());
                 let cand = Candidate::new(
                     CandidateKind::Relayed,
                     relayed,
                     mapped.or(Some(base)),
-                    65535,
+                    transport.relay_preference(),
                     &seed,
                 );
                 tracing::debug!(relayed = %Pii(relayed), "TURN allocation");

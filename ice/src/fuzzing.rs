@@ -168,3 +168,45 @@ pub fn agent_input(data: &[u8]) {
         pump(&mut a, &mut b, now, &mut last_txid);
     }
 }
+
+/// Bytes of a TURN stream (TCP or TLS) into the stream decoder, cut into
+/// pushes of the sizes the fuzzer picks (the first byte seeds them): never
+/// panics, never buffers without bound, and every message it yields is one
+/// whole STUN or ChannelData message of at most
+/// [`crate::MAX_STREAM_MESSAGE`] bytes.
+pub fn turn_stream(data: &[u8]) {
+    let Some((&seed, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mut d = crate::StreamDecoder::new();
+    let mut cut = usize::from(seed) + 1;
+    while !rest.is_empty() {
+        let n = cut.min(rest.len());
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        cut = cut * 7 % 251 + 1;
+        if d.push(chunk).is_err() {
+            return;
+        }
+        loop {
+            match d.next_message() {
+                Ok(Some(m)) => {
+                    assert!(m.len() <= crate::MAX_STREAM_MESSAGE);
+                    match m.first() {
+                        Some(0..=3) => {
+                            assert!(m.len() >= 20 && m.len() % 4 == 0);
+                            let _ = stun::decode(m, None);
+                        }
+                        Some(0x40..=0x4F) => {
+                            assert!(m.len() % 4 == 0);
+                            assert!(ChannelData::parse(m).is_some());
+                        }
+                        _ => panic!("the decoder yielded a message of no known kind"),
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}

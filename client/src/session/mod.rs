@@ -85,7 +85,7 @@ use cryptic_dtls_srtp::stats::NtpClock;
 use cryptic_dtls_srtp::{Error as DtlsError, Fingerprint};
 use cryptic_ice::{
     Agent, AgentConfig, Credentials, Event as IceEvent, PathKind, Received, Role as IceRole,
-    Timers, Transmit, TurnServer,
+    Timers, Transmit, Transport, TurnServer,
 };
 use cryptic_jitter::Playout;
 use cryptic_signal::call::{CallConfig, CallEvent, CallMachine, CallState, Reason, Role};
@@ -726,6 +726,35 @@ impl<S: Sealer> CallSession<S> {
             return;
         };
         let received = agent.handle_input(now, source, destination, data);
+        self.after_ice_input(now, received, data);
+    }
+
+    /// One whole message read from the TCP or TLS stream to the TURN
+    /// server `server` (see [`cryptic_ice::TurnStreams`]).
+    pub fn handle_stream_input(
+        &mut self,
+        now: Instant,
+        server: SocketAddr,
+        transport: Transport,
+        message: &[u8],
+    ) {
+        let Some(agent) = self.ice.as_mut().filter(|_| !self.ended) else {
+            return;
+        };
+        let received = agent.handle_stream_input(now, server, transport, message);
+        self.after_ice_input(now, received, message);
+    }
+
+    /// The TCP or TLS stream to the TURN server `server` closed: the relay
+    /// candidate through it is gone (a pair on it is lost at once).
+    pub fn stream_closed(&mut self, now: Instant, server: SocketAddr, transport: Transport) {
+        if let Some(agent) = self.ice.as_mut() {
+            agent.stream_closed(now, server, transport);
+        }
+        self.process(now);
+    }
+
+    fn after_ice_input(&mut self, now: Instant, received: Received, data: &[u8]) {
         if received == Received::Consumed {
             // Maybe a consent answer on a pair that fell silent.
             self.direct_revived(now);
