@@ -411,8 +411,30 @@ pub struct SessionReport {
     pub frames_sent: u64,
     /// Frames of the peer's audio played (not concealed).
     pub frames_played: u64,
+    /// Frames of the peer's audio that never came in time to be played,
+    /// after the first one: gaps closed by a later frame, and a gap still
+    /// open of a second or more (a path that went silent).
+    pub frames_missing: u64,
+    /// Playout ticks without a frame since the last frame played.
+    gap: u64,
     /// ICE restarts in the call (ours and the peer's).
     pub ice_restarts: u32,
+}
+
+/// An open gap in the peer's audio counts as lost from this many frames
+/// on (1 s); shorter ones at the end of a call are the hang-up.
+const OPEN_GAP_LOST: u64 = 50;
+
+impl SessionReport {
+    /// Frames missing, with an open gap of a second or more.
+    fn missing_now(&self) -> u64 {
+        self.frames_missing
+            + if self.gap >= OPEN_GAP_LOST {
+                self.gap
+            } else {
+                0
+            }
+    }
 }
 
 /// The media path in use.
@@ -547,6 +569,8 @@ impl<S: Sealer> CallSession<S> {
                 ended: None,
                 frames_sent: 0,
                 frames_played: 0,
+                frames_missing: 0,
+                gap: 0,
                 ice_restarts: 0,
             },
             ended: false,
@@ -882,6 +906,9 @@ impl<S: Sealer> CallSession<S> {
         if matches!(p, Playout::Frame(_)) {
             self.report.frames_played += 1;
             self.report.first_played.get_or_insert(now);
+            self.report.frames_missing += std::mem::take(&mut self.report.gap);
+        } else if self.report.first_played.is_some() {
+            self.report.gap += 1;
         }
         Some(p)
     }
@@ -966,6 +993,17 @@ impl<S: Sealer> CallSession<S> {
         let mut r = self.report.clone();
         if let Some(m) = &self.media {
             r.stats = m.stats();
+        }
+        // Loss counts the frames that never came, not only the sequence
+        // numbers skipped: a path silent to the end of the call sends no
+        // higher number to count from.
+        let missing = r.missing_now();
+        r.frames_missing = missing;
+        r.gap = 0;
+        let due = r.frames_played + missing;
+        if due > 0 {
+            let by_time = missing as f64 / due as f64;
+            r.stats.loss_received = r.stats.loss_received.max(by_time);
         }
         r.path = self.report.path.or(self.path.name());
         r.ice_restarts = self.reach.restarts;
