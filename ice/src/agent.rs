@@ -99,10 +99,9 @@ pub struct Timers {
     pub gather_sends: u32,
     /// How long the controlling agent waits at most, after a pair through
     /// a relay succeeded, for a direct pair (host, server- or
-    /// peer-reflexive) of higher priority before it nominates the relayed
-    /// one: 500 ms. The wait is shorter when the checks' round trips are
-    /// short (twice the longest one measured, plus Ta). A direct pair is
-    /// nominated as soon as it is the best that succeeded.
+    /// peer-reflexive) of higher priority still being checked before it
+    /// nominates the relayed one: 500 ms. A direct pair is nominated as
+    /// soon as it is the best that succeeded.
     pub nomination_wait: Duration,
     /// Mean interval of consent checks (RFC 7675: 5 s, randomised by ±20%).
     pub consent_interval: Duration,
@@ -342,8 +341,6 @@ struct Check {
     id: [u8; 12],
     pair: usize,
     kind: CheckKind,
-    /// When it was first sent (its round trip, when answered unretransmitted).
-    sent: Instant,
     bytes: Vec<u8>,
     next: Instant,
     rto: Duration,
@@ -371,11 +368,17 @@ struct Gather {
 /// 1. adds host candidates ([`add_host`](Self::add_host)) and calls
 ///    [`gather`](Self::gather);
 /// 2. feeds every datagram that arrives with
-///    [`handle_input`](Self::handle_input), and remote credentials and
+///    [`handle_input`](Self::handle_input), every whole message read from
+///    the TCP or TLS stream to a TURN server with
+///    [`handle_stream_input`](Self::handle_stream_input) (split by a
+///    [`StreamDecoder`](crate::StreamDecoder)) and such a stream's end with
+///    [`stream_closed`](Self::stream_closed), and remote credentials and
 ///    candidates from signaling as they come;
 /// 3. after each call, drains [`poll_transmit`](Self::poll_transmit) (send
-///    each datagram) and [`poll_event`](Self::poll_event) until both return
-///    `None`;
+///    each datagram over UDP, or write it on the stream to its destination
+///    when its [`transport`](Transmit::transport) is TCP or TLS, opening
+///    that stream on first use) and [`poll_event`](Self::poll_event) until
+///    both return `None`;
 /// 4. calls [`handle_timeout`](Self::handle_timeout) when the instant from
 ///    [`poll_timeout`](Self::poll_timeout) has come, then drains again.
 ///
@@ -403,10 +406,6 @@ pub struct Agent {
     next_pace: Option<Instant>,
     last_check: Option<Instant>,
     first_valid: Option<Instant>,
-    /// Longest round trip of a check answered without retransmission.
-    check_rtt: Option<Duration>,
-    /// When the controlling agent looks again at nominating a relayed pair.
-    nominate_at: Option<Instant>,
     selected: Option<usize>,
     selected_at: Instant,
     /// When the peer's media last came on the selected pair.
@@ -458,8 +457,6 @@ impl Agent {
             next_pace: None,
             last_check: None,
             first_valid: None,
-            check_rtt: None,
-            nominate_at: None,
             selected: None,
             selected_at: now,
             selected_heard: now,
@@ -735,8 +732,6 @@ impl Agent {
         self.checks.clear();
         self.selected = None;
         self.first_valid = None;
-        self.check_rtt = None;
-        self.nominate_at = None;
         self.remote_done = false;
         self.failed_reported = false;
         self.next_pace = None;
@@ -821,8 +816,8 @@ impl Agent {
             && !self.nominating()
             && self.pairs.iter().any(|p| p.state == PairState::Succeeded)
         {
-            if let Some(at) = self.nominate_at {
-                min(at);
+            if let Some(f) = self.first_valid {
+                min(f + self.timers.nomination_wait);
             }
         }
         if self.selected.is_some() {
@@ -1241,24 +1236,19 @@ impl Agent {
         let Some(p) = self.make_pair(now, local, r) else {
             return;
         };
-        // An in-progress check already retransmitted is in backoff (its
-        // datagrams were lost, say in a blackout now over): the peer's
-        // request says the path works, so check again now rather than
-        // seconds later. A check sent once is left to its answer.
-        let backing_off = self
-            .checks
-            .iter()
-            .any(|c| c.pair == p && c.kind == CheckKind::Ordinary && c.sends > 1);
-        match self.pairs[p].state {
-            PairState::Succeeded => {}
-            PairState::InProgress if !backing_off => {}
-            _ => {
-                self.pairs[p].state = PairState::Waiting;
-                if !self.triggered.contains(&p) {
-                    self.triggered.push_back(p);
-                }
-                self.start_pacing(now);
+        // Triggered check (RFC 8445 section 7.3.1.4): unless the pair
+        // already succeeded, check it now, cancelling a check in progress.
+        // Its first datagram may have been dropped by the peer's NAT before
+        // the peer's own check opened the way (the peer's request says it is
+        // open now), or it may sit in retransmission backoff after a
+        // blackout: waiting for its next retransmission would cost 500 ms
+        // or more.
+        if self.pairs[p].state != PairState::Succeeded {
+            self.pairs[p].state = PairState::Waiting;
+            if !self.triggered.contains(&p) {
+                self.triggered.push_back(p);
             }
+            self.start_pacing(now);
         }
         if use_candidate && !self.controlling {
             self.pairs[p].use_candidate = true;
@@ -1292,10 +1282,6 @@ impl Agent {
         }
         let c = self.checks.swap_remove(i);
         let p = c.pair;
-        if c.sends == 1 {
-            let rtt = now.saturating_duration_since(c.sent);
-            self.check_rtt = Some(self.check_rtt.map_or(rtt, |r| r.max(rtt)));
-        }
         // Non-symmetric addresses fail the check (RFC 8445 section 7.2.5.2.1).
         if self.remotes[self.pairs[p].remote].addr() != from
             || !self.same_path(self.pairs[p].local, local)
@@ -1422,56 +1408,20 @@ impl Agent {
         };
         // A direct pair is good enough at once (regular nomination still:
         // USE-CANDIDATE on a pair that succeeded); a relayed one waits for
-        // better pairs still to be checked, and for those checked to answer
-        // within the measured wait, at most `nomination_wait` in all.
+        // better pairs still being checked, `nomination_wait` at most.
         let direct = self.describe(best).kind != PathKind::Relay;
-        let capped = self
+        let pending_better = self.pairs.iter().any(|q| {
+            q.prio > self.pairs[best].prio
+                && matches!(
+                    q.state,
+                    PairState::Frozen | PairState::Waiting | PairState::InProgress
+                )
+        });
+        let waited = self
             .first_valid
             .is_some_and(|f| now >= f + self.timers.nomination_wait);
-        self.nominate_at = None;
-        if direct || capped || !self.better_may_answer(now, best) {
+        if direct || !pending_better || waited {
             self.send_check(now, best, CheckKind::Nominate);
-            return;
-        }
-        // Look again when the cap comes or a better check's wait ends.
-        let wait = self.answer_wait();
-        let cap = self.first_valid.map(|f| f + self.timers.nomination_wait);
-        self.nominate_at = self
-            .checks
-            .iter()
-            .filter(|c| c.kind == CheckKind::Ordinary && c.sent + wait > now)
-            .map(|c| c.sent + wait)
-            .chain(cap)
-            .min();
-    }
-
-    /// Whether a pair of higher priority than `best` may still succeed:
-    /// one not checked yet, or one whose check went out less than the
-    /// measured wait ago.
-    fn better_may_answer(&self, now: Instant, best: usize) -> bool {
-        let prio = self.pairs[best].prio;
-        let wait = self.answer_wait();
-        (0..self.pairs.len()).any(|q| {
-            self.pairs[q].prio > prio
-                && match self.pairs[q].state {
-                    PairState::Frozen | PairState::Waiting => true,
-                    PairState::InProgress => self
-                        .checks
-                        .iter()
-                        .any(|c| c.pair == q && now < c.sent + wait),
-                    _ => false,
-                }
-        })
-    }
-
-    /// How long a check is given to answer before a relayed pair is
-    /// nominated over it: twice the longest check round trip measured plus
-    /// Ta, at most `nomination_wait` (all of it until a round trip is
-    /// known).
-    fn answer_wait(&self) -> Duration {
-        match self.check_rtt {
-            Some(rtt) => (rtt * 2 + self.timers.ta).min(self.timers.nomination_wait),
-            None => self.timers.nomination_wait,
         }
     }
 
@@ -1548,6 +1498,13 @@ impl Agent {
             CandidateKind::Host | CandidateKind::Relayed
         ) || (self.relay_only && local.turn.is_none())
             || local.cand.addr().is_ipv4() != self.remotes[r].addr().is_ipv4()
+        {
+            return None;
+        }
+        // A relay whose allocation is gone (its stream closed) pairs no more.
+        if local
+            .turn
+            .is_some_and(|t| !matches!(self.turns[t].state, TurnState::Allocated { .. }))
         {
             return None;
         }
@@ -1678,7 +1635,6 @@ impl Agent {
             id,
             pair: p,
             kind,
-            sent: now,
             bytes,
             next: now + self.timers.rto,
             rto: self.timers.rto,
@@ -1697,6 +1653,9 @@ impl Agent {
             }),
             Some(t) => {
                 let tc = &self.turns[t];
+                if !matches!(tc.state, TurnState::Allocated { .. }) {
+                    return;
+                }
                 if let Some(contents) = tc.wrap(dst, &bytes, &mut self.rng) {
                     self.transmits.push_back(Transmit {
                         source: tc.base,
