@@ -345,6 +345,16 @@ struct Check {
     next: Instant,
     rto: Duration,
     sends: u32,
+    /// Replaced by a triggered check: not retransmitted, and ending
+    /// without failing the pair, but its answer still counts (RFC 8445
+    /// section 7.3.1.4).
+    cancelled: bool,
+    /// The role the request claimed (a 487 answer switches from it only).
+    controlling: bool,
+    /// Sent because the peer's request showed the path open: a further
+    /// request does not replace it while it is unanswered (no ping-pong of
+    /// cancellations between two agents far apart).
+    triggered: bool,
 }
 
 struct Gather {
@@ -832,8 +842,13 @@ impl Agent {
         // Connectivity check retransmissions (RFC 8489 section 6.2.1).
         let mut failed = Vec::new();
         let mut resend = Vec::new();
+        let mut expired = Vec::new();
         for c in &mut self.checks {
             if c.next > now {
+                continue;
+            }
+            if c.cancelled {
+                expired.push(c.id);
                 continue;
             }
             if c.kind == CheckKind::Consent || c.sends >= self.timers.max_sends {
@@ -852,6 +867,7 @@ impl Agent {
             );
             self.send_from(now, l, dst, bytes);
         }
+        self.checks.retain(|c| !expired.contains(&c.id));
         for id in failed {
             if let Some(i) = self.checks.iter().position(|c| c.id == id) {
                 let c = self.checks.swap_remove(i);
@@ -1237,13 +1253,23 @@ impl Agent {
             return;
         };
         // Triggered check (RFC 8445 section 7.3.1.4): unless the pair
-        // already succeeded, check it now, cancelling a check in progress.
-        // Its first datagram may have been dropped by the peer's NAT before
-        // the peer's own check opened the way (the peer's request says it is
-        // open now), or it may sit in retransmission backoff after a
-        // blackout: waiting for its next retransmission would cost 500 ms
-        // or more.
-        if self.pairs[p].state != PairState::Succeeded {
+        // already succeeded, check it now, cancelling a check in progress
+        // (whose answer still counts). Its first datagram may have been
+        // dropped by the peer's NAT before the peer's own check opened the
+        // way (the peer's request says it is open now), or it may sit in
+        // retransmission backoff after a blackout: waiting for its next
+        // retransmission would cost 500 ms or more. A triggered check still
+        // on its first transmission is left to its answer.
+        let fresh_trigger = self.checks.iter().any(|c| {
+            c.pair == p
+                && c.kind != CheckKind::Consent
+                && !c.cancelled
+                && c.sends == 1
+                && c.triggered
+        });
+        if self.pairs[p].state != PairState::Succeeded
+            && !(self.pairs[p].state == PairState::InProgress && fresh_trigger)
+        {
             self.pairs[p].state = PairState::Waiting;
             if !self.triggered.contains(&p) {
                 self.triggered.push_back(p);
@@ -1291,7 +1317,11 @@ impl Agent {
         }
         if !success {
             if stun::error_code(&msg) == Some(487) && c.kind != CheckKind::Consent {
-                self.switch_role();
+                // Several checks of the pair may be answered 487 (a
+                // cancelled one and its replacement): switch once.
+                if c.controlling == self.controlling {
+                    self.switch_role();
+                }
                 self.pairs[p].state = PairState::Waiting;
                 self.triggered.push_back(p);
                 self.start_pacing(now);
@@ -1575,9 +1605,20 @@ impl Agent {
         }
         while let Some(p) = self.triggered.pop_front() {
             if p < self.pairs.len() && self.pairs[p].state != PairState::Succeeded {
-                self.checks
-                    .retain(|c| c.pair != p || c.kind != CheckKind::Ordinary);
+                // Cancel the check in progress but keep listening for its
+                // answer (until its retransmission timer ends).
+                for c in &mut self.checks {
+                    if c.pair == p && c.kind == CheckKind::Ordinary {
+                        c.cancelled = true;
+                    }
+                }
+                let before = self.checks.len();
                 self.send_check(now, p, CheckKind::Ordinary);
+                if self.checks.len() > before {
+                    if let Some(c) = self.checks.last_mut() {
+                        c.triggered = true;
+                    }
+                }
                 return true;
             }
         }
@@ -1639,6 +1680,9 @@ impl Agent {
             next: now + self.timers.rto,
             rto: self.timers.rto,
             sends: 1,
+            cancelled: false,
+            controlling: self.controlling,
+            triggered: false,
         });
     }
 
