@@ -1,8 +1,9 @@
 //! TURN over TCP and TLS beside TURN over UDP (the reference), against a
 //! real coturn on 127.0.0.1 started by the bench:
 //!
-//! * `turn/setup`: from two relay-only agents starting (allocation, with
-//!   the 401 round) to both having selected the pair through the relay;
+//! * `turn/setup` (printed, 20 runs each, transports interleaved): from two
+//!   relay-only agents starting (allocation, with the 401 round) to both
+//!   having selected the pair through the relay;
 //! * `turn/relay_100`: 100 datagrams of 160 bytes each way through the
 //!   relay, one after the other (ChannelData, padded on the stream);
 //! * before the groups run, the CPU time this process and coturn spend to
@@ -70,12 +71,15 @@ fn start_coturn() -> Option<Coturn> {
             "--no-cli",
             "--no-rfc5780",
             "--allow-loopback-peers",
-            "--min-port=49500",
-            "--max-port=49999",
+            // Every set-up allocates two relays: room for thousands.
+            "--min-port=50000",
+            "--max-port=59999",
             &format!("--userdb={d}/turndb"),
             &format!("--pidfile={d}/turnserver.pid"),
             "--log-file=stdout",
             "--simple-log",
+            // Without it coturn does not log its listeners opening.
+            "-v",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -122,7 +126,7 @@ fn server(c: &Coturn, transport: Transport) -> TurnServer {
 async fn connected(
     turn: &TurnServer,
     tls: &Arc<rustls::ClientConfig>,
-) -> (Driver, Driver, IceTransport, IceTransport) {
+) -> Option<(Driver, Driver, IceTransport, IceTransport)> {
     let start = |role| {
         let cfg = AgentConfig::new(role)
             .with_turn_server(turn.clone())
@@ -158,11 +162,15 @@ async fn connected(
         tokio::select! {
             e = a.next_event() => sa |= matches!(e, Some(Event::Selected(_))),
             e = b.next_event() => sb |= matches!(e, Some(Event::Selected(_))),
-            _ = tokio::time::sleep_until(end) => panic!("no pair through the relay"),
+            _ = tokio::time::sleep_until(end) => {
+                a.close().await;
+                b.close().await;
+                return None;
+            }
         }
     }
     let (ta, tb) = (a.transport(), b.transport());
-    (a, b, ta, tb)
+    Some((a, b, ta, tb))
 }
 
 async fn gather(d: &mut Driver) -> Vec<String> {
@@ -228,7 +236,9 @@ fn cpu_per_transport(c: &Coturn, tls: &Arc<rustls::ClientConfig>) {
     for (name, transport) in TRANSPORTS {
         let turn = server(c, transport);
         rt.block_on(async {
-            let (a, b, ta, tb) = connected(&turn, tls).await;
+            let (a, b, ta, tb) = connected(&turn, tls)
+                .await
+                .expect("a pair through the relay");
             let (me, them, wall) = (cpu("self"), cpu(&coturn_pid), Instant::now());
             round_trips(&ta, &tb, 2000).await;
             let wall = wall.elapsed();
@@ -244,6 +254,43 @@ fn cpu_per_transport(c: &Coturn, tls: &Arc<rustls::ClientConfig>) {
     }
 }
 
+/// 20 set-ups per transport, one after the other, transports interleaved
+/// so they see the same load: median and slowest, and how many found no
+/// pair within 10 s.
+fn setups(rt: &tokio::runtime::Runtime, c: &Coturn, tls: &Arc<rustls::ClientConfig>) {
+    println!("turn/setup: agents started -> both selected through the relay, 20 each");
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); TRANSPORTS.len()];
+    let mut failed = [0usize; 3];
+    for _ in 0..20 {
+        for (i, (_, transport)) in TRANSPORTS.iter().enumerate() {
+            let turn = server(c, *transport);
+            rt.block_on(async {
+                let t = Instant::now();
+                match connected(&turn, tls).await {
+                    Some((a, b, _, _)) => {
+                        times[i].push(t.elapsed());
+                        a.close().await;
+                        b.close().await;
+                    }
+                    None => failed[i] += 1,
+                }
+            });
+        }
+    }
+    for (i, (name, _)) in TRANSPORTS.iter().enumerate() {
+        let t = &mut times[i];
+        t.sort();
+        let median = t.get(t.len() / 2).copied().unwrap_or_default();
+        let max = t.last().copied().unwrap_or_default();
+        println!(
+            "  {name}: median {:>6.1} ms, max {:>6.1} ms, {} of 20 found no pair",
+            median.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3,
+            failed[i]
+        );
+    }
+}
+
 fn turn(c: &mut Criterion) {
     let Some(coturn) = start_coturn() else {
         println!("turn: turnserver (Debian package coturn) missing or not starting: skipped");
@@ -252,30 +299,13 @@ fn turn(c: &mut Criterion) {
     let tls = cryptic_ice::tls_config(coturn.ca_pem.as_bytes()).expect("CA");
     cpu_per_transport(&coturn, &tls);
     let rt = runtime();
-    let mut group = c.benchmark_group("turn/setup");
-    for (name, transport) in TRANSPORTS {
-        let turn = server(&coturn, transport);
-        group.bench_function(name, |bench| {
-            bench.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let t = Instant::now();
-                        let (a, b, _, _) = connected(&turn, &tls).await;
-                        total += t.elapsed();
-                        a.close().await;
-                        b.close().await;
-                    }
-                    total
-                })
-            })
-        });
-    }
-    group.finish();
+    setups(&rt, &coturn, &tls);
     let mut group = c.benchmark_group("turn/relay_100");
     for (name, transport) in TRANSPORTS {
         let turn = server(&coturn, transport);
-        let (a, b, ta, tb) = rt.block_on(connected(&turn, &tls));
+        let (a, b, ta, tb) = rt
+            .block_on(connected(&turn, &tls))
+            .expect("a pair through the relay");
         group.bench_function(name, |bench| {
             bench.iter(|| rt.block_on(round_trips(&ta, &tb, 100)))
         });
@@ -290,8 +320,8 @@ fn turn(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
         .sample_size(10);
     targets = turn
 }
