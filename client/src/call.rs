@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cryptic_audio::{ProcessingConfig, SinkSpec, SourceSpec};
-use cryptic_ice::TurnServer;
+use cryptic_ice::{StreamInput, Transport, TurnServer, TurnStreams};
 use cryptic_signal::call::Role;
 use cryptic_signal::client::{Incoming as SignalIncoming, Receiver, Sender};
 use cryptic_signal::e2e::E2eStore;
@@ -167,22 +167,45 @@ pub struct CallReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum IceServer {
     Stun(std::net::SocketAddr),
-    Turn(std::net::SocketAddr, String, String),
+    /// Address, user, password, how to reach it, and the name its TLS
+    /// certificate must carry (the URI's host).
+    Turn(std::net::SocketAddr, String, String, Transport, String),
+}
+
+impl IceServer {
+    fn turn_server(self) -> Option<TurnServer> {
+        match self {
+            IceServer::Turn(addr, user, pass, transport, name) => Some(
+                TurnServer::new(addr, user, pass)
+                    .with_transport(transport)
+                    .with_server_name(name),
+            ),
+            IceServer::Stun(_) => None,
+        }
+    }
 }
 
 /// Parses an advertised URI (`stun:HOST:PORT`, `turn:USER:PASS@HOST:PORT`
-/// with USER and PASS percent-encoded, see [`cryptic_signal::uri`]),
-/// resolving HOST. A `turn:` URI without credentials is of no use here.
+/// with USER and PASS percent-encoded, `?transport=tcp`, `turns:`; see
+/// [`cryptic_signal::uri`]), resolving HOST. A `turn:` URI without
+/// credentials is of no use here.
 async fn parse_ice_server(s: &str) -> Option<IceServer> {
-    use cryptic_signal::uri::{IceScheme, IceUri};
+    use cryptic_signal::uri::{IceScheme, IceTransport, IceUri};
     let u = IceUri::parse(s).ok()?;
     let addr = tokio::net::lookup_host((u.host.as_str(), u.port))
         .await
         .ok()?
         .find(|a| a.is_ipv4())?;
+    let transport = match (u.scheme, u.transport) {
+        (IceScheme::Turns, _) => Transport::Tls,
+        (_, IceTransport::Tcp) => Transport::Tcp,
+        _ => Transport::Udp,
+    };
     match (u.scheme, u.credentials) {
         (IceScheme::Stun, _) => Some(IceServer::Stun(addr)),
-        (IceScheme::Turn, Some((user, pass))) => Some(IceServer::Turn(addr, user, pass)),
+        (scheme, Some((user, pass))) if scheme.is_turn() => {
+            Some(IceServer::Turn(addr, user, pass, transport, u.host))
+        }
         _ => None,
     }
 }
@@ -243,6 +266,10 @@ pub async fn run_call_with(
     let bound = socket.local_addr().map_err(Error::Io)?;
     let hosts = cryptic_ice::host_addresses(bound);
     let config = session_config(side, options, hosts.clone()).await;
+    // TURN servers reached over TCP or TLS: a `turns:` certificate must
+    // chain to the CA the signaling server's does.
+    let tls = cryptic_ice::tls_config(side.sender.ca_pem().as_bytes()).ok();
+    let (streams, stream_rx) = TurnStreams::new(&config.turn_servers, tls);
     let dtls = AsyncDtls::new().map_err(Error::Dtls)?;
     let waker = dtls.waker();
     let started_unix = unix_now();
@@ -258,6 +285,8 @@ pub async fn run_call_with(
     }
     let io = Io {
         socket: &socket,
+        streams,
+        stream_rx,
         bound,
         hosts,
         sender: &side.sender,
@@ -282,6 +311,9 @@ pub async fn run_call_with(
 /// What the driver loop reads and writes.
 struct Io<'a> {
     socket: &'a UdpSocket,
+    /// TCP and TLS connections to TURN servers, and what they read.
+    streams: TurnStreams,
+    stream_rx: mpsc::Receiver<StreamInput>,
     /// The socket's address (unspecified: every address of the host).
     bound: SocketAddr,
     /// The host addresses it receives on, as last read.
@@ -344,6 +376,16 @@ async fn drive(
                 }
                 // An ICMP error for an earlier send: what checks are for.
                 Err(e) => tracing::debug!("socket: {e}"),
+            },
+            input = io.stream_rx.recv() => match input {
+                Some(StreamInput::Message { server, transport, message }) => {
+                    session.handle_stream_input(Instant::now(), server, transport, &message);
+                }
+                Some(StreamInput::Closed { server, transport }) => {
+                    io.streams.forget(server, transport);
+                    session.stream_closed(Instant::now(), server, transport);
+                }
+                _ => {}
             },
             m = io.receiver.recv(), if signaling_up => match m {
                 // The operator revoked this profile: say so, not "the server went away".
@@ -474,6 +516,10 @@ async fn persist(store: &mut E2eStore) {
 async fn flush(session: &mut CallSession<&mut E2eStore>, io: &Io<'_>, signaling_up: &mut bool) {
     persist(session.sealer_mut()).await;
     while let Some(t) = session.poll_transmit() {
+        if t.transport.is_stream() {
+            io.streams.send_transmit(t);
+            continue;
+        }
         if let Err(e) = io.socket.send_to(&t.contents, t.destination).await {
             tracing::debug!("send: {e}");
         }
@@ -569,9 +615,7 @@ async fn session_config(
     for server in &side.ice_servers {
         match parse_ice_server(server).await {
             Some(IceServer::Stun(addr)) => config.stun_servers.push(addr),
-            Some(IceServer::Turn(addr, user, pass)) => {
-                config.turn_servers.push(TurnServer::new(addr, user, pass))
-            }
+            Some(turn @ IceServer::Turn(..)) => config.turn_servers.extend(turn.turn_server()),
             None => eprintln!("[{}] ignoring ICE server {server:?}", side.me),
         }
     }
@@ -708,7 +752,9 @@ mod tests {
             Some(IceServer::Turn(
                 "127.0.0.1:3479".parse().unwrap(),
                 "alice".into(),
-                "s3cret:x".into()
+                "s3cret:x".into(),
+                Transport::Udp,
+                "127.0.0.1".into()
             ))
         );
         // TURN REST credentials: the user name holds a ':' (percent-encoded).
@@ -717,7 +763,30 @@ mod tests {
             Some(IceServer::Turn(
                 "127.0.0.1:3479".parse().unwrap(),
                 "1764500000:alice".into(),
-                "Zm9v/bg==".into()
+                "Zm9v/bg==".into(),
+                Transport::Udp,
+                "127.0.0.1".into()
+            ))
+        );
+        // Over TCP, and over TLS with the host as the certificate's name.
+        assert_eq!(
+            parse_ice_server("turn:a:b@127.0.0.1:3479?transport=tcp").await,
+            Some(IceServer::Turn(
+                "127.0.0.1:3479".parse().unwrap(),
+                "a".into(),
+                "b".into(),
+                Transport::Tcp,
+                "127.0.0.1".into()
+            ))
+        );
+        assert_eq!(
+            parse_ice_server("turns:a:b@localhost").await,
+            Some(IceServer::Turn(
+                "127.0.0.1:5349".parse().unwrap(),
+                "a".into(),
+                "b".into(),
+                Transport::Tls,
+                "localhost".into()
             ))
         );
         for bad in [

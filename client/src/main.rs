@@ -340,7 +340,8 @@ struct ServerArgs {
     #[arg(long, default_value = "server-data")]
     data: PathBuf,
     /// A STUN or TURN server to advertise to clients, repeatable:
-    /// `stun:HOST:PORT` or `turn:HOST:PORT` (no password: each user gets
+    /// `stun:HOST:PORT`, `turn:HOST:PORT`, `turn:HOST:PORT?transport=tcp`
+    /// or `turns:HOST:PORT` (TLS) (no password: each user gets
     /// short-lived TURN REST credentials made with the TURN secret).
     #[arg(long = "ice-server")]
     ice_servers: Vec<String>,

@@ -94,7 +94,9 @@ fn one_call(users: &mut Users, seed: u64) -> Duration {
         w.offline(DAVE);
     }
     let answer = ms(rng.random_range(50..2_000));
-    let talk = ms(rng.random_range(1_000..4_000));
+    // At least 1.5 s: a loss-free 20 frames after a DTLS flight lost twice
+    // (2 x 400 ms) at 5% loss.
+    let talk = ms(rng.random_range(1_500..4_000));
     let ringing = When::After(CallState::Ringing, answer);
     let active = When::After(CallState::Active, talk);
     w.at(ALICE, When::At(Duration::ZERO), Action::Call(BOB));

@@ -14,7 +14,7 @@ use stun_rs::{HMACKey, MessageClass, StunMessage, StunMessageBuilder, Transactio
 
 use crate::candidate::{priority, valid_ice_string, Candidate, CandidateKind};
 use crate::stun::{self, PacketKind};
-use crate::turn::{FromServer, TurnClient, TurnServer, TurnState};
+use crate::turn::{FromServer, Transport, TurnClient, TurnServer, TurnState};
 use crate::{Error, Pii};
 
 /// Remote candidates held at most (signaled plus peer-reflexive).
@@ -97,8 +97,11 @@ pub struct Timers {
     pub max_sends: u32,
     /// Transmissions of one STUN-server binding while gathering: 4.
     pub gather_sends: u32,
-    /// How long the controlling agent waits for better pairs after the first
-    /// valid one before nominating: 500 ms.
+    /// How long the controlling agent waits at most, after a pair through
+    /// a relay succeeded, for a direct pair (host, server- or
+    /// peer-reflexive) of higher priority still being checked before it
+    /// nominates the relayed one: 500 ms. A direct pair is nominated as
+    /// soon as it is the best that succeeded.
     pub nomination_wait: Duration,
     /// Mean interval of consent checks (RFC 7675: 5 s, randomised by ±20%).
     pub consent_interval: Duration,
@@ -257,8 +260,11 @@ pub struct Transmit {
     pub source: SocketAddr,
     /// Where to send.
     pub destination: SocketAddr,
-    /// The datagram.
+    /// The datagram (over a stream: one whole message, already framed).
     pub contents: Vec<u8>,
+    /// How to send it: UDP from `source`, or on the TCP or TLS stream to
+    /// the TURN server at `destination` (opened on first use).
+    pub transport: Transport,
 }
 
 /// What an input datagram was.
@@ -291,6 +297,9 @@ pub enum Route {
         peer: SocketAddr,
         /// Bound channel: ChannelData framing; `None`: Send indications.
         channel: Option<u16>,
+        /// How the TURN server is reached (over a stream, ChannelData is
+        /// padded to 4 bytes).
+        transport: Transport,
     },
 }
 
@@ -336,6 +345,16 @@ struct Check {
     next: Instant,
     rto: Duration,
     sends: u32,
+    /// Replaced by a triggered check: not retransmitted, and ending
+    /// without failing the pair, but its answer still counts (RFC 8445
+    /// section 7.3.1.4).
+    cancelled: bool,
+    /// The role the request claimed (a 487 answer switches from it only).
+    controlling: bool,
+    /// Sent because the peer's request showed the path open: a further
+    /// request does not replace it while it is unanswered (no ping-pong of
+    /// cancellations between two agents far apart).
+    triggered: bool,
 }
 
 struct Gather {
@@ -359,11 +378,17 @@ struct Gather {
 /// 1. adds host candidates ([`add_host`](Self::add_host)) and calls
 ///    [`gather`](Self::gather);
 /// 2. feeds every datagram that arrives with
-///    [`handle_input`](Self::handle_input), and remote credentials and
+///    [`handle_input`](Self::handle_input), every whole message read from
+///    the TCP or TLS stream to a TURN server with
+///    [`handle_stream_input`](Self::handle_stream_input) (split by a
+///    [`StreamDecoder`](crate::StreamDecoder)) and such a stream's end with
+///    [`stream_closed`](Self::stream_closed), and remote credentials and
 ///    candidates from signaling as they come;
 /// 3. after each call, drains [`poll_transmit`](Self::poll_transmit) (send
-///    each datagram) and [`poll_event`](Self::poll_event) until both return
-///    `None`;
+///    each datagram over UDP, or write it on the stream to its destination
+///    when its [`transport`](Transmit::transport) is TCP or TLS, opening
+///    that stream on first use) and [`poll_event`](Self::poll_event) until
+///    both return `None`;
 /// 4. calls [`handle_timeout`](Self::handle_timeout) when the instant from
 ///    [`poll_timeout`](Self::poll_timeout) has come, then drains again.
 ///
@@ -528,6 +553,7 @@ impl Agent {
                         source: *base,
                         destination: *server,
                         contents: bytes.clone(),
+                        transport: Transport::Udp,
                     });
                     self.gathers.push(Gather {
                         id,
@@ -731,6 +757,7 @@ impl Agent {
                 server: self.turns[t].server,
                 peer,
                 channel: self.turns[t].channel_for(peer),
+                transport: self.turns[t].transport,
             },
             None => Route::Direct { peer },
         })
@@ -742,39 +769,26 @@ impl Agent {
     /// is selected or the datagram is too large to relay.
     pub fn transmit_app(&mut self, datagram: &[u8]) -> Option<Transmit> {
         let p = &self.pairs[self.selected?];
-        let source = self.locals[p.local].base;
-        let contents = match self.route()? {
-            Route::Direct { peer } => {
-                return Some(Transmit {
-                    source,
-                    destination: peer,
-                    contents: datagram.to_vec(),
+        let l = &self.locals[p.local];
+        let peer = self.remotes[p.remote].addr();
+        match l.turn {
+            None => Some(Transmit {
+                source: l.base,
+                destination: peer,
+                contents: datagram.to_vec(),
+                transport: Transport::Udp,
+            }),
+            Some(t) => {
+                let tc = &self.turns[t];
+                let contents = tc.wrap(peer, datagram, &mut self.rng)?;
+                Some(Transmit {
+                    source: tc.base,
+                    destination: tc.server,
+                    contents,
+                    transport: tc.transport,
                 })
             }
-            Route::Relay {
-                server,
-                channel: Some(ch),
-                ..
-            } => {
-                let mut buf = vec![0u8; datagram.len() + 8];
-                let n = crate::stun::ChannelData::write(ch, datagram, &mut buf)?;
-                buf.truncate(n);
-                return Some(Transmit {
-                    source,
-                    destination: server,
-                    contents: buf,
-                });
-            }
-            Route::Relay { server, peer, .. } => (
-                server,
-                crate::turn::send_indication(peer, datagram, self.rng.random())?,
-            ),
-        };
-        Some(Transmit {
-            source,
-            destination: contents.0,
-            contents: contents.1,
-        })
+        }
     }
 
     /// Next datagram to send.
@@ -828,8 +842,13 @@ impl Agent {
         // Connectivity check retransmissions (RFC 8489 section 6.2.1).
         let mut failed = Vec::new();
         let mut resend = Vec::new();
+        let mut expired = Vec::new();
         for c in &mut self.checks {
             if c.next > now {
+                continue;
+            }
+            if c.cancelled {
+                expired.push(c.id);
                 continue;
             }
             if c.kind == CheckKind::Consent || c.sends >= self.timers.max_sends {
@@ -848,6 +867,7 @@ impl Agent {
             );
             self.send_from(now, l, dst, bytes);
         }
+        self.checks.retain(|c| !expired.contains(&c.id));
         for id in failed {
             if let Some(i) = self.checks.iter().position(|c| c.id == id) {
                 let c = self.checks.swap_remove(i);
@@ -873,6 +893,7 @@ impl Agent {
                 source: g.base,
                 destination: g.server,
                 contents: g.bytes.clone(),
+                transport: Transport::Udp,
             });
         }
         self.gathers.retain(|g| !done.contains(&g.id));
@@ -916,25 +937,12 @@ impl Agent {
                 return Received::Consumed;
             }
         }
-        if let Some(t) = self.turns.iter().position(|t| t.server == source) {
-            let r = self.turns[t].handle_input(now, &mut self.rng, data);
-            self.drain_turn(now);
-            self.check_gathering_done();
-            return match r {
-                FromServer::Consumed => Received::Consumed,
-                FromServer::Dropped => Received::Dropped,
-                FromServer::Data(peer, range) => {
-                    let Some(local) = self.locals.iter().position(|l| l.turn == Some(t)) else {
-                        return Received::Dropped;
-                    };
-                    match self.handle_from_peer(now, peer, local, &data[range.clone()]) {
-                        Received::Media(r) => {
-                            Received::Media(range.start + r.start..range.start + r.end)
-                        }
-                        other => other,
-                    }
-                }
-            };
+        if let Some(t) = self
+            .turns
+            .iter()
+            .position(|t| t.server == source && t.transport == Transport::Udp)
+        {
+            return self.handle_from_turn(now, t, data);
         }
         let local = self
             .locals
@@ -948,6 +956,80 @@ impl Agent {
         match local {
             Some(l) if !self.relay_only => self.handle_from_peer(now, source, l, data),
             _ => Received::Dropped,
+        }
+    }
+
+    /// Handles one whole message that arrived on the TCP or TLS stream to
+    /// the TURN server `server` (split from the stream by a
+    /// [`StreamDecoder`](crate::StreamDecoder)).
+    pub fn handle_stream_input(
+        &mut self,
+        now: Instant,
+        server: SocketAddr,
+        transport: Transport,
+        message: &[u8],
+    ) -> Received {
+        match self
+            .turns
+            .iter()
+            .position(|t| t.server == server && t.transport == transport)
+        {
+            Some(t) => self.handle_from_turn(now, t, message),
+            None => Received::Dropped,
+        }
+    }
+
+    /// The TCP or TLS stream to the TURN server `server` closed (or could
+    /// not be opened): its allocation is gone, every pair through it fails,
+    /// and a selected pair through it is lost at once
+    /// ([`Event::PathLost`]).
+    pub fn stream_closed(&mut self, now: Instant, server: SocketAddr, transport: Transport) {
+        let Some(t) = self
+            .turns
+            .iter()
+            .position(|t| t.server == server && t.transport == transport)
+        else {
+            return;
+        };
+        self.turns[t].stream_closed();
+        self.turns[t].changed = false;
+        let mut lost = false;
+        for p in 0..self.pairs.len() {
+            if self.locals[self.pairs[p].local].turn == Some(t) {
+                self.pairs[p].state = PairState::Failed;
+                lost |= self.selected == Some(p);
+                self.checks.retain(|c| c.pair != p);
+            }
+        }
+        if lost {
+            tracing::info!("TURN stream closed under the selected pair: path lost");
+            self.selected = None;
+            self.state = ConnectionState::Disconnected;
+            self.events.push_back(Event::PathLost);
+        }
+        self.check_gathering_done();
+        self.check_failed();
+        let _ = now;
+    }
+
+    fn handle_from_turn(&mut self, now: Instant, t: usize, data: &[u8]) -> Received {
+        let r = self.turns[t].handle_input(now, &mut self.rng, data);
+        self.drain_turn(now);
+        self.check_gathering_done();
+        match r {
+            FromServer::Consumed => Received::Consumed,
+            FromServer::Dropped => Received::Dropped,
+            FromServer::Data(peer, range) => {
+                let Some(local) = self.locals.iter().position(|l| l.turn == Some(t)) else {
+                    return Received::Dropped;
+                };
+                match self.handle_from_peer(now, peer, local, &data[range.clone()]) {
+                    Received::Media(r) => {
+                        Received::Media(range.start + r.start..range.start + r.end)
+                    }
+                    other => other,
+                }
+            }
         }
     }
 
@@ -995,6 +1077,11 @@ impl Agent {
         }
     }
 
+    /// Answers the request `txid` from `to` on `local`. An error to a
+    /// request that did not authenticate (`with_mi` false) is sent only
+    /// when it is no larger than the request (`request_len`): a forged
+    /// source gains nothing by reflection.
+    #[allow(clippy::too_many_arguments)]
     fn respond(
         &mut self,
         now: Instant,
@@ -1003,6 +1090,7 @@ impl Agent {
         error: Option<(u16, &str)>,
         unknown: &[u16],
         with_mi: bool,
+        request_len: usize,
     ) {
         let class = if error.is_some() {
             MessageClass::ErrorResponse
@@ -1023,9 +1111,14 @@ impl Agent {
             None => b = b.with_attribute(XorMappedAddress::from(to)),
         }
         let key = with_mi.then(|| self.local_key.clone());
-        if let Some(bytes) = stun::encode(b, key.as_ref()) {
-            self.send_from(now, local, to, bytes);
+        let Some(bytes) = stun::encode(b, key.as_ref()) else {
+            return;
+        };
+        if !with_mi && bytes.len() > request_len {
+            tracing::trace!("unauthenticated request: error response larger than it, not sent");
+            return;
         }
+        self.send_from(now, local, to, bytes);
     }
 
     fn handle_request(
@@ -1036,49 +1129,11 @@ impl Agent {
         txid: [u8; 12],
         data: &[u8],
     ) -> Received {
+        let to = (local, from);
         let Some(msg) = stun::decode(data, None) else {
             return Received::Dropped;
         };
-        let unknown = stun::unknown_required(&msg);
-        if !unknown.is_empty() {
-            self.respond(
-                now,
-                (local, from),
-                txid,
-                Some((420, "Unknown Attribute")),
-                &unknown,
-                false,
-            );
-            return Received::Consumed;
-        }
-        let username = msg
-            .get::<UserName>()
-            .and_then(|u| u.as_user_name().ok())
-            .map(|u| u.as_str().to_owned());
-        let (Some(username), true) = (username, stun::has_integrity(&msg)) else {
-            self.respond(
-                now,
-                (local, from),
-                txid,
-                Some((400, "Bad Request")),
-                &[],
-                false,
-            );
-            return Received::Consumed;
-        };
-        let ours = username
-            .split_once(':')
-            .is_some_and(|(l, _)| l == self.local_creds.ufrag);
-        let key = self.local_key.clone();
-        let Some(msg) = ours.then(|| stun::decode(data, Some(&key))).flatten() else {
-            self.respond(
-                now,
-                (local, from),
-                txid,
-                Some((401, "Unauthorized")),
-                &[],
-                false,
-            );
+        let Some(msg) = self.authenticate_request(now, to, txid, data, &msg) else {
             return Received::Consumed;
         };
         let Some(prio) = msg
@@ -1086,17 +1141,65 @@ impl Agent {
             .and_then(|p| p.as_priority().ok())
             .map(|p| p.as_u32())
         else {
-            self.respond(
-                now,
-                (local, from),
-                txid,
-                Some((400, "Bad Request")),
-                &[],
-                true,
-            );
+            let error = Some((400, "Bad Request"));
+            self.respond(now, to, txid, error, &[], true, data.len());
             return Received::Consumed;
         };
-        // Role conflict (RFC 8445 section 7.3.1.1).
+        if self.role_conflict(now, to, txid, &msg) {
+            return Received::Consumed;
+        }
+        let use_candidate = msg.get::<UseCandidate>().is_some();
+        self.respond(now, to, txid, None, &[], true, data.len());
+        self.learn_from_request(now, from, local, prio, use_candidate);
+        Received::Consumed
+    }
+
+    /// Checks a decoded Binding request's USERNAME and MESSAGE-INTEGRITY
+    /// against our credentials; answers 420, 400 or 401 (within the
+    /// request's size) and returns `None` when it fails.
+    fn authenticate_request(
+        &mut self,
+        now: Instant,
+        to: (usize, SocketAddr),
+        txid: [u8; 12],
+        data: &[u8],
+        msg: &StunMessage,
+    ) -> Option<StunMessage> {
+        let len = data.len();
+        let unknown = stun::unknown_required(msg);
+        if !unknown.is_empty() {
+            let error = Some((420, "Unknown Attribute"));
+            self.respond(now, to, txid, error, &unknown, false, len);
+            return None;
+        }
+        let username = msg
+            .get::<UserName>()
+            .and_then(|u| u.as_user_name().ok())
+            .map(|u| u.as_str().to_owned());
+        let (Some(username), true) = (username, stun::has_integrity(msg)) else {
+            self.respond(now, to, txid, Some((400, "Bad Request")), &[], false, len);
+            return None;
+        };
+        let ours = username
+            .split_once(':')
+            .is_some_and(|(l, _)| l == self.local_creds.ufrag);
+        let key = self.local_key.clone();
+        let msg = ours.then(|| stun::decode(data, Some(&key))).flatten();
+        if msg.is_none() {
+            self.respond(now, to, txid, Some((401, "Unauthorized")), &[], false, len);
+        }
+        msg
+    }
+
+    /// Resolves a role conflict (RFC 8445 section 7.3.1.1): switches role,
+    /// or answers 487 and returns `true` (the request goes no further).
+    fn role_conflict(
+        &mut self,
+        now: Instant,
+        to: (usize, SocketAddr),
+        txid: [u8; 12],
+        msg: &StunMessage,
+    ) -> bool {
         let theirs_controlling = msg
             .get::<IceControlling>()
             .and_then(|a| a.as_ice_controlling().ok())
@@ -1105,45 +1208,41 @@ impl Agent {
             .get::<IceControlled>()
             .and_then(|a| a.as_ice_controlled().ok())
             .map(|a| a.as_u64());
-        if self.controlling {
-            if let Some(tb) = theirs_controlling {
-                if self.tie_breaker >= tb {
-                    self.respond(
-                        now,
-                        (local, from),
-                        txid,
-                        Some((487, "Role Conflict")),
-                        &[],
-                        true,
-                    );
-                    return Received::Consumed;
-                }
-                self.switch_role();
+        let conflict = if self.controlling {
+            theirs_controlling.map(|tb| self.tie_breaker >= tb)
+        } else {
+            theirs_controlled.map(|tb| self.tie_breaker < tb)
+        };
+        match conflict {
+            // We keep our role: the peer must switch.
+            Some(true) => {
+                self.respond(now, to, txid, Some((487, "Role Conflict")), &[], true, 0);
+                true
             }
-        } else if let Some(tb) = theirs_controlled {
-            if self.tie_breaker >= tb {
+            Some(false) => {
                 self.switch_role();
-            } else {
-                self.respond(
-                    now,
-                    (local, from),
-                    txid,
-                    Some((487, "Role Conflict")),
-                    &[],
-                    true,
-                );
-                return Received::Consumed;
+                false
             }
+            None => false,
         }
-        let use_candidate = msg.get::<UseCandidate>().is_some();
-        self.respond(now, (local, from), txid, None, &[], true);
+    }
 
-        // Learn a peer-reflexive remote candidate (RFC 8445 section 7.3.1.3).
+    /// After an authenticated request: learns a peer-reflexive remote
+    /// candidate (RFC 8445 section 7.3.1.3), schedules a triggered check
+    /// (section 7.3.1.4) and follows a nomination.
+    fn learn_from_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        local: usize,
+        prio: u32,
+        use_candidate: bool,
+    ) {
         let r = match self.remotes.iter().position(|r| r.addr() == from) {
             Some(r) => r,
             None => {
                 if self.remotes.len() >= MAX_REMOTE {
-                    return Received::Consumed;
+                    return;
                 }
                 tracing::debug!(remote = %Pii(from), "peer-reflexive remote candidate");
                 self.remotes.push(Candidate::peer_reflexive(from, prio));
@@ -1151,27 +1250,31 @@ impl Agent {
             }
         };
         let Some(p) = self.make_pair(now, local, r) else {
-            return Received::Consumed;
+            return;
         };
-        // Triggered check (RFC 8445 section 7.3.1.4). An in-progress check
-        // already retransmitted is in backoff (its datagrams were lost, say
-        // in a blackout now over): the peer's request says the path works,
-        // so check again now rather than seconds later. A check sent once
-        // is left to its answer.
-        let backing_off = self
-            .checks
-            .iter()
-            .any(|c| c.pair == p && c.kind == CheckKind::Ordinary && c.sends > 1);
-        match self.pairs[p].state {
-            PairState::Succeeded => {}
-            PairState::InProgress if !backing_off => {}
-            _ => {
-                self.pairs[p].state = PairState::Waiting;
-                if !self.triggered.contains(&p) {
-                    self.triggered.push_back(p);
-                }
-                self.start_pacing(now);
+        // Triggered check (RFC 8445 section 7.3.1.4): unless the pair
+        // already succeeded, check it now, cancelling a check in progress
+        // (whose answer still counts). Its first datagram may have been
+        // dropped by the peer's NAT before the peer's own check opened the
+        // way (the peer's request says it is open now), or it may sit in
+        // retransmission backoff after a blackout: waiting for its next
+        // retransmission would cost 500 ms or more. A triggered check still
+        // on its first transmission is left to its answer.
+        let fresh_trigger = self.checks.iter().any(|c| {
+            c.pair == p
+                && c.kind != CheckKind::Consent
+                && !c.cancelled
+                && c.sends == 1
+                && c.triggered
+        });
+        if self.pairs[p].state != PairState::Succeeded
+            && !(self.pairs[p].state == PairState::InProgress && fresh_trigger)
+        {
+            self.pairs[p].state = PairState::Waiting;
+            if !self.triggered.contains(&p) {
+                self.triggered.push_back(p);
             }
+            self.start_pacing(now);
         }
         if use_candidate && !self.controlling {
             self.pairs[p].use_candidate = true;
@@ -1179,7 +1282,6 @@ impl Agent {
                 self.nominate(now, p);
             }
         }
-        Received::Consumed
     }
 
     fn handle_response(
@@ -1215,7 +1317,11 @@ impl Agent {
         }
         if !success {
             if stun::error_code(&msg) == Some(487) && c.kind != CheckKind::Consent {
-                self.switch_role();
+                // Several checks of the pair may be answered 487 (a
+                // cancelled one and its replacement): switch once.
+                if c.controlling == self.controlling {
+                    self.switch_role();
+                }
                 self.pairs[p].state = PairState::Waiting;
                 self.triggered.push_back(p);
                 self.start_pacing(now);
@@ -1330,6 +1436,10 @@ impl Agent {
         else {
             return;
         };
+        // A direct pair is good enough at once (regular nomination still:
+        // USE-CANDIDATE on a pair that succeeded); a relayed one waits for
+        // better pairs still being checked, `nomination_wait` at most.
+        let direct = self.describe(best).kind != PathKind::Relay;
         let pending_better = self.pairs.iter().any(|q| {
             q.prio > self.pairs[best].prio
                 && matches!(
@@ -1340,7 +1450,7 @@ impl Agent {
         let waited = self
             .first_valid
             .is_some_and(|f| now >= f + self.timers.nomination_wait);
-        if !pending_better || waited {
+        if direct || !pending_better || waited {
             self.send_check(now, best, CheckKind::Nominate);
         }
     }
@@ -1421,6 +1531,13 @@ impl Agent {
         {
             return None;
         }
+        // A relay whose allocation is gone (its stream closed) pairs no more.
+        if local
+            .turn
+            .is_some_and(|t| !matches!(self.turns[t].state, TurnState::Allocated { .. }))
+        {
+            return None;
+        }
         if let Some(p) = self
             .pairs
             .iter()
@@ -1488,9 +1605,20 @@ impl Agent {
         }
         while let Some(p) = self.triggered.pop_front() {
             if p < self.pairs.len() && self.pairs[p].state != PairState::Succeeded {
-                self.checks
-                    .retain(|c| c.pair != p || c.kind != CheckKind::Ordinary);
+                // Cancel the check in progress but keep listening for its
+                // answer (until its retransmission timer ends).
+                for c in &mut self.checks {
+                    if c.pair == p && c.kind == CheckKind::Ordinary {
+                        c.cancelled = true;
+                    }
+                }
+                let before = self.checks.len();
                 self.send_check(now, p, CheckKind::Ordinary);
+                if self.checks.len() > before {
+                    if let Some(c) = self.checks.last_mut() {
+                        c.triggered = true;
+                    }
+                }
                 return true;
             }
         }
@@ -1552,6 +1680,9 @@ impl Agent {
             next: now + self.timers.rto,
             rto: self.timers.rto,
             sends: 1,
+            cancelled: false,
+            controlling: self.controlling,
+            triggered: false,
         });
     }
 
@@ -1562,14 +1693,19 @@ impl Agent {
                 source: l.base,
                 destination: dst,
                 contents: bytes,
+                transport: Transport::Udp,
             }),
             Some(t) => {
                 let tc = &self.turns[t];
+                if !matches!(tc.state, TurnState::Allocated { .. }) {
+                    return;
+                }
                 if let Some(contents) = tc.wrap(dst, &bytes, &mut self.rng) {
                     self.transmits.push_back(Transmit {
                         source: tc.base,
                         destination: tc.server,
                         contents,
+                        transport: tc.transport,
                     });
                 }
             }
@@ -1620,6 +1756,7 @@ impl Agent {
                     source: self.turns[t].base,
                     destination: self.turns[t].server,
                     contents: bytes,
+                    transport: self.turns[t].transport,
                 });
             }
             if !std::mem::take(&mut self.turns[t].changed) {
@@ -1634,12 +1771,15 @@ impl Agent {
                 if let Some(m) = mapped {
                     self.add_srflx(m, base, server);
                 }
-                let seed = format!("{}{}", base.ip(), server.ip());
+                let transport = self.turns[t].transport;
+                // Relays reached over TCP or TLS: another foundation and a
+                // lower local preference than over UDP.
+                let seed = format!("{}{}{}", base.ip(), server.ip(), transport.as_str());
                 let cand = Candidate::new(
                     CandidateKind::Relayed,
                     relayed,
                     mapped.or(Some(base)),
-                    65535,
+                    transport.relay_preference(),
                     &seed,
                 );
                 tracing::debug!(relayed = %Pii(relayed), "TURN allocation");

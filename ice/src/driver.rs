@@ -1,5 +1,6 @@
 //! The tokio driver: one UDP socket carrying ICE, TURN, DTLS and SRTP,
-//! demultiplexed by first byte (RFC 7983).
+//! demultiplexed by first byte (RFC 7983), and the TCP or TLS streams to
+//! TURN servers reached that way ([`TurnStreams`]).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::agent::{Agent, AgentConfig, Credentials, Event, Received, Route};
 use crate::candidate::Candidate;
+use crate::stream::{StreamInput, TurnStreams};
 use crate::stun::ChannelData;
 use crate::Error;
 
@@ -34,6 +36,7 @@ enum Command {
 
 struct Shared {
     socket: Arc<UdpSocket>,
+    streams: TurnStreams,
     /// The socket is IPv6 (dual-stack): IPv4 peers are v4-mapped on it.
     v6: bool,
     route: RwLock<Option<Route>>,
@@ -77,6 +80,30 @@ impl IceTransport {
                 .send_to(datagram, on_socket(peer, self.shared.v6))
                 .await
                 .map(drop),
+            Some(Route::Relay {
+                server,
+                channel: Some(ch),
+                transport,
+                ..
+            }) if transport.is_stream() => {
+                let mut buf = vec![0u8; datagram.len() + 8];
+                let n = crate::framing::write_channel_data_padded(ch, datagram, &mut buf)
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+                buf.truncate(n);
+                self.shared.streams.send(server, transport, buf);
+                Ok(())
+            }
+            Some(Route::Relay {
+                server,
+                peer,
+                transport,
+                ..
+            }) if transport.is_stream() => {
+                let msg = crate::turn::send_indication(peer, datagram, rand::random())
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+                self.shared.streams.send(server, transport, msg);
+                Ok(())
+            }
             Some(Route::Relay {
                 server,
                 channel: Some(ch),
@@ -167,6 +194,19 @@ impl Driver {
         bind: SocketAddr,
         hosts: Vec<IpAddr>,
     ) -> io::Result<Self> {
+        Self::start_with_tls(config, bind, hosts, None).await
+    }
+
+    /// As [`start_with_hosts`](Self::start_with_hosts), checking the
+    /// certificates of TURN servers reached over TLS with `tls` (see
+    /// [`crate::tls_config`]).
+    pub async fn start_with_tls(
+        config: AgentConfig,
+        bind: SocketAddr,
+        hosts: Vec<IpAddr>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> io::Result<Self> {
+        let (streams, stream_rx) = TurnStreams::new(&config.turn_servers, tls);
         let socket = Arc::new(UdpSocket::bind(bind).await?);
         let local_addr = socket.local_addr()?;
         let hosts = if !hosts.is_empty() {
@@ -193,6 +233,7 @@ impl Driver {
         let (recycle_tx, recycle_rx) = mpsc::channel(MEDIA_QUEUE);
         let shared = Arc::new(Shared {
             socket: socket.clone(),
+            streams,
             v6: local_addr.is_ipv6(),
             route: RwLock::new(None),
             media: Mutex::new(media_rx),
@@ -203,7 +244,7 @@ impl Driver {
             socket,
             host_addrs,
             shared.clone(),
-            cmd_rx,
+            (cmd_rx, stream_rx),
             ev_tx,
             media_tx,
             recycle_rx,
@@ -320,7 +361,10 @@ async fn run(
     socket: Arc<UdpSocket>,
     hosts: Vec<SocketAddr>,
     shared: Arc<Shared>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    (mut commands, mut streams): (
+        mpsc::UnboundedReceiver<Command>,
+        mpsc::Receiver<StreamInput>,
+    ),
     events: mpsc::UnboundedSender<Event>,
     media: mpsc::Sender<Vec<u8>>,
     mut recycle: mpsc::Receiver<Vec<u8>>,
@@ -349,6 +393,26 @@ async fn run(
                     let mut v = recycle.try_recv().unwrap_or_else(|_| Vec::with_capacity(MAX_DATAGRAM));
                     v.clear();
                     v.extend_from_slice(&buf[range]);
+                    let _ = media.try_send(v);
+                }
+            }
+            input = streams.recv() => {
+                let now = Instant::now();
+                let received = match input {
+                    Some(StreamInput::Message { server, transport, message }) => {
+                        match agent.handle_stream_input(now, server, transport, &message) {
+                            Received::Media(range) => message.get(range).map(<[u8]>::to_vec),
+                            _ => None,
+                        }
+                    }
+                    Some(StreamInput::Closed { server, transport }) => {
+                        shared.streams.forget(server, transport);
+                        agent.stream_closed(now, server, transport);
+                        None
+                    }
+                    None => None,
+                };
+                if let Some(v) = received {
                     let _ = media.try_send(v);
                 }
             }
@@ -390,19 +454,24 @@ async fn flush(
     cached: &mut Option<Route>,
 ) {
     while let Some(t) = agent.poll_transmit() {
+        if t.transport.is_stream() {
+            shared.streams.send_transmit(t);
+            continue;
+        }
         // Errors (unreachable peer, no route) are what checks are for.
         let _ = socket
             .send_to(&t.contents, on_socket(t.destination, shared.v6))
             .await;
     }
-    while let Some(e) = agent.poll_event() {
-        let _ = events.send(e);
-    }
+    // The route first: whoever reads `Selected` can send at once.
     let route = agent.route();
     if route != *cached {
         *cached = route;
         if let Ok(mut r) = shared.route.write() {
             *r = route;
         }
+    }
+    while let Some(e) = agent.poll_event() {
+        let _ = events.send(e);
     }
 }

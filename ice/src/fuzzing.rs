@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::agent::{Agent, AgentConfig, Role, Timers};
 use crate::stun::{self, ChannelData};
-use crate::turn::TurnServer;
+use crate::turn::{Transport, TurnServer};
 use crate::Candidate;
 
 /// Every parser of network and signaling bytes: STUN (with and without
@@ -40,24 +40,29 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("constant address")
 }
 
-/// Two agents connected in memory (one with a TURN server configured), then
-/// arbitrary datagrams from the fuzzer: each chunk is
-/// `[selector, len, bytes...]`; the selector picks the source (the peer, a
-/// stranger, the TURN server), which agent gets it, whether to patch in the
+/// Two agents connected in memory (each with a TURN server over UDP and one
+/// over TCP configured), then arbitrary datagrams from the fuzzer: each
+/// chunk is `[selector, len, bytes...]`; the selector picks the source (the
+/// peer, a stranger, the TURN server on UDP or on its TCP stream, or that
+/// stream closing), which agent gets it, whether to patch in the
 /// transaction id of the agent's last request, and how far to advance time.
 pub fn agent_input(data: &[u8]) {
     let mut now = Instant::now();
     let start = now;
-    let (a_addr, b_addr, turn) = (
+    let (a_addr, b_addr, turn, turn_tcp) = (
         addr("10.0.0.1:1000"),
         addr("10.0.0.2:2000"),
         addr("10.0.0.9:3478"),
+        addr("10.0.0.9:3479"),
     );
     let cfg = |role, seed| {
         AgentConfig::new(role)
             .with_seed(seed)
             .with_timers(Timers::default())
             .with_turn_server(TurnServer::new(turn, "user", "pass"))
+            .with_turn_server(
+                TurnServer::new(turn_tcp, "user", "pass").with_transport(Transport::Tcp),
+            )
     };
     let (Ok(mut a), Ok(mut b)) = (
         Agent::new(cfg(Role::Controlling, 1), now),
@@ -143,7 +148,16 @@ pub fn agent_input(data: &[u8]) {
         } else {
             (&mut a, a_addr)
         };
-        let r = agent.handle_input(now, from, local, &dgram);
+        // From the TURN server: on its UDP socket, or as a message of the
+        // TCP stream to it (or that stream closing).
+        let r = match (from == turn, sel & 0x60) {
+            (true, 0x40) => agent.handle_stream_input(now, turn_tcp, Transport::Tcp, &dgram),
+            (true, 0x60) if dgram.is_empty() => {
+                agent.stream_closed(now, turn_tcp, Transport::Tcp);
+                crate::Received::Dropped
+            }
+            _ => agent.handle_input(now, from, local, &dgram),
+        };
         if let crate::Received::Media(range) = r {
             assert!(range.end <= dgram.len());
         }
@@ -166,5 +180,47 @@ pub fn agent_input(data: &[u8]) {
         a.handle_timeout(now);
         b.handle_timeout(now);
         pump(&mut a, &mut b, now, &mut last_txid);
+    }
+}
+
+/// Bytes of a TURN stream (TCP or TLS) into the stream decoder, cut into
+/// pushes of the sizes the fuzzer picks (the first byte seeds them): never
+/// panics, never buffers without bound, and every message it yields is one
+/// whole STUN or ChannelData message of at most
+/// [`crate::MAX_STREAM_MESSAGE`] bytes.
+pub fn turn_stream(data: &[u8]) {
+    let Some((&seed, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mut d = crate::StreamDecoder::new();
+    let mut cut = usize::from(seed) + 1;
+    while !rest.is_empty() {
+        let n = cut.min(rest.len());
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        cut = cut * 7 % 251 + 1;
+        if d.push(chunk).is_err() {
+            return;
+        }
+        loop {
+            match d.next_message() {
+                Ok(Some(m)) => {
+                    assert!(m.len() <= crate::MAX_STREAM_MESSAGE);
+                    match m.first() {
+                        Some(0..=3) => {
+                            assert!(m.len() >= 20 && m.len() % 4 == 0);
+                            let _ = stun::decode(m, None);
+                        }
+                        Some(0x40..=0x4F) => {
+                            assert!(m.len() % 4 == 0);
+                            assert!(ChannelData::parse(m).is_some());
+                        }
+                        _ => panic!("the decoder yielded a message of no known kind"),
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
     }
 }

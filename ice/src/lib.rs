@@ -3,11 +3,12 @@
 //! ```text
 //!  DTLS / SRTP datagrams  (IceTransport::send / recv)
 //!          |
-//!  [ Driver ]  tokio: one UDP socket, RFC 7983 demultiplexing
-//!          |
+//!  [ Driver ]  tokio: one UDP socket, RFC 7983 demultiplexing,
+//!          |   TCP/TLS streams to TURN servers (TurnStreams)
 //!  [ Agent ]   sans-IO: RFC 8445 checks, RFC 7675 consent, TURN client (RFC 8656)
-//!          |
+//!          |   (StreamDecoder: STUN and ChannelData framing on a stream)
 //!     UDP socket  -> peer (direct, server-reflexive, peer-reflexive or TURN relayed)
+//!     TCP or TLS  -> TURN server -> UDP -> peer
 //! ```
 //!
 //! [`Agent`] is the protocol core: no I/O, no clock. [`Driver`] runs it on a
@@ -63,7 +64,10 @@ mod candidate;
 #[cfg(feature = "tokio")]
 mod driver;
 mod error;
+mod framing;
 mod host;
+#[cfg(feature = "tokio")]
+mod stream;
 mod stun;
 mod turn;
 
@@ -75,9 +79,12 @@ pub use candidate::{Candidate, CandidateKind};
 #[cfg(feature = "tokio")]
 pub use driver::{Driver, IceTransport};
 pub use error::Error;
+pub use framing::{FramingError, StreamDecoder, MAX_MESSAGE as MAX_STREAM_MESSAGE};
 pub use host::host_addresses;
+#[cfg(feature = "tokio")]
+pub use stream::{tls_config, StreamInput, TurnStreams};
 pub use stun::{ChannelData, PacketKind};
-pub use turn::TurnServer;
+pub use turn::{Transport, TurnServer};
 
 /// The `candidate:` attribute's end-of-candidates companion (RFC 8840).
 pub const END_OF_CANDIDATES: &str = "end-of-candidates";

@@ -109,10 +109,48 @@ pub(crate) fn find_attribute(data: &[u8], ty: u16) -> Option<Range<usize>> {
     None
 }
 
-/// Decodes a STUN message. With a key, MESSAGE-INTEGRITY and FINGERPRINT
-/// are verified when present.
+/// FINGERPRINT's attribute type and XOR constant (RFC 8489 section 14.7).
+const FINGERPRINT: u16 = 0x8028;
+const FINGERPRINT_XOR: u32 = 0x5354_554E;
+
+/// CRC-32 (ISO/HDLC, the one of FINGERPRINT), bit by bit: STUN messages
+/// are at most a few kilobytes.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// Whether the FINGERPRINT of a framed message, if it has one, is its last
+/// attribute and matches the CRC of what precedes it.
+pub(crate) fn fingerprint_ok(data: &[u8]) -> bool {
+    let Some(range) = find_attribute(data, FINGERPRINT) else {
+        return true;
+    };
+    if range.len() != 4 || range.end != data.len() {
+        return false;
+    }
+    let value = u32::from_be_bytes([
+        data[range.start],
+        data[range.start + 1],
+        data[range.start + 2],
+        data[range.start + 3],
+    ]);
+    crc32(&data[..range.start - 4]) ^ FINGERPRINT_XOR == value
+}
+
+/// Decodes a STUN message. A FINGERPRINT, when present, must match (with or
+/// without a key); with a key, MESSAGE-INTEGRITY is verified too.
 pub(crate) fn decode(data: &[u8], key: Option<&HMACKey>) -> Option<StunMessage> {
     header(data)?;
+    if !fingerprint_ok(data) {
+        return None;
+    }
     let decoder = match key {
         Some(key) => MessageDecoderBuilder::default()
             .with_context(
@@ -246,6 +284,33 @@ mod tests {
         assert_eq!(cd.payload, b"hello");
         assert!(ChannelData::parse(&buf[..n - 1]).is_none());
         assert!(ChannelData::parse(&[0x50, 0, 0, 0]).is_none());
+    }
+
+    #[test]
+    fn a_wrong_or_misplaced_fingerprint_fails_decoding() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926, "the CRC-32 check value");
+        let b = stun_rs::StunMessageBuilder::new(
+            stun_rs::methods::BINDING,
+            stun_rs::MessageClass::Request,
+        );
+        let good = encode(b, None).unwrap();
+        assert!(fingerprint_ok(&good));
+        assert!(decode(&good, None).is_some());
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(!fingerprint_ok(&bad));
+        assert!(decode(&bad, None).is_none());
+        // A message without FINGERPRINT is fine; one with it in the middle
+        // is not.
+        let mut bare = good[..20].to_vec();
+        bare[3] = 0;
+        assert!(fingerprint_ok(&bare));
+        let mut middle = good.clone();
+        middle.extend_from_slice(&[0x80, 0x22, 0, 4, b'a', b'b', b'c', b'd']);
+        let len = (middle.len() - 20) as u16;
+        middle[2..4].copy_from_slice(&len.to_be_bytes());
+        assert!(!fingerprint_ok(&middle));
     }
 
     #[test]

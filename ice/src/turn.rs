@@ -1,7 +1,11 @@
-//! A sans-IO TURN client over UDP (RFC 8656): Allocate with the long-term
+//! A sans-IO TURN client (RFC 8656) over UDP, TCP or TLS to the server (the
+//! relayed transport is UDP in every case): Allocate with the long-term
 //! credential mechanism (401 then retry, 438 stale nonce), Refresh before
 //! expiry, CreatePermission per peer, ChannelBind and ChannelData, Send and
-//! Data indications, and deallocation (Refresh with lifetime 0).
+//! Data indications, and deallocation (Refresh with lifetime 0). Over a
+//! stream, requests are not retransmitted (the stream is reliable, RFC 8489
+//! section 6.2.2) and ChannelData is padded to 4 bytes (RFC 8656 section
+//! 12.5); the driver splits what arrives with [`crate::StreamDecoder`].
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -23,26 +27,83 @@ const CHANNEL_REFRESH: Duration = Duration::from_secs(540);
 const MAX_PEERS: usize = 64;
 const MAX_SENDS: u32 = 5;
 
+/// How datagrams travel between the agent and a TURN server (or the peer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Transport {
+    /// One UDP datagram per message.
+    Udp,
+    /// A TCP connection to the TURN server (`turn:...?transport=tcp`).
+    Tcp,
+    /// A TLS connection over TCP to the TURN server (`turns:`).
+    Tls,
+}
+
+impl Transport {
+    /// Whether messages travel on a byte stream (TCP or TLS).
+    pub fn is_stream(self) -> bool {
+        !matches!(self, Self::Udp)
+    }
+
+    /// Local preference of a relayed candidate allocated over this
+    /// transport: a relay reached over UDP is preferred to one over TCP,
+    /// itself preferred to one over TLS (RFC 8445 section 5.1.2.1).
+    pub(crate) fn relay_preference(self) -> u16 {
+        match self {
+            Self::Udp => 65535,
+            Self::Tcp => 32767,
+            Self::Tls => 16383,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
+}
+
 /// A TURN server and the long-term credentials to use on it.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct TurnServer {
-    /// UDP address of the server.
+    /// Address of the server.
     pub addr: SocketAddr,
     /// Long-term credential username.
     pub username: String,
     /// Long-term credential password.
     pub password: String,
+    /// How the agent reaches the server: UDP (the default), TCP or TLS.
+    pub transport: Transport,
+    /// The name the server's TLS certificate must carry (TLS only; the
+    /// address when `None`).
+    pub server_name: Option<String>,
 }
 
 impl TurnServer {
-    /// A TURN server at `addr` with long-term credentials.
+    /// A TURN server at `addr` over UDP, with long-term credentials.
     pub fn new(addr: SocketAddr, username: impl Into<String>, password: impl Into<String>) -> Self {
         Self {
             addr,
             username: username.into(),
             password: password.into(),
+            transport: Transport::Udp,
+            server_name: None,
         }
+    }
+
+    /// Reaches the server over `transport` instead of UDP.
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// The name the server's TLS certificate is checked against.
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
     }
 }
 
@@ -51,6 +112,7 @@ impl std::fmt::Debug for TurnServer {
         f.debug_struct("TurnServer")
             .field("addr", &crate::Pii(self.addr))
             .field("username", &self.username)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -110,6 +172,7 @@ pub(crate) enum FromServer {
 
 pub(crate) struct TurnClient {
     pub(crate) server: SocketAddr,
+    pub(crate) transport: Transport,
     pub(crate) base: SocketAddr,
     username: String,
     password: String,
@@ -132,6 +195,7 @@ impl TurnClient {
     pub(crate) fn new(server: &TurnServer, base: SocketAddr, rto: Duration) -> Self {
         Self {
             server: server.addr,
+            transport: server.transport,
             base,
             username: server.username.clone(),
             password: server.password.clone(),
@@ -153,6 +217,15 @@ impl TurnClient {
         if self.state == TurnState::Idle {
             self.state = TurnState::Allocating;
             self.request(now, rng, Kind::Allocate, 0);
+        }
+    }
+
+    /// The stream to the server closed (TCP or TLS): the allocation is
+    /// gone with it.
+    pub(crate) fn stream_closed(&mut self) {
+        if !matches!(self.state, TurnState::Closed | TurnState::Failed) {
+            tracing::debug!(transport = self.transport.as_str(), "TURN stream closed");
+            self.fail();
         }
     }
 
@@ -199,13 +272,20 @@ impl TurnClient {
             return;
         };
         self.out.push_back(bytes.clone());
+        // A stream is reliable: no retransmission, one timer as long as the
+        // whole UDP schedule (RFC 8489 section 6.2.2).
+        let (next, sends) = if self.transport.is_stream() {
+            (now + self.rto * ((1 << MAX_SENDS) - 1), MAX_SENDS)
+        } else {
+            (now + self.rto, 1)
+        };
         self.txns.push(Txn {
             id,
             kind,
             bytes,
-            next: now + self.rto,
+            next,
             rto: self.rto,
-            sends: 1,
+            sends,
             auth_tries,
         });
     }
@@ -261,8 +341,12 @@ impl TurnClient {
         rng: &mut impl Rng,
     ) -> Option<Vec<u8>> {
         if let Some(ch) = self.channel_for(peer) {
-            let mut out = vec![0; 4 + payload.len()];
-            let n = ChannelData::write(ch, payload, &mut out)?;
+            let mut out = vec![0; 4 + payload.len().div_ceil(4) * 4];
+            let n = if self.transport.is_stream() {
+                crate::framing::write_channel_data_padded(ch, payload, &mut out)?
+            } else {
+                ChannelData::write(ch, payload, &mut out)?
+            };
             out.truncate(n);
             return Some(out);
         }

@@ -126,16 +126,78 @@ fn wrong_message_integrity_is_answered_401_and_learns_nothing() {
 fn unknown_comprehension_required_attribute_is_answered_420() {
     let mut p = agent();
     let now = Instant::now();
-    let mut raw = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42];
+    // Large enough for the answer: an unauthenticated source gets no
+    // response larger than its request.
+    let mut raw = vec![0x00, 0x01, 0x00, 0x40, 0x21, 0x12, 0xA4, 0x42];
     raw.extend_from_slice(&[4; 12]);
-    raw.extend_from_slice(&[0x00, 0x77, 0x00, 0x04, 1, 2, 3, 4]);
+    raw.extend_from_slice(&[0x00, 0x77, 0x00, 0x3C]);
+    raw.extend_from_slice(&[1; 60]);
     assert_eq!(
         p.agent
             .handle_input(now, addr("192.0.2.1:1000"), p.host, &raw),
         Received::Consumed
     );
-    let (code, unknown) = error_of(&p.agent.poll_transmit().unwrap().contents);
+    let t = p.agent.poll_transmit().unwrap();
+    assert!(t.contents.len() <= raw.len());
+    let (code, unknown) = error_of(&t.contents);
     assert_eq!((code, unknown), (420, vec![0x0077]));
+}
+
+#[test]
+fn an_unauthenticated_request_gets_no_answer_larger_than_itself() {
+    let mut p = agent();
+    let now = Instant::now();
+    let from = addr("192.0.2.1:1000");
+    // 28 bytes: the 420 (64 bytes) and 400 (48 bytes) answers would
+    // amplify a forged source; nothing goes out.
+    let mut raw = vec![0x00, 0x01, 0x00, 0x08, 0x21, 0x12, 0xA4, 0x42];
+    raw.extend_from_slice(&[4; 12]);
+    raw.extend_from_slice(&[0x00, 0x77, 0x00, 0x04, 1, 2, 3, 4]);
+    assert_eq!(
+        p.agent.handle_input(now, from, p.host, &raw),
+        Received::Consumed
+    );
+    let bare = [
+        0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5,
+    ];
+    assert_eq!(
+        p.agent.handle_input(now, from, p.host, &bare),
+        Received::Consumed
+    );
+    assert!(p.agent.poll_transmit().is_none());
+    // Every error answered to a stranger is no larger than its request.
+    let ufrag = p.agent.local_credentials().ufrag.clone();
+    for user in [format!("{ufrag}:peer"), "someone:peer".to_string()] {
+        let req = request(&user, "wrongwrongwrongwrongwrong", [6; 12]);
+        p.agent.handle_input(now, from, p.host, &req);
+        let t = p.agent.poll_transmit().unwrap();
+        assert!(
+            t.contents.len() <= req.len(),
+            "{} > {}",
+            t.contents.len(),
+            req.len()
+        );
+    }
+}
+
+#[test]
+fn a_request_with_a_wrong_fingerprint_is_dropped() {
+    let mut p = agent();
+    let now = Instant::now();
+    let mut req = request(
+        &format!("{}:peer", p.agent.local_credentials().ufrag),
+        &p.agent.local_credentials().pwd,
+        [7; 12],
+    );
+    let last = req.len() - 1;
+    req[last] ^= 0x40;
+    assert_eq!(
+        p.agent
+            .handle_input(now, addr("192.0.2.1:1000"), p.host, &req),
+        Received::Dropped
+    );
+    assert!(p.agent.poll_transmit().is_none(), "not answered");
+    assert_eq!(p.agent.pair_count(), 0, "nothing learnt");
 }
 
 #[test]

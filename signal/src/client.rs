@@ -173,7 +173,10 @@ async fn connect_inner(config: &ClientConfig) -> Result<Connection, Error> {
     let (sink, stream) = ws.split();
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(writer(sink, rx, config.keepalive));
-    let sender = Sender { tx };
+    let sender = Sender {
+        tx,
+        ca_pem: Arc::from(config.ca_pem.as_str()),
+    };
     let mut receiver = Receiver {
         stream,
         pending: VecDeque::new(),
@@ -324,9 +327,18 @@ impl Connection {
 #[derive(Clone, Debug)]
 pub struct Sender {
     tx: mpsc::Sender<WsMessage>,
+    /// The CA (PEM) the server's certificate chains to.
+    ca_pem: Arc<str>,
 }
 
 impl Sender {
+    /// The CA certificates (PEM) the signaling server's certificate was
+    /// checked against: a `turns:` server of the same deployment has its
+    /// certificate from the same CA.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
     /// Sends a JSON message.
     pub async fn send(&self, m: &Message) -> Result<(), Error> {
         self.tx

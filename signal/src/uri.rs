@@ -5,12 +5,15 @@
 //! stun:HOST:PORT
 //! turn:HOST:PORT                     (no credentials: the client cannot allocate)
 //! turn:USER:PASSWORD@HOST:PORT       USER and PASSWORD percent-encoded
+//! turn:HOST:PORT?transport=tcp       TURN over TCP to the server
+//! turns:HOST:PORT                    TURN over TLS to the server
 //! ```
 //!
 //! With TURN REST credentials the user name is `<expiry-unix>:<user>`: its
-//! `:` travels as `%3A`. A `?transport=...` query is accepted and ignored
-//! (UDP is what the client uses); a missing port means 3478 (RFC 7064).
-//! HOST is a DNS name, an IPv4 address or a bracketed IPv6 address.
+//! `:` travels as `%3A`. The only query is `?transport=udp` (the default)
+//! or `?transport=tcp` (RFC 7065); `turns:` runs over TLS on TCP. A missing
+//! port means 3478, or 5349 for `turns:` (RFC 7064, RFC 7065). HOST is a
+//! DNS name, an IPv4 address or a bracketed IPv6 address.
 
 use std::fmt::Write as _;
 
@@ -20,8 +23,27 @@ use std::fmt::Write as _;
 pub enum IceScheme {
     /// `stun:`: address discovery only.
     Stun,
-    /// `turn:`: a relay that needs credentials.
+    /// `turn:`: a relay that needs credentials, over UDP or TCP.
     Turn,
+    /// `turns:`: a relay that needs credentials, over TLS.
+    Turns,
+}
+
+impl IceScheme {
+    /// Whether this is a relay (`turn:` or `turns:`).
+    pub fn is_turn(self) -> bool {
+        matches!(self, Self::Turn | Self::Turns)
+    }
+}
+
+/// How the client reaches the server (`?transport=`; TLS is `turns:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IceTransport {
+    /// UDP (the default).
+    Udp,
+    /// TCP (`turn:...?transport=tcp`, and `turns:`).
+    Tcp,
 }
 
 /// A parsed STUN or TURN server URI. Its `Debug` hides the password.
@@ -36,6 +58,8 @@ pub struct IceUri {
     pub port: u16,
     /// TURN user name and password, decoded.
     pub credentials: Option<(String, String)>,
+    /// UDP or TCP (always TCP for `turns:`).
+    pub transport: IceTransport,
 }
 
 impl std::fmt::Debug for IceUri {
@@ -44,6 +68,7 @@ impl std::fmt::Debug for IceUri {
             .field("scheme", &self.scheme)
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("transport", &self.transport)
             .field("user", &self.credentials.as_ref().map(|c| &c.0))
             .finish_non_exhaustive()
     }
@@ -53,7 +78,8 @@ impl std::fmt::Debug for IceUri {
 const MAX_URI: usize = 1024;
 
 impl IceUri {
-    /// Parses `stun:HOST[:PORT]` or `turn:[USER:PASSWORD@]HOST[:PORT][?QUERY]`.
+    /// Parses `stun:HOST[:PORT]`, `turn:[USER:PASSWORD@]HOST[:PORT][?transport=udp|tcp]`
+    /// or `turns:[USER:PASSWORD@]HOST[:PORT][?transport=tcp]`.
     pub fn parse(s: &str) -> Result<IceUri, &'static str> {
         if s.len() > MAX_URI {
             return Err("ICE server URI longer than 1024 bytes");
@@ -62,10 +88,16 @@ impl IceUri {
             (IceScheme::Stun, r)
         } else if let Some(r) = s.strip_prefix("turn:") {
             (IceScheme::Turn, r)
+        } else if let Some(r) = s.strip_prefix("turns:") {
+            (IceScheme::Turns, r)
         } else {
-            return Err("ICE server URI must start with stun: or turn:");
+            return Err("ICE server URI must start with stun:, turn: or turns:");
         };
-        let rest = rest.split_once('?').map_or(rest, |(r, _)| r);
+        let (rest, transport) = match rest.split_once('?') {
+            None if scheme == IceScheme::Turns => (rest, IceTransport::Tcp),
+            None => (rest, IceTransport::Udp),
+            Some((r, query)) => (r, parse_query(scheme, query)?),
+        };
         let (credentials, hostport) = match rest.rsplit_once('@') {
             None => (None, rest),
             Some(_) if scheme == IceScheme::Stun => {
@@ -82,12 +114,18 @@ impl IceUri {
                 (Some((user, percent_decode(pass)?)), hostport)
             }
         };
-        let (host, port) = split_host_port(hostport)?;
+        let default_port = if scheme == IceScheme::Turns {
+            5349
+        } else {
+            3478
+        };
+        let (host, port) = split_host_port(hostport, default_port)?;
         let uri = IceUri {
             scheme,
             host,
             port,
             credentials,
+            transport,
         };
         // Credentials written raw grow when percent-encoded: what parses
         // must also print within the limit (and parse back).
@@ -108,6 +146,7 @@ impl IceUri {
         let mut s = String::from(match self.scheme {
             IceScheme::Stun => "stun:",
             IceScheme::Turn => "turn:",
+            IceScheme::Turns => "turns:",
         });
         if let Some((user, pass)) = &self.credentials {
             percent_encode(user, &mut s);
@@ -120,11 +159,31 @@ impl IceUri {
         } else {
             let _ = write!(s, "{}:{}", self.host, self.port);
         }
+        if self.scheme == IceScheme::Turn && self.transport == IceTransport::Tcp {
+            s.push_str("?transport=tcp");
+        }
         s
     }
 }
 
-fn split_host_port(s: &str) -> Result<(String, u16), &'static str> {
+/// The `?transport=` query of RFC 7065: `udp` or `tcp` on `turn:`, `tcp`
+/// on `turns:`, nothing on `stun:`.
+fn parse_query(scheme: IceScheme, query: &str) -> Result<IceTransport, &'static str> {
+    let transport = match query {
+        "transport=udp" => IceTransport::Udp,
+        "transport=tcp" => IceTransport::Tcp,
+        _ => return Err("the only query is ?transport=udp or ?transport=tcp"),
+    };
+    match (scheme, transport) {
+        (IceScheme::Stun, _) => Err("a stun: URI takes no ?transport="),
+        (IceScheme::Turns, IceTransport::Udp) => {
+            Err("turns: runs over TLS on TCP (DTLS to the server is not supported)")
+        }
+        _ => Ok(transport),
+    }
+}
+
+fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16), &'static str> {
     let (host, port) = if let Some(v6) = s.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
@@ -153,7 +212,7 @@ fn split_host_port(s: &str) -> Result<(String, u16), &'static str> {
         return Err("ICE server host may only hold letters, digits, '.', '-' and '_'");
     }
     let port = match port {
-        None => 3478,
+        None => default_port,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
             _ => return Err("ICE server port must be a number from 1 to 65535"),
@@ -224,6 +283,29 @@ mod tests {
     }
 
     #[test]
+    fn turn_over_tcp_and_tls_uris_parse_and_print_back() {
+        let u = IceUri::parse("turn:127.0.0.1:3478?transport=tcp").unwrap();
+        assert_eq!(
+            (u.scheme, u.transport),
+            (IceScheme::Turn, IceTransport::Tcp)
+        );
+        assert_eq!(u.to_uri(), "turn:127.0.0.1:3478?transport=tcp");
+        let u = IceUri::parse("turns:turn.example.org").unwrap();
+        assert_eq!(
+            (u.scheme, u.transport, u.port),
+            (IceScheme::Turns, IceTransport::Tcp, 5349)
+        );
+        assert_eq!(u.to_uri(), "turns:turn.example.org:5349");
+        let u = IceUri::parse("turns:turn.example.org:443?transport=tcp")
+            .unwrap()
+            .with_credentials("1:bob", "pw");
+        assert_eq!(IceUri::parse(&u.to_uri()).unwrap(), u);
+        let u = IceUri::parse("turn:[::1]?transport=udp").unwrap();
+        assert_eq!(u.to_uri(), "turn:[::1]:3478");
+        assert!(u.scheme.is_turn() && IceScheme::Turns.is_turn() && !IceScheme::Stun.is_turn());
+    }
+
+    #[test]
     fn malformed_uris_are_refused_in_words() {
         for bad in [
             "",
@@ -241,6 +323,12 @@ mod tests {
             "turn:[nope]:1",
             "turn:ho st:1",
             "turn:-host:1",
+            "turn:h:1?transport=sctp",
+            "turn:h:1?transport=tcp&x=1",
+            "turns:h:1?transport=udp",
+            "stun:h:1?transport=tcp",
+            "turns:",
+            "turnss:h:1",
         ] {
             assert!(IceUri::parse(bad).is_err(), "{bad}");
         }

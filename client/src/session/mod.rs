@@ -85,7 +85,7 @@ use cryptic_dtls_srtp::stats::NtpClock;
 use cryptic_dtls_srtp::{Error as DtlsError, Fingerprint};
 use cryptic_ice::{
     Agent, AgentConfig, Credentials, Event as IceEvent, PathKind, Received, Role as IceRole,
-    Timers, Transmit, TurnServer,
+    Timers, Transmit, Transport, TurnServer,
 };
 use cryptic_jitter::Playout;
 use cryptic_signal::call::{CallConfig, CallEvent, CallMachine, CallState, Reason, Role};
@@ -411,8 +411,30 @@ pub struct SessionReport {
     pub frames_sent: u64,
     /// Frames of the peer's audio played (not concealed).
     pub frames_played: u64,
+    /// Frames of the peer's audio that never came in time to be played,
+    /// after the first one: gaps closed by a later frame, and a gap still
+    /// open of a second or more (a path that went silent).
+    pub frames_missing: u64,
+    /// Playout ticks without a frame since the last frame played.
+    gap: u64,
     /// ICE restarts in the call (ours and the peer's).
     pub ice_restarts: u32,
+}
+
+/// An open gap in the peer's audio counts as lost from this many frames
+/// on (1 s); shorter ones at the end of a call are the hang-up.
+const OPEN_GAP_LOST: u64 = 50;
+
+impl SessionReport {
+    /// Frames missing, with an open gap of a second or more.
+    fn missing_now(&self) -> u64 {
+        self.frames_missing
+            + if self.gap >= OPEN_GAP_LOST {
+                self.gap
+            } else {
+                0
+            }
+    }
 }
 
 /// The media path in use.
@@ -550,6 +572,8 @@ impl<S: Sealer> CallSession<S> {
                 ended: None,
                 frames_sent: 0,
                 frames_played: 0,
+                frames_missing: 0,
+                gap: 0,
                 ice_restarts: 0,
             },
             ended: false,
@@ -737,6 +761,35 @@ impl<S: Sealer> CallSession<S> {
             return;
         };
         let received = agent.handle_input(now, source, destination, data);
+        self.after_ice_input(now, received, data);
+    }
+
+    /// One whole message read from the TCP or TLS stream to the TURN
+    /// server `server` (see [`cryptic_ice::TurnStreams`]).
+    pub fn handle_stream_input(
+        &mut self,
+        now: Instant,
+        server: SocketAddr,
+        transport: Transport,
+        message: &[u8],
+    ) {
+        let Some(agent) = self.ice.as_mut().filter(|_| !self.ended) else {
+            return;
+        };
+        let received = agent.handle_stream_input(now, server, transport, message);
+        self.after_ice_input(now, received, message);
+    }
+
+    /// The TCP or TLS stream to the TURN server `server` closed: the relay
+    /// candidate through it is gone (a pair on it is lost at once).
+    pub fn stream_closed(&mut self, now: Instant, server: SocketAddr, transport: Transport) {
+        if let Some(agent) = self.ice.as_mut() {
+            agent.stream_closed(now, server, transport);
+        }
+        self.process(now);
+    }
+
+    fn after_ice_input(&mut self, now: Instant, received: Received, data: &[u8]) {
         if received == Received::Consumed {
             // Maybe a consent answer on a pair that fell silent.
             self.direct_revived(now);
@@ -864,6 +917,9 @@ impl<S: Sealer> CallSession<S> {
         if matches!(p, Playout::Frame(_)) {
             self.report.frames_played += 1;
             self.report.first_played.get_or_insert(now);
+            self.report.frames_missing += std::mem::take(&mut self.report.gap);
+        } else if self.report.first_played.is_some() {
+            self.report.gap += 1;
         }
         Some(p)
     }
@@ -948,6 +1004,17 @@ impl<S: Sealer> CallSession<S> {
         let mut r = self.report.clone();
         if let Some(m) = &self.media {
             r.stats = m.stats();
+        }
+        // Loss counts the frames that never came, not only the sequence
+        // numbers skipped: a path silent to the end of the call sends no
+        // higher number to count from.
+        let missing = r.missing_now();
+        r.frames_missing = missing;
+        r.gap = 0;
+        let due = r.frames_played + missing;
+        if due > 0 {
+            let by_time = missing as f64 / due as f64;
+            r.stats.loss_received = r.stats.loss_received.max(by_time);
         }
         r.path = self.report.path.or(self.path.name());
         r.ice_restarts = self.reach.restarts;

@@ -374,6 +374,12 @@ impl Lab {
     /// A CA and a profile per user in `dir`, and the signaling server
     /// running on the lab's server host, ready.
     pub fn start_server(&self, dir: &Path, users: &[&str]) -> Proc {
+        self.start_server_with(dir, users, &[])
+    }
+
+    /// [`Lab::start_server`] with more arguments for the server (say
+    /// `--ice-server` and `--turn-secret-file`).
+    pub fn start_server_with(&self, dir: &Path, users: &[&str], extra: &[&str]) -> Proc {
         let ca = dir.join("ca");
         run_ok(&["ca", "init", "--dir", ca.to_str().unwrap()]);
         for u in users {
@@ -391,21 +397,20 @@ impl Lab {
                 dir.join(u).to_str().unwrap(),
             ]);
         }
-        let mut server = Proc::spawn_in(
-            &self.ns("s"),
+        let data = dir.join("server-data");
+        let mut args = vec![
             "server",
-            &[
-                "server",
-                "--ca",
-                ca.to_str().unwrap(),
-                "--name",
-                "10.77.3.2",
-                "--listen",
-                LAB_SERVER,
-                "--data",
-                dir.join("server-data").to_str().unwrap(),
-            ],
-        );
+            "--ca",
+            ca.to_str().unwrap(),
+            "--name",
+            "10.77.3.2",
+            "--listen",
+            LAB_SERVER,
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let mut server = Proc::spawn_in(&self.ns("s"), "server", &args);
         server.wait_for("listening on", Duration::from_secs(20));
         server
     }

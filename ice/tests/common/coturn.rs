@@ -35,12 +35,37 @@ pub fn available() -> bool {
 
 /// Starts coturn on `ip:port` relaying on `ip` within `relay_ports`, with
 /// extra arguments; `wrap` prefixes the command (e.g. `ip netns exec NS`).
+/// Ready once its UDP listener is open.
 pub fn start(
     wrap: &[&str],
     ip: &str,
     port: u16,
     relay_ports: (u16, u16),
     extra: &[&str],
+) -> Coturn {
+    start_ready(wrap, ip, port, relay_ports, extra, Listener::Udp)
+}
+
+/// Which listener the test waits for, and whether TLS is on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// `UDP listener opened on`; TLS off (`--no-tls`).
+    Udp,
+    /// `TCP listener opened on` for `port`; TLS off.
+    Tcp,
+    /// `TLS/TCP listener opened on` for `port`; TLS on (give
+    /// `--tls-listening-port`, `--cert` and `--pkey` in `extra`).
+    Tls,
+}
+
+/// [`start`], ready when `listener` is open.
+pub fn start_ready(
+    wrap: &[&str],
+    ip: &str,
+    port: u16,
+    relay_ports: (u16, u16),
+    extra: &[&str],
+    listener: Listener,
 ) -> Coturn {
     let tmp = cryptic_tests::temp_dir(&format!("ice-coturn-{port}"));
     let dir = tmp.path().to_path_buf();
@@ -62,7 +87,6 @@ pub fn start(
         &format!("--user={USER}:{PASS}"),
         "--realm=test.local",
         "--fingerprint",
-        "--no-tls",
         "--no-dtls",
         "--no-cli",
         "--no-rfc5780",
@@ -74,6 +98,9 @@ pub fn start(
         &format!("--pidfile={}/turnserver.pid", dir.display()),
         "-v",
     ]);
+    if listener != Listener::Tls {
+        cmd.arg("--no-tls");
+    }
     cmd.args(extra);
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -85,6 +112,11 @@ pub fn start(
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log2 = log.clone();
     let needle = format!("{ip}:{port}");
+    let ready = match listener {
+        Listener::Udp => "UDP listener opened on",
+        // "TCP listener opened on", or "TLS/TCP ..." with TLS on.
+        Listener::Tcp | Listener::Tls => "TCP listener opened on",
+    };
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
@@ -92,13 +124,13 @@ pub fn start(
                 eprintln!("coturn: {line}");
             }
             log2.lock().unwrap().push(line.clone());
-            if line.contains("UDP listener opened on") && line.contains(&needle) {
+            if line.contains(ready) && line.trim_end().ends_with(&needle) {
                 let _ = tx.send(());
             }
         }
     });
     rx.recv_timeout(Duration::from_secs(10))
-        .expect("coturn did not open its UDP listener");
+        .expect("coturn did not open its listener");
     Coturn {
         child,
         log,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use crate::uri::{IceScheme, IceUri};
+use crate::uri::IceUri;
 use crate::wire::UserId;
 use crate::{Cause, Error};
 
@@ -122,14 +122,14 @@ pub(crate) fn check_uris(uris: &[String], turn: Option<&TurnConfig>) -> Result<(
     for s in uris {
         let u = IceUri::parse(s)
             .map_err(|e| Error::Config(Cause::new(format!("bad ICE server URI {s:?}: {e}"))))?;
-        if u.scheme == IceScheme::Turn && u.credentials.is_some() {
+        if u.scheme.is_turn() && u.credentials.is_some() {
             return Err(Error::Config(Cause::new(
                 "a turn: URI must not carry a password: give the TURN server's shared \
                  secret instead (--turn-secret-file or CRYPTIC_TURN_SECRET) and the server \
                  hands each user short-lived credentials",
             )));
         }
-        if u.scheme == IceScheme::Turn && turn.is_none() {
+        if u.scheme.is_turn() && turn.is_none() {
             return Err(Error::Config(Cause::new(
                 "a turn: server is advertised but no TURN secret is set \
                  (--turn-secret-file or CRYPTIC_TURN_SECRET)",
@@ -144,7 +144,7 @@ pub(crate) fn check_uris(uris: &[String], turn: Option<&TurnConfig>) -> Result<(
 pub(crate) fn advertise(uris: &[String], cred: Option<&TurnCredential>) -> Vec<String> {
     uris.iter()
         .map(|s| match (IceUri::parse(s), cred) {
-            (Ok(u), Some(c)) if u.scheme == IceScheme::Turn => {
+            (Ok(u), Some(c)) if u.scheme.is_turn() => {
                 u.with_credentials(&c.username, &c.password).to_uri()
             }
             _ => s.clone(),
@@ -179,15 +179,25 @@ mod tests {
         let s = TurnSecret::new("x").unwrap();
         let c = s.credential(&UserId::new("bob").unwrap(), 10, Duration::from_secs(5));
         let out = advertise(
-            &["stun:127.0.0.1:3478".into(), "turn:127.0.0.1:3478".into()],
+            &[
+                "stun:127.0.0.1:3478".into(),
+                "turn:127.0.0.1:3478".into(),
+                "turn:127.0.0.1:3478?transport=tcp".into(),
+                "turns:localhost:5349".into(),
+            ],
             Some(&c),
         );
         assert_eq!(out[0], "stun:127.0.0.1:3478");
-        let u = IceUri::parse(&out[1]).unwrap();
-        assert_eq!(
-            u.credentials,
-            Some((c.username.clone(), c.password.clone()))
-        );
+        for (s, transport) in out[1..].iter().zip(["udp", "tcp", "tls"]) {
+            let u = IceUri::parse(s).unwrap();
+            assert_eq!(
+                u.credentials,
+                Some((c.username.clone(), c.password.clone())),
+                "{transport}"
+            );
+        }
+        assert!(out[2].ends_with("?transport=tcp"));
+        assert!(out[3].starts_with("turns:"));
     }
 
     #[test]
@@ -197,6 +207,9 @@ mod tests {
         assert!(check_uris(&["turn:127.0.0.1:1".into()], None).is_err());
         assert!(check_uris(&["stun:127.0.0.1:1".into()], None).is_ok());
         assert!(check_uris(&["turn:127.0.0.1:1".into()], Some(&turn)).is_ok());
+        assert!(check_uris(&["turns:a:b@localhost:1".into()], Some(&turn)).is_err());
+        assert!(check_uris(&["turns:localhost:5349".into()], None).is_err());
+        assert!(check_uris(&["turns:localhost".into()], Some(&turn)).is_ok());
         assert!(TurnSecret::new(" \n").is_err());
     }
 }
