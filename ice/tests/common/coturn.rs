@@ -111,7 +111,16 @@ pub fn start_ready(
     let (tx, rx) = mpsc::channel();
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let log2 = log.clone();
-    let needle = format!("{ip}:{port}");
+    // With TLS, ready means the TLS port's listener, which coturn opens
+    // after the plain one (waiting for the plain one raced in CI).
+    let tls_port = extra
+        .iter()
+        .find_map(|a| a.strip_prefix("--tls-listening-port="))
+        .map(str::to_owned);
+    let needle = match (listener, tls_port) {
+        (Listener::Tls, Some(tls)) => format!("{ip}:{tls}"),
+        _ => format!("{ip}:{port}"),
+    };
     let ready = match listener {
         Listener::Udp => "UDP listener opened on",
         // "TCP listener opened on", or "TLS/TCP ..." with TLS on.
