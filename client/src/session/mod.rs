@@ -96,6 +96,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use zeroize::Zeroizing;
 
+/// DTLS records kept while our side cannot start DTLS yet.
+const EARLY_DTLS_RECORDS: usize = 8;
+
 mod keys;
 mod reach;
 
@@ -241,8 +244,10 @@ pub struct SessionConfig {
     /// created with: RTCP sender reports carry NTP time.
     pub unix_time: Duration,
     /// The audio side honours the jitter buffer's requests to play a frame
-    /// a pitch period shorter or longer (then the buffer shrinks by
-    /// stretching speech instead of dropping whole frames).
+    /// shorter or longer: it drops a whole frame only when that frame is
+    /// quiet and lengthens one by a pitch period, so the buffer shrinks in
+    /// pauses instead of dropping whichever frame is next. The buffer then
+    /// asks to shrink only a whole frame too deep, as without stretch.
     pub time_stretch: bool,
     /// Seed of every random choice (call id, nonces, SSRC, ICE).
     pub seed: u64,
@@ -485,6 +490,10 @@ pub struct CallSession<S: Sealer> {
     relay_seq: u64,
     glare_peer: Option<UserId>,
     dtls_started: bool,
+    /// DTLS records that came before our side could start DTLS (the peer's
+    /// ICE selected the pair first): handed to the engine at its start,
+    /// so the peer's first flight is not lost to its retransmission timer.
+    early_dtls: VecDeque<Vec<u8>>,
     media: Option<MediaSession>,
     clock: NtpClock,
     signaling_up: bool,
@@ -545,6 +554,7 @@ impl<S: Sealer> CallSession<S> {
             relay_seq: 0,
             glare_peer: None,
             dtls_started: false,
+            early_dtls: VecDeque::new(),
             media: None,
             signaling_up: true,
             muted: false,
@@ -1301,6 +1311,9 @@ impl<S: Sealer> CallSession<S> {
         self.dtls_started = true;
         self.dtls
             .start(now, role, profile, Fingerprint::from_bytes(expected.0));
+        for record in std::mem::take(&mut self.early_dtls) {
+            self.dtls.handle_packet(now, &record);
+        }
         true
     }
 
@@ -1370,6 +1383,15 @@ impl<S: Sealer> CallSession<S> {
         let cname = self.config.me.to_string();
         let mut config = MediaConfig::new(ssrc, cname, self.rng.random());
         config.jitter.time_stretch = self.config.time_stretch;
+        if self.config.time_stretch {
+            // The buffer's dead band with stretch is a quarter frame plus
+            // the hysteresis: widen it to a whole frame plus 2 ms, since
+            // the audio side shortens by a whole (quiet) frame. A narrow
+            // band made the buffer ask on a fifth of the frames under
+            // scheduling jitter (tests/call-quality-beside-gstreamer.rs).
+            let frame = config.jitter.frame_duration();
+            config.jitter.hysteresis = frame - frame / 4 + Duration::from_millis(2);
+        }
         match MediaSession::new(&keys, config, self.clock, now) {
             Ok(m) => self.media = Some(m),
             Err(e) => {
@@ -1405,6 +1427,15 @@ impl<S: Sealer> CallSession<S> {
             Some(20..=63) if self.dtls_started => {
                 self.dtls.handle_packet(now, datagram);
                 Arrived::Dtls
+            }
+            Some(20..=63) if !self.ended => {
+                // Kept for the start, a few at most (a first flight is
+                // one to three records); the engine checks them as any.
+                if self.early_dtls.len() == EARLY_DTLS_RECORDS {
+                    self.early_dtls.pop_front();
+                }
+                self.early_dtls.push_back(datagram.to_vec());
+                Arrived::Nothing
             }
             Some(128..=191) => {
                 let Some(media) = self.media.as_mut() else {
