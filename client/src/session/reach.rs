@@ -233,8 +233,14 @@ impl<S: Sealer> CallSession<S> {
     /// The direct path went away: media goes through the server relay when
     /// it is up, and the user is told.
     pub(super) fn direct_lost(&mut self, loss: Loss) {
-        if !matches!(self.path, Path::Ice(_)) || self.reach.lost.is_some() {
-            return;
+        match self.reach.lost {
+            // The pair fell silent first (the old link went with its
+            // address) and then the addresses changed: the user learns
+            // the cause.
+            Some(Loss::Silent) if loss == Loss::Network => {}
+            Some(_) => return,
+            None if !matches!(self.path, Path::Ice(_)) => return,
+            None => {}
         }
         self.reach.lost = Some(loss);
         self.events
