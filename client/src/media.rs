@@ -515,3 +515,14 @@ mod heapless_blocks {
         }
     }
 }
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
+        // What the play-out did over the call, for `-vv`.
+        tracing::debug!(
+            "jitter buffer at the end: {:?}, target {:?}",
+            self.jitter.stats(),
+            self.jitter.target_delay()
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Figures, not a check (ignored; run by hand as root): wide-band PESQ of
 //! the same speech through a whole call of ours and through GStreamer's
-//! Opus pipeline (`opusenc` at the same 24 kbit/s, `rtpjitterbuffer`,
+//! Opus pipeline (`opusenc` at the bitrate our calls start at, 32 kbit/s,
+//! with its default constrained VBR and with hard CBR as ours, `rtpjitterbuffer`,
 //! `opusdec` with FEC and PLC), on the same namespace path: clean, 5 %
 //! random loss with 40 ± 10 ms one-way delay, and Gilbert-Elliott burst
 //! loss with the same delay. Every datagram goes through the impairment
@@ -12,6 +13,8 @@
 //! the venv `audio/quality/pesq.sh` makes under target/).
 //!
 //! `cargo test -p cryptic-call --test call-quality-beside-gstreamer -- --ignored --nocapture`
+//! (QUALITY_ONLY=clean picks paths by name, QUALITY_KEEP=DIR keeps the
+//! recordings, QUALITY_DEBUG=1 prints the receiving client's output)
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -58,33 +61,19 @@ const PATHS: [Impairment; 3] = [
     },
 ];
 
-const RELAY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/impairment_forwarder.py");
+/// The bitrate our calls start at (`CallOptions::bitrate`), given to
+/// GStreamer's encoder too.
+const BITRATE: u32 = 32_000;
+
 const SCORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pesq_aligned.py");
 
 fn relay(lab: &Lab, path: &Impairment, seed: &str) -> Proc {
-    let router = lab.ns("r");
-    let args = [
-        "netns",
-        "exec",
-        &router,
-        "python3",
-        RELAY,
-        "10.77.1.1:5001",
-        "10.77.2.1:5002",
-        path.loss,
-        path.delay,
-        path.jitter,
-        seed,
-        "45",
-    ];
-    let mut p = ProcCmd::spawn("impairment", "ip", &args);
-    p.wait_for("impairment ready", Duration::from_secs(10));
-    p
+    lab.impairment_relay(path.loss, path.delay, path.jitter, seed, "45")
 }
 
 /// Our call: alice says the speech, bob records what he hears.
-fn ours(lab: &Lab, dir: &Path, speech: &Path, path: &Impairment) -> PathBuf {
-    let mut relay = relay(lab, path, "11");
+fn ours(lab: &Lab, dir: &Path, speech: &Path, path: &Impairment, seed: &str) -> PathBuf {
+    let mut relay = relay(lab, path, seed);
     let heard = dir.join("ours-heard.wav");
     let _ = std::fs::remove_file(&heard);
     let out = format!("wav:{}", heard.display());
@@ -116,8 +105,15 @@ fn ours(lab: &Lab, dir: &Path, speech: &Path, path: &Impairment) -> PathBuf {
 }
 
 /// GStreamer's pipeline on the same path, alice's namespace to bob's.
-fn gstreamer(lab: &Lab, dir: &Path, speech: &Path, path: &Impairment) -> PathBuf {
-    let mut relay = relay(lab, path, "11");
+fn gstreamer(
+    lab: &Lab,
+    dir: &Path,
+    speech: &Path,
+    path: &Impairment,
+    seed: &str,
+    bitrate_type: &str,
+) -> PathBuf {
+    let mut relay = relay(lab, path, seed);
     let heard = dir.join("gst-heard.wav");
     let _ = std::fs::remove_file(&heard);
     // The relay learns bob's address from bob's first datagram (it only
@@ -144,7 +140,7 @@ fn gstreamer(lab: &Lab, dir: &Path, speech: &Path, path: &Impairment) -> PathBuf
     let send = format!(
         "filesrc location={} ! wavparse ! audioconvert ! audioresample \
          ! audio/x-raw,rate=48000,channels=1 \
-         ! opusenc bitrate=24000 inband-fec=true packet-loss-percentage={} \
+         ! opusenc bitrate={BITRATE} bitrate-type={bitrate_type} inband-fec=true packet-loss-percentage={} \
          ! rtpopuspay pt=96 ! udpsink host=10.77.2.2 port=6000 bind-port=6001",
         speech.display(),
         path.plan_percent
@@ -234,18 +230,59 @@ fn whole_call_quality_beside_gstreamer_on_the_same_paths() {
         .success());
     let _server = lab.start_server(&dir.0, &["alice", "bob"]);
     let mut rows = vec![
-        "| path | ours | GStreamer |".to_string(),
-        "|---|---|---|".to_string(),
+        "| path | ours (CBR) | GStreamer (constrained VBR) | GStreamer (CBR) |".to_string(),
+        "|---|---|---|---|".to_string(),
     ];
     // QUALITY_ONLY=clean: only the paths whose name holds that.
     let only = std::env::var("QUALITY_ONLY").unwrap_or_default();
+    let seeds = std::env::var("QUALITY_SEEDS").unwrap_or_else(|_| "11".into());
     for path in PATHS.iter().filter(|p| p.name.contains(only.as_str())) {
-        let a = ours(&lab, &dir.0, &speech, path);
-        let ours = pesq(&python, &dir.0, &reference, &a);
-        let g = gstreamer(&lab, &dir.0, &speech, path);
-        let theirs = pesq(&python, &dir.0, &reference, &g);
-        println!("{}: ours {ours}, GStreamer {theirs}", path.name);
-        rows.push(format!("| {} | {ours} | {theirs} |", path.name));
+        // QUALITY_SEEDS=11,12,13: the impairment relay's seeds; each path
+        // is scored once per seed and the scores averaged (one seed's
+        // loss pattern decides which words are hit).
+        let (mut sums, mut n) = ([0.0f64; 3], 0.0);
+        let (mut a, mut g) = (PathBuf::new(), PathBuf::new());
+        for seed in seeds.split(',') {
+            a = ours(&lab, &dir.0, &speech, path, seed);
+            let o: f64 = pesq(&python, &dir.0, &reference, &a).parse().unwrap();
+            let mut row = [o, 0.0, 0.0];
+            for (k, kind) in ["constrained-vbr", "cbr"].into_iter().enumerate() {
+                g = gstreamer(&lab, &dir.0, &speech, path, seed, kind);
+                row[k + 1] = pesq(&python, &dir.0, &reference, &g).parse().unwrap();
+            }
+            println!(
+                "{} seed {seed}: ours {:.2}, GStreamer CVBR {:.2}, GStreamer CBR {:.2}",
+                path.name, row[0], row[1], row[2]
+            );
+            for (s, r) in sums.iter_mut().zip(row) {
+                *s += r;
+            }
+            n += 1.0;
+        }
+        let [ours, cvbr, cbr] = sums.map(|s| format!("{:.2}", s / n));
+        println!(
+            "{}: ours {ours}, GStreamer CVBR {cvbr}, CBR {cbr}",
+            path.name
+        );
+        // QUALITY_KEEP=DIR: keep both recordings and the reference there.
+        if let Some(keep) = std::env::var_os("QUALITY_KEEP") {
+            let keep = Path::new(&keep);
+            std::fs::create_dir_all(keep).unwrap();
+            let tag: String = path
+                .name
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap()
+                .into();
+            std::fs::copy(&a, keep.join(format!("{tag}-ours.wav"))).unwrap();
+            std::fs::copy(&g, keep.join(format!("{tag}-gst.wav"))).unwrap();
+            std::fs::copy(&reference, keep.join("reference.wav")).unwrap();
+        }
+        rows.push(format!("| {} | {ours} | {cvbr} | {cbr} |", path.name));
     }
-    println!("\nPESQ-WB, same speech, 24 kbit/s\n{}\n", rows.join("\n"));
+    println!(
+        "\nPESQ-WB, same speech, {} kbit/s, mean over seeds {seeds}\n{}\n",
+        BITRATE / 1000,
+        rows.join("\n")
+    );
 }

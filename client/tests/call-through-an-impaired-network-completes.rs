@@ -21,7 +21,6 @@ fn speech_over_5pct_loss_and_40ms_jitter_gets_through_with_reported_quality() {
         return;
     }
     let Some(lab) = Lab::build() else { return };
-    let router = lab.ns("r");
     assert!(
         lab.redirect_udp_between_peers(),
         "iptables in the router namespace"
@@ -30,26 +29,7 @@ fn speech_over_5pct_loss_and_40ms_jitter_gets_through_with_reported_quality() {
     let Some(speech) = speech_wav(&dir.0) else {
         return;
     };
-    let relay = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/impairment_forwarder.py");
-    let mut impairment = ProcCmd::spawn(
-        "impairment",
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &router,
-            "python3",
-            relay,
-            "10.77.1.1:5001",
-            "10.77.2.1:5002",
-            "0.05",
-            "40",
-            "10",
-            "7",
-            "60",
-        ],
-    );
-    impairment.wait_for("impairment ready", Duration::from_secs(10));
+    let mut impairment = lab.impairment_relay("0.05", "40", "10", "7", "60");
 
     let _server = lab.start_server(&dir.0, &["alice", "bob"]);
     let heard = dir.0.join("bob-heard.wav");

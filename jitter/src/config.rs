@@ -30,7 +30,8 @@ pub struct Config {
     /// buffer waits for a stalled stream and sizes its slots.
     pub max_delay: Duration,
     /// Target delay used until enough packets have been seen to measure
-    /// the network (the first second or so of a call).
+    /// the network (the first 15 packets, 300 ms of 20 ms frames): short,
+    /// so that the buffer settles in the silence before the first word.
     pub start_delay: Duration,
     /// Added to the measured delay quantile; also absorbs small jitter of
     /// the caller's poll instants.

@@ -434,6 +434,39 @@ impl Lab {
         Proc::spawn_in(&self.ns(host), user, &args)
     }
 
+    /// Starts `tests/impairment_forwarder.py` in the router (after
+    /// [`redirect_udp_between_peers`](Self::redirect_udp_between_peers)):
+    /// `loss` (a fraction, or `ge:P:R` for Gilbert-Elliott bursts), one-way
+    /// `delay_ms` and `jitter_ms`, a `seed`, and how long it runs (s).
+    pub fn impairment_relay(
+        &self,
+        loss: &str,
+        delay_ms: &str,
+        jitter_ms: &str,
+        seed: &str,
+        seconds: &str,
+    ) -> Proc {
+        let relay = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/impairment_forwarder.py");
+        let router = self.ns("r");
+        let args = [
+            "netns",
+            "exec",
+            &router,
+            "python3",
+            relay,
+            "10.77.1.1:5001",
+            "10.77.2.1:5002",
+            loss,
+            delay_ms,
+            jitter_ms,
+            seed,
+            seconds,
+        ];
+        let mut p = ProcCmd::spawn("impairment", "ip", &args);
+        p.wait_for("impairment ready", Duration::from_secs(10));
+        p
+    }
+
     /// Redirects the peers' UDP to ports on the router (10.77.1.1:5001 for
     /// alice's traffic, 10.77.2.1:5002 for bob's), for a relay of the test's.
     pub fn redirect_udp_between_peers(&self) -> bool {
