@@ -172,7 +172,7 @@ impl Default for Limits {
 /// ([`WebSocketConfig::max_write_buffer_size`]).
 const WS_MAX_WRITE_BUFFER: usize = 1024 * 1024;
 /// tungstenite's read buffer.
-const WS_READ_BUFFER: usize = 4 * 1024;
+const WS_READ_BUFFER: usize = 1024;
 /// rustls' buffers of one connection, approximately: the outgoing TLS
 /// records (capped at 64 KiB by rustls' default buffer limit), received
 /// plaintext (16 KiB) and the record deframer (up to a 64 KiB handshake
@@ -184,7 +184,7 @@ impl Limits {
     /// buffers: its outgoing queue (`queue_bytes`, plus one item that may
     /// overshoot it, plus the queue's slots), the WebSocket write buffer
     /// (1 MiB at most), the message being read (twice
-    /// [`MAX_MESSAGE_BYTES`]) with the 4 KiB read buffer, and rustls'
+    /// [`MAX_MESSAGE_BYTES`]) with the 1 KiB read buffer, and rustls'
     /// buffers (about 192 KiB). About 2.5 MiB with the defaults.
     ///
     /// Not included: kernel socket buffers (see `net.ipv4.tcp_wmem` and
@@ -631,23 +631,32 @@ async fn connection(
         let ws = tokio_tungstenite::accept_async_with_config(tls, Some(ws_config()))
             .await
             .map_err(|e| format!("websocket: {e}"))?;
-        Ok::<_, String>((user, revoke::fingerprint(&der), ws))
+        // Boxed: the connection's state then exists once, on the heap,
+        // not copied into each future that takes it.
+        Ok::<_, String>((user, revoke::fingerprint(&der), Box::new(ws)))
     };
-    let handshake = tokio::time::timeout(limits.handshake_timeout, hs).await;
+    // The handshake's state (TLS, certificate checks, HTTP upgrade) is
+    // large and short-lived: on the heap, not in every connection's task.
+    let handshake = tokio::time::timeout(limits.handshake_timeout, Box::pin(hs)).await;
     slot.handshake_done();
-    let (user, cert, ws) = match handshake {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => {
-            tracing::info!(reason = %e, "connection refused during handshake");
-            return;
-        }
-        Err(_) => {
-            tracing::info!("handshake timed out");
-            return;
-        }
+    // The handshake's result moves into the session's future within this
+    // block, so the task does not keep a second copy of the connection.
+    let session = {
+        let (user, cert, ws) = match handshake {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::info!(reason = %e, "connection refused during handshake");
+                return;
+            }
+            Err(_) => {
+                tracing::info!("handshake timed out");
+                return;
+            }
+        };
+        serve(&shared, user, cert, ws, stop)
     };
     shared.connections.fetch_add(1, Ordering::Relaxed);
-    serve(&shared, user, cert, ws, stop).await;
+    session.await;
     shared.connections.fetch_sub(1, Ordering::Relaxed);
     drop(slot);
 }
@@ -727,7 +736,7 @@ async fn serve(
     shared: &Arc<Shared>,
     user: UserId,
     cert: revoke::CertFingerprint,
-    mut ws: Ws,
+    mut ws: Box<Ws>,
     stop: watch::Receiver<bool>,
 ) {
     let limits = &shared.limits;
@@ -749,7 +758,7 @@ async fn serve(
     match end {
         End::Stuck => tracing::info!(user = %user, "dropped: a write missed its deadline"),
         End::Gone => {
-            let _ = tokio::time::timeout_at(goodbye, ws.close(None)).await;
+            let _ = tokio::time::timeout_at(goodbye, Ws::close(&mut ws, None)).await;
         }
         End::Close(code, why) => {
             let m = Message::error(code, why.clone(), None).to_json();
@@ -764,7 +773,7 @@ async fn serve(
                         break;
                     }
                 }
-                ws.close(None).await
+                Ws::close(&mut ws, None).await
             })
             .await;
         }
@@ -796,8 +805,10 @@ async fn session(
         old.kill(ErrorCode::SessionReplaced);
     }
     tracing::info!(user = %user, "connected");
+    // Redis calls are boxed: their futures would otherwise be part of
+    // every connection's task for its whole life.
     if let Some(c) = &shared.cluster {
-        if let Err(e) = c.claim(user, conn_id).await {
+        if let Err(e) = Box::pin(c.claim(user, conn_id)).await {
             tracing::warn!(error = %e, "cluster: presence not recorded");
         }
     }
@@ -809,7 +820,7 @@ async fn session(
     let hangups = shared.hub().disconnect(user, conn_id);
     deliver(hangups);
     if let Some(c) = &shared.cluster {
-        cluster::logout(shared, c, user, conn_id, &contacts).await;
+        Box::pin(cluster::logout(shared, c, user, conn_id, &contacts)).await;
     }
     end
 }
@@ -931,7 +942,9 @@ async fn drive(
                             let strike = rate.refused() > rate_strikes_after;
                             Some((ErrorCode::RateLimited, "too many messages", None, strike))
                         } else {
-                            handle_text(shared, user, conn_id, t.as_str(), now, tx).await
+                            // Boxed: key-directory and cluster work makes this
+                            // future large, and an idle connection need not hold it.
+                            Box::pin(handle_text(shared, user, conn_id, t.as_str(), now, tx)).await
                         }
                     }
                     WsMessage::Binary(b) => {
