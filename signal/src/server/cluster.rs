@@ -61,6 +61,9 @@ pub struct ClusterConfig {
     pub redis_url: String,
     /// This node's name, unique in the cluster (letters, digits, `-`, `_`, `.`).
     pub node_id: String,
+    /// For `rediss://`: the CA (PEM) that Redis' certificate chains to;
+    /// `None`: the system's trusted roots.
+    pub redis_ca_pem: Option<String>,
 }
 
 impl ClusterConfig {
@@ -80,7 +83,14 @@ impl ClusterConfig {
         Ok(Self {
             redis_url: redis_url.into(),
             node_id,
+            redis_ca_pem: None,
         })
+    }
+
+    /// Redis' TLS certificate (`rediss://`) chains to the CA `pem`.
+    pub fn with_redis_ca(mut self, pem: String) -> Self {
+        self.redis_ca_pem = Some(pem);
+        self
     }
 }
 
@@ -138,8 +148,20 @@ impl Cluster {
     /// Connects to Redis (the first connection must succeed: a node that
     /// cannot reach Redis at start does not start).
     pub(crate) async fn connect(config: &ClusterConfig) -> Result<Arc<Cluster>, Error> {
-        let client = redis::Client::open(config.redis_url.as_str())
-            .map_err(|e| redis_err("bad --cluster URL", e))?;
+        // TLS to Redis (`rediss://`) runs on the rustls and ring the server
+        // already uses (a no-op when a provider is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = match &config.redis_ca_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                config.redis_url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone().into_bytes()),
+                },
+            ),
+            None => redis::Client::open(config.redis_url.as_str()),
+        }
+        .map_err(|e| redis_err("bad --cluster URL", e))?;
         let conn = tokio::time::timeout(
             Duration::from_secs(5),
             client.get_multiplexed_async_connection(),
