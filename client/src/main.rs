@@ -360,6 +360,10 @@ struct ServerArgs {
     /// This node's name in the cluster (default: host name and process id).
     #[arg(long, requires = "cluster")]
     node_id: Option<String>,
+    /// With `--cluster rediss://...`: the CA (PEM) Redis' TLS certificate
+    /// chains to (default: the system's trusted roots).
+    #[arg(long, requires = "cluster", value_name = "PEM_FILE")]
+    cluster_ca: Option<PathBuf>,
     /// Most simultaneous client connections.
     #[arg(long, default_value_t = 50_000)]
     max_connections: usize,
@@ -614,6 +618,7 @@ async fn serve(server: Box<ServerArgs>) -> Result<ExitCode, String> {
         turn_credential_hours,
         cluster,
         node_id,
+        cluster_ca,
         max_connections,
         invite_interval,
         relay_frames_per_second,
@@ -653,10 +658,14 @@ async fn serve(server: Box<ServerArgs>) -> Result<ExitCode, String> {
             format!("{}-{}", host.trim(), std::process::id())
         });
         let node = node.trim_start_matches('-').to_string();
-        config.cluster = Some(
-            cryptic_signal::server::cluster::ClusterConfig::new(url, node)
-                .map_err(|e| e.to_string())?,
-        );
+        let mut c = cryptic_signal::server::cluster::ClusterConfig::new(url, node)
+            .map_err(|e| e.to_string())?;
+        if let Some(path) = cluster_ca {
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| format!("--cluster-ca {}: {e}", path.display()))?;
+            c = c.with_redis_ca(pem);
+        }
+        config.cluster = Some(c);
     }
     config.ice_servers = ice_servers;
     config.turn = turn;

@@ -268,6 +268,8 @@ impl Shell {
                 self.take_call(None, Some(m)).await;
             }
             Ok(Incoming::Message(Message::Presence(p))) => self.presence(p),
+            // Fresh TURN credentials from the server: the next call uses them.
+            Ok(Incoming::Message(Message::Welcome(w))) => self.side.ice_servers = w.ice_servers,
             Ok(Incoming::Message(Message::Error(e))) if e.call_id.is_none() => {
                 match e.code {
                     ErrorCode::SessionReplaced => return Err(

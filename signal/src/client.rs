@@ -50,6 +50,9 @@ pub struct ClientConfig {
     pub dead_after: Duration,
     /// Connect + handshake deadline. Default 10 s.
     pub connect_timeout: Duration,
+    /// The local address to connect from (load generators spread their
+    /// connections over 127.0.0.x); `None`: the system's choice.
+    pub local_ip: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -78,6 +81,7 @@ impl ClientConfig {
             keepalive: Duration::from_secs(3),
             dead_after: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(10),
+            local_ip: None,
         }
     }
 }
@@ -153,7 +157,22 @@ async fn connect_inner(config: &ClientConfig) -> Result<Connection, Error> {
     };
     let name = rustls::pki_types::ServerName::try_from(config.server_name.clone())
         .map_err(|e| tls_err(&e))?;
-    let tcp = TcpStream::connect(&config.server).await?;
+    let tcp = match config.local_ip {
+        None => TcpStream::connect(&config.server).await?,
+        Some(ip) => {
+            let to = tokio::net::lookup_host(&config.server)
+                .await?
+                .find(|a| a.is_ipv4() == ip.is_ipv4())
+                .ok_or_else(|| Error::Io(std::io::ErrorKind::AddrNotAvailable.into()))?;
+            let s = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            s.bind(std::net::SocketAddr::new(ip, 0))?;
+            s.connect(to).await?
+        }
+    };
     let _ = tcp.set_nodelay(true);
     let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
         .connect(name, tcp)

@@ -53,11 +53,22 @@ pub fn ice_uri(data: &[u8]) {
     }
 }
 
-/// Parses `data` as an envelope between cluster nodes; whatever parses
-/// must encode back to the same bytes.
+/// Parses `data` as an envelope between cluster nodes and as a batch of
+/// them; whatever parses must encode back to the same bytes.
 pub fn cluster_envelope(data: &[u8]) {
     if let Some(e) = crate::envelope::parse(data) {
         let again = crate::envelope::encode(e.kind, &e.to, e.node, e.payload);
         assert_eq!(again, data, "envelope round trip");
+    }
+    let mut again = Vec::new();
+    for (_, e) in crate::envelope::batch(data) {
+        crate::envelope::push(&mut again, e.kind, &e.to, e.node, e.payload);
+    }
+    if !again.is_empty() {
+        assert_eq!(
+            data.get(..again.len()),
+            Some(&again[..]),
+            "batch round trip"
+        );
     }
 }

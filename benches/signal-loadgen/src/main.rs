@@ -38,7 +38,11 @@ use cryptic_signal::server::{Server, ServerConfig};
 use cryptic_signal::wire::{CallAnswer, CallHangup, CallId, CallInvite, Message, Sealed, UserId};
 use tokio::io::AsyncBufReadExt as _;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+mod failover;
+mod hold;
+mod pubsub;
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,8 +59,15 @@ fn main() -> ExitCode {
     let r = match args.first().map(String::as_str) {
         Some("server") => rt.block_on(server(&args[1..])),
         Some("bench") => rt.block_on(bench(&args[1..])),
+        Some("pubsub") => rt.block_on(pubsub::run(&args[1..])),
+        Some("hold") => rt.block_on(hold::run(&args[1..])),
+        Some("failover") => rt.block_on(failover::run(&args[1..])),
+        Some("hold-part") => rt.block_on(hold::part(&args[1..])),
         _ => {
             eprintln!("usage: signal-loadgen bench [--conns N] [--pairs N] [--call-secs S] [--call-rate N] [--relay-calls N] [--relay-secs S] [--relay-fps N] [--frame-bytes N]");
+            eprintln!("       signal-loadgen hold [--nodes N] [--conns N] [--procs N] [--cluster redis://127.0.0.1:PORT]");
+            eprintln!("       signal-loadgen failover --cluster redis://127.0.0.1:PORT [--conns N] [--calls N] [--stop]");
+            eprintln!("       signal-loadgen pubsub --redis redis://127.0.0.1:PORT [--msgs N] [--bytes N] [--pipeline N] [--rounds N]");
             return ExitCode::FAILURE;
         }
     };
@@ -69,7 +80,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn flag(args: &[String], name: &str, default: u64) -> Result<u64, BoxError> {
+pub(crate) fn flag(args: &[String], name: &str, default: u64) -> Result<u64, BoxError> {
     match args.iter().position(|a| a == name) {
         Some(i) => Ok(args
             .get(i + 1)
@@ -119,7 +130,7 @@ async fn server(args: &[String]) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn rss_kib(pid: u32) -> Result<u64, BoxError> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64, BoxError> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = s
         .lines()
@@ -144,7 +155,7 @@ fn clock() -> Instant {
     *T0.get_or_init(Instant::now)
 }
 
-fn stamp() -> Sealed {
+pub(crate) fn stamp() -> Sealed {
     let ns = clock().elapsed().as_nanos() as u64;
     Sealed::new(1, &ns.to_be_bytes()).unwrap_or_else(|_| unreachable!("non-empty body, valid kind"))
 }
@@ -154,7 +165,7 @@ fn since_stamp(s: &Sealed) -> Option<u64> {
     Some((clock().elapsed().as_nanos() as u64).saturating_sub(u64::from_be_bytes(b)) / 1000)
 }
 
-fn pct(v: &mut [u64], p: f64) -> u64 {
+pub(crate) fn pct(v: &mut [u64], p: f64) -> u64 {
     if v.is_empty() {
         return 0;
     }
@@ -162,7 +173,7 @@ fn pct(v: &mut [u64], p: f64) -> u64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn connect_many(cfgs: Vec<ClientConfig>) -> Result<Vec<Connection>, BoxError> {
+pub(crate) async fn connect_many(cfgs: Vec<ClientConfig>) -> Result<Vec<Connection>, BoxError> {
     let mut out = Vec::with_capacity(cfgs.len());
     let mut set = tokio::task::JoinSet::new();
     let mut it = cfgs.into_iter().enumerate();
@@ -185,7 +196,7 @@ async fn connect_many(cfgs: Vec<ClientConfig>) -> Result<Vec<Connection>, BoxErr
     Ok(out)
 }
 
-fn user(i: usize) -> Result<UserId, BoxError> {
+pub(crate) fn user(i: usize) -> Result<UserId, BoxError> {
     Ok(UserId::new(&format!("u{i}"))?)
 }
 
@@ -219,7 +230,16 @@ async fn bench(args: &[String]) -> Result<(), BoxError> {
         .transpose()?;
     let mut nodes = Vec::new();
     for n in 0..if cluster.is_some() { 2 } else { 1 } {
-        let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+        // LOADGEN_SERVER_WRAP=heaptrack (or valgrind, perf record ...) runs
+        // the server processes under that tool.
+        let mut cmd = match std::env::var_os("LOADGEN_SERVER_WRAP") {
+            Some(w) => {
+                let mut c = tokio::process::Command::new(w);
+                c.arg(std::env::current_exe()?);
+                c
+            }
+            None => tokio::process::Command::new(std::env::current_exe()?),
+        };
         cmd.args(["server", "--dir"]).arg(&dir);
         if let Some(url) = cluster {
             cmd.args(["--cluster", url, &format!("loadgen-{n}")]);
@@ -234,13 +254,19 @@ async fn bench(args: &[String]) -> Result<(), BoxError> {
     let mut cfgs = Vec::with_capacity(total);
     for i in 0..total {
         let c = ca.issue_client(&user(i)?, Validity::days_from_now(1))?;
-        cfgs.push(ClientConfig::new(
+        let mut cfg = ClientConfig::new(
             nodes[i % nodes.len()].2.clone(),
             "localhost".into(),
             ca.cert_pem().into(),
             c.cert_pem,
             c.key_pem,
-        ));
+        );
+        // The relay phase's connections are not read during the call
+        // phase: with the default 8 s, their first read after it could
+        // take them for dead (the receiver counts silence from the last
+        // read, and a busy task's first poll may come back empty).
+        cfg.dead_after = Duration::from_secs(120);
+        cfgs.push(cfg);
     }
     eprintln!(
         "issued {total} client certificates in {:.1} s",
@@ -296,7 +322,7 @@ async fn bench(args: &[String]) -> Result<(), BoxError> {
 }
 
 /// Starts a server process; returns it, its pid and the address it listens on.
-async fn start_node(
+pub(crate) async fn start_node(
     mut cmd: tokio::process::Command,
 ) -> Result<(tokio::process::Child, u32, String), BoxError> {
     let mut child = cmd

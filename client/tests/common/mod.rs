@@ -8,6 +8,8 @@ use std::process::Command;
 
 use std::time::Duration;
 
+pub mod cluster;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_cryptic-call");
 
 /// A temporary directory (removed when dropped) and its path.

@@ -49,6 +49,9 @@ const NODE_TTL: Duration = Duration::from_secs(3);
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Most envelopes queued for one remote user before the oldest are dropped.
 const PROXY_QUEUE: usize = 1024;
+/// Most bytes waiting to be published to one node; envelopes beyond are
+/// dropped (Redis is not keeping up: they would be late anyway).
+const OUTBOX_BYTES: usize = 4 * 1024 * 1024;
 
 /// Cluster settings.
 #[derive(Clone, Debug)]
@@ -58,6 +61,9 @@ pub struct ClusterConfig {
     pub redis_url: String,
     /// This node's name, unique in the cluster (letters, digits, `-`, `_`, `.`).
     pub node_id: String,
+    /// For `rediss://`: the CA (PEM) that Redis' certificate chains to;
+    /// `None`: the system's trusted roots.
+    pub redis_ca_pem: Option<String>,
 }
 
 impl ClusterConfig {
@@ -77,7 +83,14 @@ impl ClusterConfig {
         Ok(Self {
             redis_url: redis_url.into(),
             node_id,
+            redis_ca_pem: None,
         })
+    }
+
+    /// Redis' TLS certificate (`rediss://`) chains to the CA `pem`.
+    pub fn with_redis_ca(mut self, pem: String) -> Self {
+        self.redis_ca_pem = Some(pem);
+        self
     }
 }
 
@@ -93,6 +106,28 @@ pub(crate) struct Cluster {
     reconnecting: tokio::sync::Mutex<()>,
     /// Remote users with a proxy in the hub, and their node.
     proxies: Mutex<HashMap<UserId, String>>,
+    /// What waits to be published to each other node.
+    outboxes: Mutex<HashMap<String, Arc<Outbox>>>,
+}
+
+/// Envelopes waiting to be published to one node, as one batch
+/// ([`crate::envelope::batch`]): every proxy of a user on that node
+/// appends here, and the node's publisher task sends what accumulated in
+/// one `PUBLISH` while the previous one was on its way.
+struct Outbox {
+    batch: Mutex<Vec<u8>>,
+    ready: tokio::sync::Notify,
+    /// The node is gone: the publisher task ends.
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Outbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        // Appends are single steps: a poisoned lock is consistent.
+        self.batch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 fn user_key(u: &UserId) -> String {
@@ -113,8 +148,20 @@ impl Cluster {
     /// Connects to Redis (the first connection must succeed: a node that
     /// cannot reach Redis at start does not start).
     pub(crate) async fn connect(config: &ClusterConfig) -> Result<Arc<Cluster>, Error> {
-        let client = redis::Client::open(config.redis_url.as_str())
-            .map_err(|e| redis_err("bad --cluster URL", e))?;
+        // TLS to Redis (`rediss://`) runs on the rustls and ring the server
+        // already uses (a no-op when a provider is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = match &config.redis_ca_pem {
+            Some(pem) => redis::Client::build_with_tls(
+                config.redis_url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone().into_bytes()),
+                },
+            ),
+            None => redis::Client::open(config.redis_url.as_str()),
+        }
+        .map_err(|e| redis_err("bad --cluster URL", e))?;
         let conn = tokio::time::timeout(
             Duration::from_secs(5),
             client.get_multiplexed_async_connection(),
@@ -128,6 +175,7 @@ impl Cluster {
             conn: Mutex::new(Some(conn)),
             reconnecting: tokio::sync::Mutex::new(()),
             proxies: Mutex::new(HashMap::new()),
+            outboxes: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -211,8 +259,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// Forgets `user`'s login if it is still this connection.
-    pub(crate) async fn release(&self, user: &UserId, conn_id: u64) -> Result<(), Error> {
+    /// Forgets `user`'s login if it is still this connection; `true` if it was.
+    pub(crate) async fn release(&self, user: &UserId, conn_id: u64) -> Result<bool, Error> {
         let key = user_key(user);
         let me = format!("{} {conn_id}", self.node);
         self.run("presence", |mut c| async move {
@@ -223,7 +271,7 @@ impl Cluster {
                 .await
         })
         .await
-        .map(|_| ())
+        .map(|n| n == 1)
     }
 
     /// The live node (other than this one) where `user` is logged in.
@@ -248,20 +296,61 @@ impl Cluster {
         Ok(alive.then_some(node))
     }
 
-    /// Publishes envelopes to `node` in one pipeline.
-    async fn publish_batch(&self, node: &str, envs: Vec<Vec<u8>>) -> Result<(), Error> {
-        if envs.is_empty() {
-            return Ok(());
+    /// The outbox of `node`, made (with its publisher task) on first use.
+    fn outbox(self: &Arc<Self>, node: &str) -> Arc<Outbox> {
+        let mut boxes = self
+            .outboxes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = boxes.get(node) {
+            return b.clone();
         }
-        let ch = channel(node);
-        let mut pipe = redis::pipe();
-        for e in envs {
-            pipe.cmd("PUBLISH").arg(&ch).arg(e).ignore();
+        let b = Arc::new(Outbox {
+            batch: Mutex::new(Vec::new()),
+            ready: tokio::sync::Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        });
+        boxes.insert(node.to_owned(), b.clone());
+        let (cluster, outbox, ch) = (self.clone(), b.clone(), channel(node));
+        tokio::spawn(async move {
+            loop {
+                outbox.ready.notified().await;
+                if outbox.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let batch = std::mem::take(&mut *outbox.lock());
+                if batch.is_empty() {
+                    continue;
+                }
+                let ch = ch.clone();
+                let r = cluster
+                    .run("publish", |mut c| async move {
+                        redis::cmd("PUBLISH")
+                            .arg(ch)
+                            .arg(batch)
+                            .query_async::<()>(&mut c)
+                            .await
+                    })
+                    .await;
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "messages for another node were lost");
+                }
+            }
+        });
+        b
+    }
+
+    /// Forgets the outbox of a node that died (its publisher task ends).
+    fn drop_outbox(&self, node: &str) {
+        let b = self
+            .outboxes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(node);
+        if let Some(b) = b {
+            b.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+            b.ready.notify_one();
         }
-        self.run("publish", |mut c| async move {
-            pipe.query_async::<()>(&mut c).await
-        })
-        .await
     }
 
     async fn publish(
@@ -393,6 +482,317 @@ impl Cluster {
     }
 }
 
+/// The key-directory quotas, counted in Redis so that they hold across
+/// nodes (a requester gets the same quota whichever node it reaches).
+/// Each counter is a key that lives one `key_window` from its first use.
+///
+/// | key | counts |
+/// |---|---|
+/// | `cc:q:{<requester>}:f` | fetches by the requester |
+/// | `cc:q:{<requester>}:t:<target>` | fetches of one target by the requester |
+/// | `cc:q:{<target>}:c` | one-time keys claimed from the target |
+/// | `cc:q:{<user>}:p` | key publishes by the user |
+///
+/// Each script touches the keys of one user only (one hash slot).
+const QUOTA_FETCH: &str = r"
+for i = 1, 2 do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i + 1]) then return 0 end
+end
+for i = 1, 2 do
+  if redis.call('INCR', KEYS[i]) == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+end
+return 1";
+
+/// Counts one use of `KEYS[1]` unless it reached `ARGV[2]`; 1 if counted.
+const QUOTA_BUMP: &str = r"
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[2]) then return 0 end
+if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1";
+
+/// Gives back one use of each key (never below zero, never making a key
+/// without a life).
+const QUOTA_REFUND: &str = r"
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then redis.call('DECR', KEYS[i]) end
+end
+return 0";
+
+impl Cluster {
+    async fn quota_script(
+        &self,
+        script: &'static str,
+        keys: Vec<String>,
+        window: Duration,
+        caps: &[u32],
+    ) -> Result<bool, Error> {
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let caps = caps.to_vec();
+        let n: i64 = self
+            .run("quota", |mut c| async move {
+                let s = redis::Script::new(script);
+                let mut inv = s.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(ms);
+                for cap in caps {
+                    inv.arg(cap);
+                }
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Decides a `keys_fetch` cluster-wide (see `quota::KeyQuota::fetch`).
+    pub(crate) async fn quota_fetch(
+        &self,
+        requester: &UserId,
+        target: &UserId,
+        limits: &super::Limits,
+    ) -> Result<super::quota::Fetch, Error> {
+        use super::quota::Fetch;
+        let keys = vec![
+            format!("cc:q:{{{requester}}}:f"),
+            format!("cc:q:{{{requester}}}:t:{target}"),
+        ];
+        let caps = [
+            limits.key_fetches_per_requester,
+            limits.key_fetches_per_target,
+        ];
+        if !self
+            .quota_script(QUOTA_FETCH, keys, limits.key_window, &caps)
+            .await?
+        {
+            return Ok(Fetch::Refuse);
+        }
+        let claim = vec![format!("cc:q:{{{target}}}:c")];
+        let cap = [limits.one_time_keys_per_target];
+        Ok(
+            match self
+                .quota_script(QUOTA_BUMP, claim, limits.key_window, &cap)
+                .await
+            {
+                Ok(true) => Fetch::OneTimeKey,
+                // Rationed, or unknown: the fallback key uses nothing up.
+                _ => Fetch::FallbackOnly,
+            },
+        )
+    }
+
+    /// Gives back what [`Cluster::quota_fetch`] counted.
+    pub(crate) async fn quota_refund(
+        &self,
+        requester: &UserId,
+        target: &UserId,
+        decided: super::quota::Fetch,
+    ) -> Result<(), Error> {
+        let keys = vec![
+            format!("cc:q:{{{requester}}}:f"),
+            format!("cc:q:{{{requester}}}:t:{target}"),
+        ];
+        self.quota_script(QUOTA_REFUND, keys, Duration::ZERO, &[])
+            .await?;
+        if decided == super::quota::Fetch::OneTimeKey {
+            let keys = vec![format!("cc:q:{{{target}}}:c")];
+            self.quota_script(QUOTA_REFUND, keys, Duration::ZERO, &[])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Counts a `keys_publish` by `user` cluster-wide; `false` when over quota.
+    pub(crate) async fn quota_publish(
+        &self,
+        user: &UserId,
+        limits: &super::Limits,
+    ) -> Result<bool, Error> {
+        let keys = vec![format!("cc:q:{{{user}}}:p")];
+        let cap = [limits.key_publishes_per_user];
+        self.quota_script(QUOTA_BUMP, keys, limits.key_window, &cap)
+            .await
+    }
+}
+
+/// `cc:p:{<user>}`: the presence list of a logged-in user who set one,
+/// `<node>` on the first line, then one contact a line.
+fn presence_key(u: &UserId) -> String {
+    format!("cc:p:{{{u}}}")
+}
+
+impl Cluster {
+    /// Records `user`'s presence list (on this node) for the other nodes.
+    async fn store_presence(&self, user: &UserId, contacts: &[UserId]) -> Result<(), Error> {
+        let mut v = self.node.clone();
+        for c in contacts {
+            v.push('\n');
+            v.push_str(c.as_str());
+        }
+        let key = presence_key(user);
+        self.run("presence list", |mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(v)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// For each of `users`: the live node (not this one) where it is logged
+    /// in with a presence list, and whether that list names `about`.
+    async fn remote_listings(
+        &self,
+        users: &[UserId],
+        about: &UserId,
+    ) -> Result<Vec<(UserId, String, bool)>, Error> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::pipe();
+        for u in users {
+            p.cmd("GET").arg(presence_key(u));
+        }
+        let lists: Vec<Option<String>> = self
+            .run("presence list", |mut c| async move {
+                p.query_async(&mut c).await
+            })
+            .await?;
+        let mut found = Vec::new();
+        for (u, list) in users.iter().zip(lists) {
+            let Some(list) = list else { continue };
+            let mut lines = list.lines();
+            let Some(node) = lines.next().filter(|n| *n != self.node) else {
+                continue;
+            };
+            let lists_about = lines.any(|l| l == about.as_str());
+            found.push((u.clone(), node.to_owned(), lists_about));
+        }
+        let mut nodes: Vec<String> = found.iter().map(|f| f.1.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        let mut p = redis::pipe();
+        for n in &nodes {
+            p.cmd("EXISTS").arg(node_key(n));
+        }
+        let alive: Vec<bool> = self
+            .run(
+                "liveness",
+                |mut c| async move { p.query_async(&mut c).await },
+            )
+            .await?;
+        let dead: Vec<&String> = nodes
+            .iter()
+            .zip(alive)
+            .filter(|(_, a)| !a)
+            .map(|(n, _)| n)
+            .collect();
+        found.retain(|f| !dead.contains(&&f.1));
+        Ok(found)
+    }
+
+    /// Tells `node` that `about` is online or not, for its user `to` (who
+    /// hears it only if it lists `about`).
+    fn presence_news(self: &Arc<Self>, node: &str, to: &UserId, about: &UserId, online: bool) {
+        let payload = format!("{} {about}", u8::from(online));
+        let outbox = self.outbox(node);
+        crate::envelope::push(&mut outbox.lock(), b'P', to, &self.node, payload.as_bytes());
+        outbox.ready.notify_one();
+    }
+}
+
+/// `user` (on this node) set its presence list from `old` to `new` (the
+/// hub told the users of this node already): records it in Redis, tells
+/// the nodes of contacts dropped from it, and, between `user` and each new
+/// contact on another node who lists `user`, tells both.
+pub(super) async fn share_presence(
+    shared: &Arc<Shared>,
+    cluster: &Arc<Cluster>,
+    user: &UserId,
+    old: &[UserId],
+    new: &[UserId],
+) {
+    if let Err(e) = cluster.store_presence(user, new).await {
+        tracing::warn!(error = %e, "cluster: presence list not shared with other nodes");
+        return;
+    }
+    let not_local = |c: &&UserId| shared.hub().local(c).is_none();
+    let changed: Vec<UserId> = old
+        .iter()
+        .filter(|c| !new.contains(c))
+        .chain(new.iter().filter(|c| !old.contains(c)))
+        .filter(not_local)
+        .cloned()
+        .collect();
+    let found = match cluster.remote_listings(&changed, user).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster: presence of other nodes' users unknown");
+            return;
+        }
+    };
+    let Some((_, me)) = shared.hub().local(user) else {
+        return;
+    };
+    for (c, node, lists_me) in found {
+        let online = new.contains(&c);
+        if online && lists_me {
+            let m = Message::Presence(crate::wire::Presence {
+                user: c.clone(),
+                online: true,
+            });
+            me.try_send(Out::Text(m.to_json()));
+        }
+        if !online || lists_me {
+            cluster.presence_news(&node, &c, user, online);
+        }
+    }
+}
+
+/// `user`'s connection here ended (the hub told this node's users):
+/// forgets its login and presence list, and tells the nodes of its
+/// contacts, unless a newer login of `user` took over meanwhile.
+pub(super) async fn logout(
+    shared: &Arc<Shared>,
+    cluster: &Arc<Cluster>,
+    user: &UserId,
+    conn_id: u64,
+    contacts: &[UserId],
+) {
+    match cluster.release(user, conn_id).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster: presence not removed");
+            return;
+        }
+    }
+    let key = presence_key(user);
+    let r = cluster
+        .run("presence list", |mut c| async move {
+            redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "cluster: presence list not removed");
+    }
+    let remote: Vec<UserId> = contacts
+        .iter()
+        .filter(|c| shared.hub().local(c).is_none())
+        .cloned()
+        .collect();
+    match cluster.remote_listings(&remote, user).await {
+        Ok(found) => {
+            for (c, node, lists_me) in found {
+                if lists_me {
+                    cluster.presence_news(&node, &c, user, false);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cluster: contacts on other nodes not told"),
+    }
+}
+
 /// Makes sure `user` (on `node`) has a proxy in the hub.
 fn ensure_proxy(shared: &Arc<Shared>, cluster: &Arc<Cluster>, user: &UserId, node: &str) {
     let same = cluster.proxies().get(user).is_some_and(|n| n == node);
@@ -404,26 +804,32 @@ fn ensure_proxy(shared: &Arc<Shared>, cluster: &Arc<Cluster>, user: &UserId, nod
         return;
     }
     cluster.proxies().insert(user.clone(), node.to_owned());
-    let (cluster, user, node) = (cluster.clone(), user.clone(), node.to_owned());
+    let outbox = cluster.outbox(node);
+    let (node_id, user) = (cluster.node.clone(), user.clone());
     tokio::spawn(async move {
-        // What queued up while the previous batch was on its way goes in
-        // one pipeline: one round trip to Redis for up to 64 messages.
+        // What queued up meanwhile joins the node's next batch in one step.
         while let Some(first) = rx.recv().await {
-            let mut batch = Vec::new();
+            let mut batch = outbox.lock();
             let mut next = Some(first);
+            let mut n = 0;
             while let Some(out) = next.take() {
-                match out {
-                    Out::Text(t) => batch.push(encode(b'T', &user, &cluster.node, t.as_bytes())),
-                    Out::Binary(b) => batch.push(encode(b'B', &user, &cluster.node, &b)),
-                    Out::Close(..) => {}
+                let (kind, payload) = match &out {
+                    Out::Text(t) => (b'T', t.as_bytes()),
+                    Out::Binary(b) => (b'B', &b[..]),
+                    Out::Close(..) => (0, &[][..]),
+                };
+                if kind != 0 && batch.len() + payload.len() < OUTBOX_BYTES {
+                    crate::envelope::push(&mut batch, kind, &user, &node_id, payload);
+                } else if kind != 0 {
+                    tracing::debug!("a message for another node was dropped: Redis lags");
                 }
-                if batch.len() < 64 {
+                n += 1;
+                if n < 64 {
                     next = rx.try_recv();
                 }
             }
-            if let Err(e) = cluster.publish_batch(&node, batch).await {
-                tracing::debug!(error = %e, "messages for another node were lost");
-            }
+            drop(batch);
+            outbox.ready.notify_one();
         }
     });
 }
@@ -476,28 +882,46 @@ pub(super) async fn inbound(shared: Arc<Shared>, cluster: Arc<Cluster>) {
         backoff = Duration::from_millis(100);
         let mut stream = ps.into_on_message();
         while let Some(m) = stream.next().await {
-            handle_envelope(&shared, &cluster, m.get_payload_bytes());
+            let bytes = m.get_payload_bytes();
+            if bytes.first() == Some(&crate::envelope::BATCH) {
+                // One copy for the whole batch; relay frames are slices of it.
+                let bytes = Bytes::copy_from_slice(bytes);
+                for (_, env) in crate::envelope::batch(&bytes) {
+                    handle_envelope(&shared, &cluster, env, &bytes);
+                }
+            } else if let Some(env) = crate::envelope::parse(bytes) {
+                handle_envelope(&shared, &cluster, env, &Bytes::new());
+            } else {
+                tracing::debug!("cluster: malformed envelope dropped");
+            }
         }
         tracing::warn!("cluster: the subscription to Redis ended; reconnecting");
     }
 }
 
-fn handle_envelope(shared: &Arc<Shared>, cluster: &Arc<Cluster>, bytes: &[u8]) {
-    let Some(env) = crate::envelope::parse(bytes) else {
-        tracing::debug!("cluster: malformed envelope dropped");
-        return;
-    };
-    let local = shared.hub().local(&env.to);
-    let Some((conn_id, tx)) = local else {
-        return; // the user left this node meanwhile
-    };
+/// Handles one envelope; `whole` holds it when it came in a batch (a relay
+/// frame is then forwarded as a slice of it, without a copy).
+fn handle_envelope(
+    shared: &Arc<Shared>,
+    cluster: &Arc<Cluster>,
+    env: crate::envelope::Envelope<'_>,
+    whole: &Bytes,
+) {
     let now = Instant::now();
     match env.kind {
-        b'K' if env.payload == conn_id.to_string().as_bytes() => {
-            tracing::info!(user = %env.to, "a newer login on another node replaces this one");
-            tx.kill(ErrorCode::SessionReplaced);
+        b'K' => {
+            let Some((conn_id, tx)) = shared.hub().local(&env.to) else {
+                return; // the user left this node meanwhile
+            };
+            if env.payload == conn_id.to_string().as_bytes() {
+                tracing::info!(user = %env.to, "a newer login on another node replaces this one");
+                tx.kill(ErrorCode::SessionReplaced);
+            }
         }
         b'T' => {
+            if shared.hub().local(&env.to).is_none() {
+                return;
+            }
             let Ok(msg) = Message::parse_bytes(env.payload) else {
                 return;
             };
@@ -511,16 +935,37 @@ fn handle_envelope(shared: &Arc<Shared>, cluster: &Arc<Cluster>, bytes: &[u8]) {
             let o = shared.hub().route(&from, msg, now, &shared.limits);
             deliver(o.deliver);
         }
+        b'P' => {
+            let Some((online, about)) = std::str::from_utf8(env.payload)
+                .ok()
+                .and_then(|p| p.split_once(' '))
+                .and_then(|(o, u)| Some((o == "1", UserId::new(u).ok()?)))
+            else {
+                return;
+            };
+            let news = shared.hub().remote_presence(&env.to, &about, online);
+            deliver(news.into_iter().collect());
+        }
         b'B' => {
             let Ok(f) = crate::wire::RelayFrame::parse(env.payload) else {
                 return;
             };
-            let from = shared.hub().relay_sender(&env.to, &f.call_id);
-            if let Some(from) = from {
-                let frame = Bytes::copy_from_slice(env.payload);
-                let o = shared.hub().route_binary(&from, frame, now, &shared.limits);
-                deliver(o.deliver);
-            }
+            let frame = if whole.is_empty() {
+                Bytes::copy_from_slice(env.payload)
+            } else {
+                whole.slice_ref(env.payload)
+            };
+            let o = {
+                let mut hub = shared.hub();
+                if hub.local(&env.to).is_none() {
+                    return;
+                }
+                let Some(from) = hub.relay_sender(&env.to, &f.call_id) else {
+                    return;
+                };
+                hub.route_binary(&from, frame, now, &shared.limits)
+            };
+            deliver(o.deliver);
         }
         _ => {}
     }
@@ -632,6 +1077,7 @@ fn node_lost(shared: &Arc<Shared>, cluster: &Arc<Cluster>, node: &str) {
         deliver(hangups);
         cluster.proxies().remove(&u);
     }
+    cluster.drop_outbox(node);
 }
 
 #[cfg(test)]

@@ -302,6 +302,28 @@ impl Hub {
         deliver
     }
 
+    /// The presence list of `user`'s connection `conn_id` (empty if that
+    /// connection is not the current one).
+    pub(crate) fn contacts_of(&self, user: &UserId, conn_id: u64) -> Vec<UserId> {
+        self.users
+            .get(user)
+            .filter(|p| p.conn_id == conn_id)
+            .map(|p| p.contacts.clone())
+            .unwrap_or_default()
+    }
+
+    /// News from another cluster node that `about` (a user there) is
+    /// online or not: for `to`, if it is connected here and lists `about`.
+    pub(crate) fn remote_presence(
+        &self,
+        to: &UserId,
+        about: &UserId,
+        online: bool,
+    ) -> Option<(Tx, Out)> {
+        self.listing(to, about)
+            .map(|tx| presence_out(tx, about, online))
+    }
+
     /// The sender of `contact` when it is connected here and lists `user`
     /// (whether or not `user` lists it back).
     fn listing(&self, contact: &UserId, user: &UserId) -> Option<Tx> {

@@ -172,7 +172,7 @@ impl Default for Limits {
 /// ([`WebSocketConfig::max_write_buffer_size`]).
 const WS_MAX_WRITE_BUFFER: usize = 1024 * 1024;
 /// tungstenite's read buffer.
-const WS_READ_BUFFER: usize = 4 * 1024;
+const WS_READ_BUFFER: usize = 1024;
 /// rustls' buffers of one connection, approximately: the outgoing TLS
 /// records (capped at 64 KiB by rustls' default buffer limit), received
 /// plaintext (16 KiB) and the record deframer (up to a 64 KiB handshake
@@ -184,7 +184,7 @@ impl Limits {
     /// buffers: its outgoing queue (`queue_bytes`, plus one item that may
     /// overshoot it, plus the queue's slots), the WebSocket write buffer
     /// (1 MiB at most), the message being read (twice
-    /// [`MAX_MESSAGE_BYTES`]) with the 4 KiB read buffer, and rustls'
+    /// [`MAX_MESSAGE_BYTES`]) with the 1 KiB read buffer, and rustls'
     /// buffers (about 192 KiB). About 2.5 MiB with the defaults.
     ///
     /// Not included: kernel socket buffers (see `net.ipv4.tcp_wmem` and
@@ -631,23 +631,32 @@ async fn connection(
         let ws = tokio_tungstenite::accept_async_with_config(tls, Some(ws_config()))
             .await
             .map_err(|e| format!("websocket: {e}"))?;
-        Ok::<_, String>((user, revoke::fingerprint(&der), ws))
+        // Boxed: the connection's state then exists once, on the heap,
+        // not copied into each future that takes it.
+        Ok::<_, String>((user, revoke::fingerprint(&der), Box::new(ws)))
     };
-    let handshake = tokio::time::timeout(limits.handshake_timeout, hs).await;
+    // The handshake's state (TLS, certificate checks, HTTP upgrade) is
+    // large and short-lived: on the heap, not in every connection's task.
+    let handshake = tokio::time::timeout(limits.handshake_timeout, Box::pin(hs)).await;
     slot.handshake_done();
-    let (user, cert, ws) = match handshake {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => {
-            tracing::info!(reason = %e, "connection refused during handshake");
-            return;
-        }
-        Err(_) => {
-            tracing::info!("handshake timed out");
-            return;
-        }
+    // The handshake's result moves into the session's future within this
+    // block, so the task does not keep a second copy of the connection.
+    let session = {
+        let (user, cert, ws) = match handshake {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                tracing::info!(reason = %e, "connection refused during handshake");
+                return;
+            }
+            Err(_) => {
+                tracing::info!("handshake timed out");
+                return;
+            }
+        };
+        serve(&shared, user, cert, ws, stop)
     };
     shared.connections.fetch_add(1, Ordering::Relaxed);
-    serve(&shared, user, cert, ws, stop).await;
+    session.await;
     shared.connections.fetch_sub(1, Ordering::Relaxed);
     drop(slot);
 }
@@ -727,7 +736,7 @@ async fn serve(
     shared: &Arc<Shared>,
     user: UserId,
     cert: revoke::CertFingerprint,
-    mut ws: Ws,
+    mut ws: Box<Ws>,
     stop: watch::Receiver<bool>,
 ) {
     let limits = &shared.limits;
@@ -749,7 +758,7 @@ async fn serve(
     match end {
         End::Stuck => tracing::info!(user = %user, "dropped: a write missed its deadline"),
         End::Gone => {
-            let _ = tokio::time::timeout_at(goodbye, ws.close(None)).await;
+            let _ = tokio::time::timeout_at(goodbye, Ws::close(&mut ws, None)).await;
         }
         End::Close(code, why) => {
             let m = Message::error(code, why.clone(), None).to_json();
@@ -764,7 +773,7 @@ async fn serve(
                         break;
                     }
                 }
-                ws.close(None).await
+                Ws::close(&mut ws, None).await
             })
             .await;
         }
@@ -796,27 +805,33 @@ async fn session(
         old.kill(ErrorCode::SessionReplaced);
     }
     tracing::info!(user = %user, "connected");
+    // Redis calls are boxed: their futures would otherwise be part of
+    // every connection's task for its whole life.
     if let Some(c) = &shared.cluster {
-        if let Err(e) = c.claim(user, conn_id).await {
+        if let Err(e) = Box::pin(c.claim(user, conn_id)).await {
             tracing::warn!(error = %e, "cluster: presence not recorded");
         }
     }
-    let end = drive(shared, user, ws, &tx, &mut rx, &mut kill, &mut stop).await;
+    let end = drive(
+        shared, user, conn_id, ws, &tx, &mut rx, &mut kill, &mut stop,
+    )
+    .await;
+    let contacts = shared.hub().contacts_of(user, conn_id);
     let hangups = shared.hub().disconnect(user, conn_id);
     deliver(hangups);
     if let Some(c) = &shared.cluster {
-        if let Err(e) = c.release(user, conn_id).await {
-            tracing::warn!(error = %e, "cluster: presence not removed");
-        }
+        Box::pin(cluster::logout(shared, c, user, conn_id, &contacts)).await;
     }
     end
 }
 
 /// The connection loop: writes what the hub queued, reads and handles what
 /// the client sends, until one side ends it.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     shared: &Arc<Shared>,
     user: &UserId,
+    conn_id: u64,
     ws: &mut Ws,
     tx: &hub::Tx,
     rx: &mut hub::Rx,
@@ -849,6 +864,14 @@ async fn drive(
     let mut idle_armed = Instant::now();
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
+    // Fresh TURN credentials, in a repeated `welcome`, every third of their
+    // validity: a client that misses one still holds valid credentials.
+    let refresh_every = shared
+        .turn
+        .as_ref()
+        .map(|t| (t.validity / 3).max(Duration::from_secs(1)));
+    let refresh = tokio::time::sleep(refresh_every.unwrap_or(limits.idle_timeout));
+    tokio::pin!(refresh);
     loop {
         tokio::select! {
             biased;
@@ -856,6 +879,15 @@ async fn drive(
                 return End::Close(ErrorCode::ServerShutdown, "server shutting down".into());
             }
             why = killed(kill) => return End::killed(why),
+            () = &mut refresh, if refresh_every.is_some() => {
+                let welcome = Message::Welcome(Welcome {
+                    user: user.clone(),
+                    ice_servers: shared.ice_servers_for(user),
+                });
+                tx.try_send(Out::Text(welcome.to_json()));
+                let next = tokio::time::Instant::now() + refresh_every.unwrap_or_default();
+                refresh.as_mut().reset(next);
+            }
             out = rx.recv() => {
                 let Some(out) = out else { return End::Gone };
                 // One deadline for the whole batch and its flush: a client
@@ -910,7 +942,9 @@ async fn drive(
                             let strike = rate.refused() > rate_strikes_after;
                             Some((ErrorCode::RateLimited, "too many messages", None, strike))
                         } else {
-                            handle_text(shared, user, t.as_str(), now, tx).await
+                            // Boxed: key-directory and cluster work makes this
+                            // future large, and an idle connection need not hold it.
+                            Box::pin(handle_text(shared, user, conn_id, t.as_str(), now, tx)).await
                         }
                     }
                     WsMessage::Binary(b) => {
@@ -979,9 +1013,50 @@ async fn claim_keys(
         .map_err(|e| Error::Database(crate::Cause::because("key directory task", e)))?
 }
 
+/// Counts a `keys_publish`: in Redis in cluster mode (cluster-wide), else
+/// (or when Redis fails) on this node.
+async fn quota_publish(shared: &Arc<Shared>, user: &UserId, now: Instant) -> bool {
+    if let Some(c) = &shared.cluster {
+        match c.quota_publish(user, &shared.limits).await {
+            Ok(ok) => return ok,
+            Err(e) => tracing::warn!(error = %e, "cluster: quota counted on this node only"),
+        }
+    }
+    shared.key_quota().publish(user, now, &shared.limits)
+}
+
+/// Decides a `keys_fetch`: in Redis in cluster mode (cluster-wide), else
+/// (or when Redis fails) on this node.
+async fn quota_fetch(
+    shared: &Arc<Shared>,
+    user: &UserId,
+    target: &UserId,
+    now: Instant,
+) -> quota::Fetch {
+    if let Some(c) = &shared.cluster {
+        match c.quota_fetch(user, target, &shared.limits).await {
+            Ok(f) => return f,
+            Err(e) => tracing::warn!(error = %e, "cluster: quota counted on this node only"),
+        }
+    }
+    shared.key_quota().fetch(user, target, now, &shared.limits)
+}
+
+/// Gives back what [`quota_fetch`] counted (where it counted it).
+async fn quota_refund(shared: &Arc<Shared>, user: &UserId, target: &UserId, decided: quota::Fetch) {
+    if let Some(c) = &shared.cluster {
+        match c.quota_refund(user, target, decided).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "cluster: quota not refunded"),
+        }
+    }
+    shared.key_quota().refund(user, target, decided);
+}
+
 async fn handle_text(
     shared: &Arc<Shared>,
     user: &UserId,
+    conn_id: u64,
     text: &str,
     now: Instant,
     tx: &hub::Tx,
@@ -1010,7 +1085,7 @@ async fn handle_text(
                     true,
                 ));
             }
-            if !shared.key_quota().publish(user, now, &shared.limits) {
+            if !quota_publish(shared, user, now).await {
                 return Some((
                     ErrorCode::RateLimited,
                     "too many key publishes",
@@ -1044,7 +1119,7 @@ async fn handle_text(
             }
         }
         Message::KeysFetch(f) => {
-            let decided = shared.key_quota().fetch(user, &f.user, now, &shared.limits);
+            let decided = quota_fetch(shared, user, &f.user, now).await;
             let one_time = match decided {
                 quota::Fetch::Refuse => {
                     return Some((ErrorCode::RateLimited, "too many key fetches", None, false))
@@ -1054,7 +1129,7 @@ async fn handle_text(
             };
             let r = claim_keys(shared, &f.user, one_time).await;
             if !matches!(r, Ok(Some(_))) {
-                shared.key_quota().refund(user, &f.user, decided);
+                quota_refund(shared, user, &f.user, decided).await;
             }
             match r {
                 Ok(Some(b)) => {
@@ -1091,8 +1166,16 @@ async fn handle_text(
                 ));
             }
             tracing::info!(user = %user, contacts = p.contacts.len(), "presence list set");
-            let d = shared.hub().share_presence(user, p.contacts);
+            let (old, d, new) = {
+                let mut hub = shared.hub();
+                let old = hub.contacts_of(user, conn_id);
+                let d = hub.share_presence(user, p.contacts);
+                (old, d, hub.contacts_of(user, conn_id))
+            };
             deliver(d);
+            if let Some(c) = &shared.cluster {
+                cluster::share_presence(shared, c, user, &old, &new).await;
+            }
             None
         }
         Message::KeysPublished(_)

@@ -45,6 +45,16 @@ impl TestServer {
         data_dir: PathBuf,
         limits: Limits,
     ) -> Self {
+        Self::start_configured(ca, dir, data_dir, |cfg| cfg.limits = limits).await
+    }
+
+    /// A server whose configuration `f` changes before it starts.
+    pub async fn start_configured(
+        ca: CertificateAuthority,
+        dir: tempfile::TempDir,
+        data_dir: PathBuf,
+        f: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let sc = ca
             .issue_server(
                 &["localhost".to_string(), "127.0.0.1".to_string()],
@@ -58,7 +68,7 @@ impl TestServer {
             ca.cert_pem().to_string(),
             data_dir.clone(),
         );
-        cfg.limits = limits;
+        f(&mut cfg);
         let server = Server::bind(cfg).await.unwrap();
         let addr = server.local_addr().unwrap();
         let stats = server.stats();
