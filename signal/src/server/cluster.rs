@@ -53,8 +53,8 @@ const PROXY_QUEUE: usize = 1024;
 /// dropped (Redis is not keeping up: they would be late anyway).
 const OUTBOX_BYTES: usize = 4 * 1024 * 1024;
 
-/// Cluster settings.
-#[derive(Clone, Debug)]
+/// Cluster settings (`Debug` leaves out the URL's password).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ClusterConfig {
     /// `redis://HOST:PORT`.
@@ -64,6 +64,22 @@ pub struct ClusterConfig {
     /// For `rediss://`: the CA (PEM) that Redis' certificate chains to;
     /// `None`: the system's trusted roots.
     pub redis_ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // redis://user:password@host:port: keep what follows the last '@'.
+        let (scheme, rest) = self
+            .redis_url
+            .split_once("://")
+            .unwrap_or(("", &self.redis_url));
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        f.debug_struct("ClusterConfig")
+            .field("redis", &format_args!("{scheme}://{host}"))
+            .field("node_id", &self.node_id)
+            .field("redis_ca_pem", &self.redis_ca_pem.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 impl ClusterConfig {
@@ -1090,5 +1106,13 @@ mod tests {
         assert!(ClusterConfig::new("redis://x", "n 1").is_err());
         assert!(ClusterConfig::new("redis://x", "").is_err());
         assert!(ClusterConfig::new("redis://x", "node-1").is_ok());
+    }
+
+    #[test]
+    fn debug_leaves_out_the_redis_password() {
+        let c = ClusterConfig::new("rediss://app:s3cret@redis.example:6380", "n1").unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("rediss://redis.example:6380"), "{shown}");
     }
 }
