@@ -134,6 +134,13 @@ pub struct Limits {
     /// the call rings; more are refused (`rate_limited`) until the answer.
     /// Default 20.
     pub max_ringing_candidates: u32,
+    /// A user whose connection drops during an answered call keeps the
+    /// call this long: a new login of the same user (on this node) within
+    /// it takes the call over, and hang-ups and other call messages for it
+    /// are held meanwhile (relay frames are dropped); after it the call
+    /// ends as on any disconnect (`peer_disconnected`). Ringing calls end
+    /// at once. Zero ends answered calls at once too. Default 20 s.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for Limits {
@@ -164,6 +171,7 @@ impl Default for Limits {
             max_call_duration: Duration::from_secs(12 * 3600),
             max_relay_duration: Duration::from_secs(4 * 3600),
             max_ringing_candidates: 20,
+            reconnect_grace: Duration::from_secs(20),
         }
     }
 }
@@ -802,7 +810,15 @@ async fn session(
         }
     }
     let end = drive(shared, user, ws, &tx, &mut rx, &mut kill, &mut stop).await;
-    let hangups = shared.hub().disconnect(user, conn_id);
+    // A lost connection keeps its answered calls for a while; one the
+    // server ended (abuse, revocation, shutdown) does not.
+    let grace = match end {
+        End::Gone | End::Stuck => shared.limits.reconnect_grace,
+        End::Close(..) => Duration::ZERO,
+    };
+    let hangups = shared
+        .hub()
+        .disconnect(user, conn_id, Instant::now(), grace);
     deliver(hangups);
     if let Some(c) = &shared.cluster {
         if let Err(e) = c.release(user, conn_id).await {
