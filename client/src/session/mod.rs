@@ -1611,6 +1611,11 @@ fn outcome_of(reason: Reason, answered: bool, role: Role, peer: &str) -> (Outcom
         Reason::RemoteHangup(Some(HangupReason::MediaFailed)) => {
             (Outcome::Failed, format!("{peer}'s media failed"))
         }
+        // The server gave up waiting for the peer to come back.
+        Reason::RemoteHangup(Some(HangupReason::PeerDisconnected)) if answered => (
+            Outcome::Completed,
+            format!("{peer}'s connection to the server was lost"),
+        ),
         Reason::LocalHangup if answered => (Outcome::Completed, "you hung up".into()),
         Reason::RemoteHangup(_) if answered => (Outcome::Completed, format!("{peer} hung up")),
         Reason::LocalHangup if caller => (

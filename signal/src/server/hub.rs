@@ -269,8 +269,10 @@ impl Hub {
         let mut carried = Vec::new();
         let mut replaced = None;
         if let Some(mut old) = old {
-            // A proxy of a user of another node carries nothing here.
-            let carry = conn_id != REMOTE && old.conn_id != REMOTE;
+            // A local login carries the answered calls, also from a proxy:
+            // the user came here from another node (whose death leaves
+            // its peer-to-peer calls going on); a proxy carries nothing.
+            let carry = conn_id != REMOTE;
             let (keep, end): (Vec<CallId>, Vec<CallId>) = old.calls.iter().partition(|id| {
                 carry
                     && self
