@@ -550,7 +550,7 @@ fn a_peer_to_peer_call_goes_on_when_the_callers_node_dies() {
     let before = received_at_least(&mut b, 50);
 
     cluster.nodes[0].0.kill();
-    a.wait_for("signaling server lost", Duration::from_secs(10));
+    a.wait_for("lost the server: reconnecting", Duration::from_secs(10));
     // Bob's node learns of the loss within seconds and does not end the call.
     let after = received_at_least(&mut b, before + 300);
     assert!(!b.output().contains("call ended"), "{}", b.output());
