@@ -11,7 +11,12 @@
 //!   back; then bob hangs up and alice's call ends "bob hung up", with
 //!   history saying completed;
 //! - when the cut lasts past the grace (3 s here), the server ends the call
-//!   on bob's side (`peer_disconnected`) within about a second of it.
+//!   on bob's side (`peer_disconnected`) within about a second of it;
+//! - when the connection goes silent instead (open, carrying nothing, so
+//!   the server does not notice), alice's client finds it dead after 8 s
+//!   without a pong, signs in again, and the server hands the answered
+//!   call to that newer login (it replaces the old connection rather than
+//!   ending the call); bob's hang-up then reaches her.
 //!
 //! `cargo test -p cryptic-call --test a-call-survives-its-signaling-connection-being-cut -- --nocapture`
 
@@ -135,4 +140,51 @@ fn a_caller_cut_off_past_the_grace_is_hung_up_on_with_peer_disconnected() {
         alice.output()
     );
     assert!(alice.output().contains("call ended"), "{}", alice.output());
+}
+
+#[test]
+fn a_silent_connection_is_replaced_by_a_new_login_that_keeps_the_call() {
+    let mut world = World::start("cut-silent", &["alice", "bob"]);
+    let cutter = Cutter::start(&world.addr);
+    set_profile_server(&world.profile("alice"), &cutter.addr);
+    let mut bob = world.listen(
+        "bob",
+        &[
+            "--auto-accept",
+            "--input",
+            "tone:660",
+            "--output",
+            "null",
+            "--duration",
+            "16",
+        ],
+    );
+    let mut alice = world.call("alice", "bob", &["--input", "tone:440", "--output", "null"]);
+    alice.wait_for("call secured", Duration::from_secs(20));
+    alice.wait_for("time=0:01", Duration::from_secs(10));
+
+    cutter.freeze();
+    let frozen = Instant::now();
+    let line = alice.wait_for("lost the server: reconnecting", Duration::from_secs(15));
+    println!("alice, {:?} after the freeze: {line}", frozen.elapsed());
+    assert!(line.contains("not even a pong"), "{line}");
+    alice.wait_for("reconnected to the server", Duration::from_secs(10));
+    println!("alice reconnected {:?} after the freeze", frozen.elapsed());
+    world.server.wait_for(
+        "answered calls carried to the new connection",
+        Duration::from_secs(5),
+    );
+    assert!(!bob.output().contains("call ended"), "{}", bob.output());
+
+    assert!(bob.wait_exit(Duration::from_secs(30)), "{}", bob.output());
+    let ended = alice.wait_for("call ended", Duration::from_secs(5));
+    assert!(ended.contains("completed (bob hung up)"), "{ended}");
+    assert!(
+        alice.wait_exit(Duration::from_secs(10)),
+        "{}",
+        alice.output()
+    );
+    assert_eq!(alice.code, Some(0), "{}", alice.output());
+    let logged = world.server.wait_for("call ended", Duration::from_secs(5));
+    assert!(logged.contains("hung up"), "{logged}");
 }

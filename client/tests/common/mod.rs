@@ -495,13 +495,18 @@ pub fn set_profile_server(dir: &Path, servers: &str) {
 
 /// A TCP forwarder on loopback in front of the server that the test can
 /// cut (every connection through it closed at once, new ones closed as
-/// they come) and let through again. Threads, stopped when dropped.
+/// they come) and let through again, or freeze (the connections through
+/// it stay open but carry nothing more, as when a path dies; new ones
+/// pass). Threads, stopped when dropped.
 pub struct Cutter {
     pub addr: String,
     open: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    /// Both sockets of each connection, and its freeze switch.
+    conns: std::sync::Arc<std::sync::Mutex<Vec<(std::net::TcpStream, FreezeSwitch)>>>,
 }
+
+type FreezeSwitch = std::sync::Arc<std::sync::atomic::AtomicBool>;
 
 impl Cutter {
     /// Forwards to `upstream` (`host:port`), open.
@@ -513,7 +518,7 @@ impl Cutter {
         let addr = listener.local_addr().unwrap().to_string();
         let open = Arc::new(AtomicBool::new(true));
         let stop = Arc::new(AtomicBool::new(false));
-        let conns: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let conns: Arc<Mutex<Vec<(std::net::TcpStream, FreezeSwitch)>>> = Arc::default();
         let (o, s, c, up) = (
             open.clone(),
             stop.clone(),
@@ -536,18 +541,33 @@ impl Cutter {
                 let Ok(server) = std::net::TcpStream::connect(&up) else {
                     continue;
                 };
+                let frozen: FreezeSwitch = Arc::default();
                 let mut list = c.lock().unwrap();
                 for (mut from, mut to) in [
                     (client.try_clone().unwrap(), server.try_clone().unwrap()),
                     (server.try_clone().unwrap(), client.try_clone().unwrap()),
                 ] {
+                    let frozen = frozen.clone();
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16 * 1024];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                // Frozen: read and dropped, never closed.
+                                Ok(_) if frozen.load(Ordering::SeqCst) => {}
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
                         let _ = to.shutdown(std::net::Shutdown::Both);
                     });
                 }
-                list.push(client);
-                list.push(server);
+                list.push((client, frozen.clone()));
+                list.push((server, frozen));
             }
         });
         Cutter {
@@ -562,7 +582,7 @@ impl Cutter {
     /// [`Cutter::restore`].
     pub fn cut(&self) {
         self.open.store(false, std::sync::atomic::Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
+        for (c, _) in self.conns.lock().unwrap().drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
     }
@@ -570,6 +590,14 @@ impl Cutter {
     /// Lets new connections through again.
     pub fn restore(&self) {
         self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The connections through it now carry nothing more, and stay open;
+    /// new ones pass.
+    pub fn freeze(&self) {
+        for (_, f) in self.conns.lock().unwrap().iter() {
+            f.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 }
 
