@@ -246,6 +246,9 @@ pub(crate) const REMOTE: u64 = 0;
 pub(crate) struct Hub {
     users: HashMap<UserId, Peer>,
     calls: HashMap<CallId, CallEntry>,
+    /// Users (and their old connection) whose grace ended: the cluster
+    /// forgets their presence (see [`Self::take_gone`]).
+    gone: Vec<(UserId, u64)>,
 }
 
 impl Hub {
@@ -374,6 +377,52 @@ impl Hub {
     /// Whether `user` lost its connection and is in its reconnection grace.
     pub(crate) fn is_away(&self, user: &UserId) -> bool {
         self.users.get(user).is_some_and(|p| p.away.is_some())
+    }
+
+    /// `user` (its connection `conn_id` here still current, or lost and in
+    /// its grace) signed in on another node: it leaves this one, and its
+    /// answered calls are forgotten here without a word (they go on, peer
+    /// to peer, and on the new node if it knows them); its ringing calls
+    /// end as on a disconnect. `false` when `conn_id` is not the user's
+    /// connection here.
+    pub(crate) fn moved_elsewhere(
+        &mut self,
+        user: &UserId,
+        conn_id: u64,
+    ) -> (bool, Vec<(Tx, Out)>) {
+        let mut deliver = Vec::new();
+        if !self
+            .users
+            .get(user)
+            .is_some_and(|p| p.conn_id == conn_id && conn_id != REMOTE)
+        {
+            return (false, deliver);
+        }
+        let Some(p) = self.users.remove(user) else {
+            return (false, deliver);
+        };
+        for c in &p.contacts {
+            if let Some(m) = self.mutual(c, user) {
+                deliver.push(presence_out(m, user, false));
+            }
+        }
+        let (answered, ringing): (Vec<CallId>, Vec<CallId>) = p.calls.iter().partition(|id| {
+            self.calls
+                .get(id)
+                .is_some_and(|c| c.phase == CallPhase::Active)
+        });
+        for id in &answered {
+            self.remove_call(id);
+            tracing::info!(call_id = %id, user = %user, "the user signed in on another node; the call goes on without this node");
+        }
+        self.end_calls_of(user, &ringing, &mut deliver);
+        (true, deliver)
+    }
+
+    /// Users whose grace ended since the last call, with the connection
+    /// they had.
+    pub(crate) fn take_gone(&mut self) -> Vec<(UserId, u64)> {
+        std::mem::take(&mut self.gone)
     }
 
     /// `user`'s presence list is now `contacts`: each contact who lists
@@ -606,6 +655,7 @@ impl Hub {
             if let Some(p) = self.users.remove(&u) {
                 tracing::info!(user = %u, calls = p.calls.len(), "reconnection grace over: the user's calls end");
                 self.end_calls_of(&u, &p.calls, &mut deliver);
+                self.gone.push((u, p.conn_id));
             }
         }
         deliver
@@ -1433,5 +1483,35 @@ mod tests {
         let (_ra, mut rb) = answered_call(&mut hub, &limits, t0);
         send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
         assert_eq!(kinds(&mut rb), ["call_hangup Some(PeerDisconnected)"]);
+    }
+
+    #[test]
+    fn a_user_who_moved_to_another_node_leaves_its_calls_going_without_a_word() {
+        let (mut hub, limits, t0) = (Hub::default(), Limits::default(), Instant::now());
+        let (alice, bob) = (user("alice"), user("bob"));
+        let (_ra, mut rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        assert!(!hub.moved_elsewhere(&alice, 7).0, "not her connection");
+        let (moved, deliver) = hub.moved_elsewhere(&alice, 1);
+        assert!(moved);
+        send(deliver);
+        assert!(kinds(&mut rb).is_empty());
+        assert_eq!(hub.call_count(), 0);
+        send(hub.expire(t0 + Duration::from_secs(30), &limits));
+        assert!(kinds(&mut rb).is_empty(), "no grace left to end");
+        assert!(hub.take_gone().is_empty());
+        // A connection still up moves the same way.
+        let mut hub = Hub::default();
+        let (_ra, mut rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.moved_elsewhere(&alice, 1).1);
+        assert!(kinds(&mut rb).is_empty());
+        assert_eq!(hub.call_count(), 0);
+        // The grace running out is noted for the cluster.
+        let mut hub = Hub::default();
+        let (_ra, _rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        send(hub.expire(t0 + Duration::from_secs(21), &limits));
+        assert_eq!(hub.take_gone(), [(alice.clone(), 1)]);
+        let _ = bob;
     }
 }

@@ -551,8 +551,14 @@ impl Server {
                 _ = &mut shutdown => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = sweep.tick() => {
-                    let ended = self.shared.hub().expire(Instant::now(), &self.shared.limits);
+                    let (ended, gone) = {
+                        let mut hub = self.shared.hub();
+                        (hub.expire(Instant::now(), &self.shared.limits), hub.take_gone())
+                    };
                     deliver(ended);
+                    if let (Some(c), false) = (&self.shared.cluster, gone.is_empty()) {
+                        cluster_tasks.spawn(cluster::release_all(c.clone(), gone));
+                    }
                 }
                 () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)),
                     if paused_until.is_some() => paused_until = None,
@@ -816,13 +822,31 @@ async fn session(
         End::Gone | End::Stuck => shared.limits.reconnect_grace,
         End::Close(..) => Duration::ZERO,
     };
-    let hangups = shared
-        .hub()
-        .disconnect(user, conn_id, Instant::now(), grace);
+    // A connection replaced by a login on another node (still current
+    // here) leaves its answered calls going without a word.
+    let replaced = matches!(end, End::Close(ErrorCode::SessionReplaced, _));
+    let (hangups, away) = {
+        let mut hub = shared.hub();
+        let (moved, mut hangups) = if replaced {
+            hub.moved_elsewhere(user, conn_id)
+        } else {
+            (false, Vec::new())
+        };
+        if !moved {
+            hangups = hub.disconnect(user, conn_id, Instant::now(), grace);
+        }
+        let away = hub.is_away(user) && hub.local(user).is_some_and(|(c, _)| c == conn_id);
+        (hangups, away)
+    };
     deliver(hangups);
     if let Some(c) = &shared.cluster {
-        if let Err(e) = c.release(user, conn_id).await {
-            tracing::warn!(error = %e, "cluster: presence not removed");
+        // A user in its grace keeps its presence here: a login on another
+        // node then tells this one (which lets the call go), and the sweep
+        // removes it when the grace ends.
+        if !away {
+            if let Err(e) = c.release(user, conn_id).await {
+                tracing::warn!(error = %e, "cluster: presence not removed");
+            }
         }
     }
     end
