@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use cryptic_signal::client::{connect, ClientConfig, Connection, Incoming, Receiver, Sender};
 use cryptic_signal::profile::Profile;
-use cryptic_signal::wire::Message;
+use cryptic_signal::wire::{ErrorCode, Message};
 
 use crate::config::Config;
 
@@ -194,6 +194,10 @@ pub(crate) struct Link<'a> {
     held: VecDeque<Message>,
     /// Why it was last lost.
     why: String,
+    /// The server signed us out (a newer login of this user replaced this
+    /// connection, or the certificate was revoked): never dial again, or
+    /// this client would replace that newer login in turn.
+    signed_out: bool,
 }
 
 impl<'a> Link<'a> {
@@ -212,12 +216,18 @@ impl<'a> Link<'a> {
             dialing: None,
             held: VecDeque::new(),
             why: String::new(),
+            signed_out: false,
         }
+    }
+
+    /// Whether a lost connection is made again.
+    fn redials(&self) -> bool {
+        self.servers.is_some() && !self.signed_out
     }
 
     /// Whether it is down and being made again.
     pub(crate) fn reconnecting(&self) -> bool {
-        !self.up && self.servers.is_some()
+        !self.up && self.redials()
     }
 
     /// Why it was last lost.
@@ -233,7 +243,7 @@ impl<'a> Link<'a> {
         tracing::info!("signaling connection lost: {why}");
         self.up = false;
         self.why = why;
-        if self.servers.is_some() {
+        if self.redials() {
             self.redial.lost(Instant::now());
         }
     }
@@ -243,7 +253,7 @@ impl<'a> Link<'a> {
     /// send failed just now: the connection is lost.
     pub(crate) async fn send(&mut self, m: &Message) -> bool {
         if !self.up {
-            if self.servers.is_some() {
+            if self.redials() {
                 if self.held.len() >= HELD_MESSAGES {
                     self.held.pop_front();
                 }
@@ -285,7 +295,16 @@ impl<'a> Link<'a> {
         loop {
             if self.up {
                 return match self.receiver.recv().await {
-                    Ok(m) => LinkEvent::Incoming(m),
+                    Ok(m) => {
+                        if let Incoming::Message(Message::Error(e)) = &m {
+                            self.signed_out |= e.call_id.is_none()
+                                && matches!(
+                                    e.code,
+                                    ErrorCode::SessionReplaced | ErrorCode::CertificateRevoked
+                                );
+                        }
+                        LinkEvent::Incoming(m)
+                    }
                     Err(cryptic_signal::Error::Protocol(e)) => LinkEvent::Skipped(e),
                     Err(e) => {
                         self.lose(e.to_string());
@@ -293,7 +312,7 @@ impl<'a> Link<'a> {
                     }
                 };
             }
-            let Some(servers) = self.servers else {
+            let Some(servers) = self.servers.filter(|_| !self.signed_out) else {
                 return std::future::pending().await;
             };
             if let Some(dial) = self.dialing.as_mut() {
@@ -335,7 +354,7 @@ impl<'a> Link<'a> {
     /// connection is down, tries to connect again for up to `within` to
     /// deliver them.
     pub(crate) async fn deliver_held(&mut self, within: Duration) {
-        if self.up || self.held.is_empty() || self.servers.is_none() {
+        if self.up || self.held.is_empty() || !self.redials() {
             return;
         }
         let _ = tokio::time::timeout(within, async {
