@@ -17,6 +17,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::link::{Link, LinkEvent};
 use cryptic_audio::{ProcessingConfig, SinkSpec, SourceSpec};
 use cryptic_ice::{StreamInput, Transport, TurnServer, TurnStreams};
 use cryptic_signal::call::Role;
@@ -111,7 +112,7 @@ impl CallOptions {
 }
 
 /// What the user can do to a call in progress (the interactive shell).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Control {
     /// Answer the ringing call.
@@ -125,6 +126,12 @@ pub enum Control {
     Mute(bool),
     /// Print the status line now.
     Stats,
+    /// Capture from this microphone (or file, tone) from now on; the old
+    /// one stays when the new one does not open.
+    Input(SourceSpec),
+    /// Play to this speaker (or file) from now on; the old one stays when
+    /// the new one does not open.
+    Output(SinkSpec),
 }
 
 /// How a call went, for the summary and the history.
@@ -228,6 +235,10 @@ pub struct CallSide {
     /// STUN and TURN servers the signaling server advertised
     /// (`stun:HOST:PORT`, `turn:USER:PASS@HOST:PORT`, percent-encoded).
     pub ice_servers: Vec<String>,
+    /// Where to connect again when the signaling connection is lost
+    /// during a call (`None`: the call goes on without it, as far as it
+    /// can). A new connection replaces `sender` and `receiver`.
+    pub servers: Option<crate::link::Servers>,
 }
 
 impl std::fmt::Debug for CallSide {
@@ -293,8 +304,7 @@ pub async fn run_call_with(
         stream_rx,
         bound,
         hosts,
-        sender: &side.sender,
-        receiver: &mut side.receiver,
+        link: Link::new(&mut side.sender, &mut side.receiver, side.servers.as_ref()),
         waker,
     };
     let voice = drive(&mut session, io, options, controls).await;
@@ -325,8 +335,8 @@ struct Io<'a> {
     bound: SocketAddr,
     /// The host addresses it receives on, as last read.
     hosts: Vec<SocketAddr>,
-    sender: &'a Sender,
-    receiver: &'a mut Receiver,
+    /// The signaling connection, made again when lost.
+    link: Link<'a>,
     waker: DtlsWaker,
 }
 
@@ -340,6 +350,8 @@ async fn drive(
 ) -> Option<Voice> {
     let me = io_name(session);
     let mut voice: Option<Voice> = None;
+    // The devices: the user may switch them during the call.
+    let mut devices = (options.input.clone(), options.output.clone());
     // When the audio edge wants to run next (kept until it has run, so
     // that a flood of datagrams cannot put it off).
     let mut voice_at = tokio::time::Instant::now();
@@ -350,19 +362,14 @@ async fn drive(
     let mut netcheck = tokio::time::interval(NETCHECK_EVERY);
     netcheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf = vec![0u8; 2048];
-    let (mut signaling_up, mut controls_open) = (true, true);
+    let mut controls_open = true;
     loop {
-        flush(session, &io, &mut signaling_up).await;
-        if !show_events(session, options, &me) {
+        flush(session, &mut io).await;
+        if !show_events(session, options, &me, &io.link) {
             break;
         }
         if voice.is_none() && session.media_ready() {
-            match Voice::open(
-                &options.input,
-                &options.output,
-                options.bitrate,
-                options.processing,
-            ) {
+            match Voice::open(&devices.0, &devices.1, options.bitrate, options.processing) {
                 Ok(v) => {
                     voice = Some(v);
                     voice_at = tokio::time::Instant::now();
@@ -394,32 +401,7 @@ async fn drive(
                 }
                 _ => {}
             },
-            m = io.receiver.recv(), if signaling_up => match m {
-                // The operator revoked this profile: say so, not "the server went away".
-                Ok(SignalIncoming::Message(Message::Error(e)))
-                    if e.call_id.is_none() && e.code == ErrorCode::CertificateRevoked =>
-                {
-                    session.fail(Instant::now(), Outcome::Failed, format!("signed out by the server: {}", e.message));
-                }
-                // A newer sign-in of this user elsewhere replaced this connection.
-                Ok(SignalIncoming::Message(Message::Error(e)))
-                    if e.call_id.is_none() && e.code == ErrorCode::SessionReplaced =>
-                {
-                    session.fail(Instant::now(), Outcome::Failed, "signed in elsewhere: this connection was replaced".into());
-                }
-                Ok(SignalIncoming::Message(m)) => session.handle_signal(Instant::now(), m),
-                Ok(SignalIncoming::Relay { call_id, frame, .. }) => session.handle_relay(Instant::now(), call_id, &frame),
-                Err(cryptic_signal::Error::Protocol(e)) => tracing::debug!("skipped a bad message from the server: {e}"),
-                Err(e) => {
-                    // Closed, or silent past its deadline (no pong to our
-                    // pings): the connection is lost either way.
-                    signaling_up = false;
-                    if options.status_line {
-                        crate::screen::say(format!("[{me}] signaling connection lost: {e}"));
-                    }
-                    session.signaling_lost(Instant::now());
-                }
-            },
+            ev = io.link.next() => signal_event(session, ev),
             _ = io.waker.ready() => session.handle_timeout(Instant::now()),
             _ = tokio::time::sleep_until(wake) => session.handle_timeout(Instant::now()),
             _ = tokio::time::sleep_until(voice_at), if voice.is_some() => {
@@ -433,7 +415,7 @@ async fn drive(
             }
             c = controls.recv(), if controls_open => match c {
                 None => controls_open = false,
-                Some(c) => control(session, c, &me, voice.as_ref()),
+                Some(c) => control(session, c, &me, voice.as_mut(), &mut devices),
             },
             _ = status.tick(), if options.status_line && session.media_ready() => {
                 show_status(session, voice.as_ref(), &me);
@@ -447,16 +429,64 @@ async fn drive(
             }
         }
     }
-    // The goodbye: hang-up message, RTCP BYE, TURN deallocation.
-    flush(session, &io, &mut signaling_up).await;
+    // The goodbye: hang-up message, RTCP BYE, TURN deallocation; a
+    // hang-up held while the server was away gets a few seconds to find
+    // it again.
+    flush(session, &mut io).await;
+    io.link.deliver_held(GOODBYE_RECONNECT).await;
     voice
+}
+
+/// How long a call that ended while the server was away tries to reach it
+/// again to deliver its hang-up.
+const GOODBYE_RECONNECT: Duration = Duration::from_secs(3);
+
+/// What the signaling connection brought, to the session.
+fn signal_event(session: &mut CallSession<&mut E2eStore>, ev: LinkEvent) {
+    let now = Instant::now();
+    match ev {
+        // The operator revoked this profile: say so, not "the server went away".
+        LinkEvent::Incoming(SignalIncoming::Message(Message::Error(e)))
+            if e.call_id.is_none() && e.code == ErrorCode::CertificateRevoked =>
+        {
+            session.fail(
+                now,
+                Outcome::Failed,
+                format!("signed out by the server: {}", e.message),
+            );
+        }
+        // A newer sign-in of this user elsewhere replaced this connection.
+        LinkEvent::Incoming(SignalIncoming::Message(Message::Error(e)))
+            if e.call_id.is_none() && e.code == ErrorCode::SessionReplaced =>
+        {
+            session.fail(
+                now,
+                Outcome::Failed,
+                "signed in elsewhere: this connection was replaced".into(),
+            );
+        }
+        LinkEvent::Incoming(SignalIncoming::Message(m)) => session.handle_signal(now, m),
+        LinkEvent::Incoming(SignalIncoming::Relay { call_id, frame, .. }) => {
+            session.handle_relay(now, call_id, &frame)
+        }
+        LinkEvent::Skipped(e) => tracing::debug!("skipped a bad message from the server: {e}"),
+        // Closed, or silent past its deadline (no pong to our pings).
+        LinkEvent::Lost => session.signaling_lost(now),
+        LinkEvent::Back => session.signaling_restored(now),
+    }
 }
 
 fn io_name(session: &CallSession<&mut E2eStore>) -> String {
     session.me().to_string()
 }
 
-fn control(session: &mut CallSession<&mut E2eStore>, c: Control, me: &str, voice: Option<&Voice>) {
+fn control(
+    session: &mut CallSession<&mut E2eStore>,
+    c: Control,
+    me: &str,
+    voice: Option<&mut Voice>,
+    devices: &mut (SourceSpec, SinkSpec),
+) {
     let now = Instant::now();
     match c {
         Control::Accept => session.accept(now),
@@ -465,7 +495,31 @@ fn control(session: &mut CallSession<&mut E2eStore>, c: Control, me: &str, voice
         Control::Mute(m) => session.set_muted(m),
         Control::Stats => {
             crate::screen::say(format!("[{me}] {}", live_status(session)));
-            show_status(session, voice, me);
+            show_status(session, voice.as_deref(), me);
+        }
+        Control::Input(spec) => {
+            let r = voice.map_or(Ok(()), |v| v.replace_input(&spec));
+            match r {
+                Ok(()) => {
+                    crate::screen::say(format!("[{me}] microphone: {spec}"));
+                    devices.0 = spec;
+                }
+                Err(e) => {
+                    crate::screen::say(format!("[{me}] {e}: keeping the microphone {}", devices.0))
+                }
+            }
+        }
+        Control::Output(spec) => {
+            let r = voice.map_or(Ok(()), |v| v.replace_output(&spec));
+            match r {
+                Ok(()) => {
+                    crate::screen::say(format!("[{me}] speaker: {spec}"));
+                    devices.1 = spec;
+                }
+                Err(e) => {
+                    crate::screen::say(format!("[{me}] {e}: keeping the speaker {}", devices.1))
+                }
+            }
         }
     }
 }
@@ -519,8 +573,8 @@ async fn persist(store: &mut E2eStore) {
 }
 
 /// Sends what the session wants sent. A failed signaling send means the
-/// server is gone.
-async fn flush(session: &mut CallSession<&mut E2eStore>, io: &Io<'_>, signaling_up: &mut bool) {
+/// connection is lost (the link makes it again; call messages wait).
+async fn flush(session: &mut CallSession<&mut E2eStore>, io: &mut Io<'_>) {
     persist(session.sealer_mut()).await;
     while let Some(t) = session.poll_transmit() {
         if t.transport.is_stream() {
@@ -532,28 +586,28 @@ async fn flush(session: &mut CallSession<&mut E2eStore>, io: &Io<'_>, signaling_
         }
     }
     while let Some(out) = session.poll_signal() {
-        if !*signaling_up {
-            continue;
-        }
         let sent = match &out {
-            SignalOut::Message(m) => io.sender.send(m).await,
+            SignalOut::Message(m) => io.link.send(m).await,
             // A full queue drops the frame, as a congested network would.
             SignalOut::Relay {
                 call_id,
                 seq,
                 frame,
-            } => io.sender.try_send_relay(*call_id, *seq, frame).map(drop),
+            } => io.link.send_relay(*call_id, *seq, frame),
         };
-        if let Err(e) = sent {
-            tracing::debug!("signaling: {e}");
-            *signaling_up = false;
+        if !sent {
             session.signaling_lost(Instant::now());
         }
     }
 }
 
 /// Prints what the user should know; `false` once the call ended.
-fn show_events(session: &mut CallSession<&mut E2eStore>, options: &CallOptions, me: &str) -> bool {
+fn show_events(
+    session: &mut CallSession<&mut E2eStore>,
+    options: &CallOptions,
+    me: &str,
+    link: &Link<'_>,
+) -> bool {
     let mut going = true;
     while let Some(e) = session.poll_event() {
         let peer = session
@@ -594,9 +648,17 @@ fn show_events(session: &mut CallSession<&mut E2eStore>, options: &CallOptions, 
             }
             SessionEvent::DirectLost(words) => crate::screen::say(format!("[{me}] {words}")),
             SessionEvent::DirectBack => crate::screen::say(format!("[{me}] back on direct")),
-            SessionEvent::SignalingLost => crate::screen::say(format!(
-                "[{me}] signaling server lost: the call goes on peer to peer"
+            SessionEvent::SignalingLost if link.reconnecting() => crate::screen::say(format!(
+                "[{me}] lost the server: reconnecting; the call goes on peer to peer (signaling connection lost: {})",
+                link.why()
             )),
+            SessionEvent::SignalingLost => crate::screen::say(format!(
+                "[{me}] lost the server: the call goes on peer to peer (signaling connection lost: {})",
+                link.why()
+            )),
+            SessionEvent::SignalingBack => {
+                crate::screen::say(format!("[{me}] reconnected to the server"))
+            }
             _ => {}
         }
     }

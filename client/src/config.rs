@@ -7,6 +7,8 @@
 //! relay = false              # media through the server from the start
 //! chacha = false             # prefer the ChaCha20-Poly1305 SRTP profile
 //! auto_answer = false        # the shell answers every call
+//! servers = ["a.example:8443", "b.example:8443"]   # instead of the profile's
+//!                            # address(es): tried in turn when one is lost
 //!
 //! share_presence = ["mum"]   # who may see you online (and you them):
 //!                            # shown only once both listed each other
@@ -51,6 +53,10 @@ pub struct Config {
     pub auto_answer: bool,
     /// The users (or aliases) this user shares presence with.
     pub share_presence: Vec<String>,
+    /// The signaling server's addresses (`host:port`, nodes of one
+    /// cluster behind one certificate name), instead of the profile's:
+    /// the first that answers is used, and the next ones when it is lost.
+    pub servers: Vec<String>,
     /// Names to call people by: alias to user name.
     pub contacts: BTreeMap<String, String>,
 }
@@ -138,6 +144,8 @@ mod tests {
         assert_eq!(c.resolve("bob"), "bob");
         let again = Config::parse(&toml::to_string(&c).unwrap()).unwrap();
         assert_eq!(again, c);
+        let c = Config::parse("servers = [\"a:1\", \"b:2\"]\n").unwrap();
+        assert_eq!(c.servers, ["a:1", "b:2"]);
     }
 
     #[test]

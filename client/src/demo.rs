@@ -119,6 +119,7 @@ fn call_side(me: UserId, e2e: E2eStore, conn: Connection) -> CallSide {
         sender,
         receiver,
         ice_servers,
+        servers: None,
     }
 }
 

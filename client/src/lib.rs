@@ -20,6 +20,8 @@
 //! * [`screen`] and [`term`]: what the user reads (status line, prompt)
 //!   and the shell's line editor;
 //! * [`config`]: the profile directory and its `config.toml`;
+//! * [`link`]: the signaling connection kept up during a call (backoff,
+//!   several server addresses);
 //! * [`devices`]: the device table and the check before ringing;
 //! * [`logging`]: `-v`, the log file, the server's log format.
 
@@ -30,6 +32,7 @@ pub mod devices;
 pub mod dtls;
 pub mod error;
 pub mod history;
+pub mod link;
 pub mod logging;
 pub mod media;
 pub mod screen;

@@ -22,7 +22,6 @@ use cryptic_call::demo::{print_summary, run_demo, DemoOptions};
 use cryptic_call::history::{format_record, header, History};
 use cryptic_call::logging::LogFormat;
 use cryptic_signal::certs::{CertificateAuthority, ServerTls, Validity, CA_KEY_FILE};
-use cryptic_signal::client::connect;
 use cryptic_signal::profile::{Profile, PROFILE_FILE};
 use cryptic_signal::server::revoke::{fingerprint, Revocations};
 use cryptic_signal::server::turn::{TurnConfig, TurnSecret};
@@ -297,9 +296,11 @@ enum CaCommand {
         /// The CA directory.
         #[arg(long, default_value = "ca")]
         dir: PathBuf,
-        /// The server's address as users reach it (host:port).
-        #[arg(long)]
-        server: String,
+        /// The server's address as users reach it (host:port). Several
+        /// (repeated, or comma-separated) for nodes of one cluster: the
+        /// client tries them in turn.
+        #[arg(long, required = true, value_delimiter = ',')]
+        server: Vec<String>,
         /// The name in the server's certificate (default: the host of
         /// --server, also when it is an IP address).
         #[arg(long)]
@@ -403,6 +404,10 @@ struct LimitArgs {
     /// Candidate messages forwarded per participant while a call rings.
     #[arg(long)]
     max_ringing_candidates: Option<u32>,
+    /// Seconds an answered call waits for a user whose connection dropped
+    /// to log in again before it ends (0: at once).
+    #[arg(long)]
+    reconnect_grace: Option<f64>,
     /// Key fetches of one user by one requester per key window.
     #[arg(long)]
     key_fetches_per_target: Option<u32>,
@@ -443,6 +448,9 @@ impl LimitArgs {
         }
         if let Some(v) = self.max_ringing_candidates {
             l.max_ringing_candidates = v;
+        }
+        if let Some(v) = self.reconnect_grace {
+            l.reconnect_grace = Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO);
         }
         if let Some(v) = self.key_fetches_per_target {
             l.key_fetches_per_target = v;
@@ -759,8 +767,16 @@ fn ca(command: CaCommand) -> Result<ExitCode, String> {
             }
             let ca = CertificateAuthority::load(&dir).map_err(|e| e.to_string())?;
             let me = user(&name)?;
-            let server_name = server_name
-                .unwrap_or_else(|| cryptic_call::config::server_host(&server).to_string());
+            let servers: Vec<String> = server
+                .iter()
+                .flat_map(|s| cryptic_call::link::split_addresses(s))
+                .collect();
+            let Some(first) = servers.first() else {
+                return Err("--server names no address".into());
+            };
+            let server_name =
+                server_name.unwrap_or_else(|| cryptic_call::config::server_host(first).to_string());
+            let server = servers.join(",");
             let cert = ca
                 .issue_client(&me, Validity::days_from_now(365))
                 .map_err(|e| e.to_string())?;
@@ -967,7 +983,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             options.duration = duration.map(Duration::from_secs);
             options.cancel_after = cancel_after.map(Duration::from_secs_f64);
             options.ring_timeout = Duration::from_secs(ring_timeout);
-            one_call(&profile, Some(peer), options).await
+            one_call(&profile, &config, Some(peer), options).await
         }
         Command::Listen {
             profile,
@@ -996,7 +1012,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 accept_after.map(Duration::from_secs_f64)
             };
-            one_call(&profile, None, options).await
+            one_call(&profile, &config, None, options).await
         }
         Command::History {
             profile,
@@ -1040,6 +1056,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
 
 async fn one_call(
     profile_dir: &std::path::Path,
+    config: &Config,
     callee: Option<UserId>,
     options: CallOptions,
 ) -> Result<ExitCode, String> {
@@ -1051,7 +1068,9 @@ async fn one_call(
     }
     // A missing microphone, speaker or file: one line, before anyone rings.
     cryptic_call::devices::check(&options.input, &options.output)?;
-    let mut conn = connect(&profile.client_config().map_err(|e| e.to_string())?)
+    let servers = cryptic_call::link::Servers::from_profile(&profile, config)?;
+    let mut conn = servers
+        .connect_first()
         .await
         .map_err(|e| format!("cannot reach the server: {e}"))?;
     let mut e2e = profile.e2e().map_err(|e| e.to_string())?;
@@ -1077,6 +1096,7 @@ async fn one_call(
         sender,
         receiver,
         ice_servers,
+        servers: Some(servers),
     };
     if callee.is_none() {
         println!("waiting for a call...");

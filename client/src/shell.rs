@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cryptic_audio::SinkSpec;
-use cryptic_signal::client::{connect, Incoming};
+use cryptic_signal::client::Incoming;
 use cryptic_signal::profile::{Profile, ProfileLock};
 use cryptic_signal::wire::{ErrorCode, KeysFetch, Message, UserId};
 use tokio::sync::mpsc;
@@ -40,8 +40,8 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("stats", "stats", "the call's figures now: path, round-trip time, loss, jitter, bitrate"),
     ("history", "history [N]", "the last N calls (20 if not given)"),
     ("devices", "devices", "the sound devices, the defaults marked *"),
-    ("input", "input [NAME]", "use the microphone NAME (an id from `devices`, default, tone, silence, wav:FILE); saved in config.toml"),
-    ("output", "output [NAME]", "use the speaker NAME (an id from `devices`, default, null, wav:FILE); saved in config.toml"),
+    ("input", "input [NAME]", "use the microphone NAME (an id from `devices`, default, tone, silence, wav:FILE), at once during a call; saved in config.toml"),
+    ("output", "output [NAME]", "use the speaker NAME (an id from `devices`, default, null, wav:FILE), at once during a call; saved in config.toml"),
     ("contacts", "contacts", "the aliases of config.toml, and who of share_presence is online"),
     ("help", "help [COMMAND]", "the commands, or one command in full"),
     ("quit", "quit", "leave (also: exit, Ctrl-D, Ctrl-C twice)"),
@@ -74,13 +74,15 @@ pub async fn run_shell(profile_dir: &Path, options: ShellOptions) -> Result<(), 
     let config = Config::load(profile_dir)?;
     let _lock = ProfileLock::acquire(profile_dir).map_err(|e| e.to_string())?;
     let mut e2e = profile.e2e().map_err(|e| e.to_string())?;
-    let link = open_link(&profile, &mut e2e).await?;
+    let servers = crate::link::Servers::from_profile(&profile, &config)?;
+    let link = open_link(&servers, &mut e2e).await?;
     let side = CallSide {
         me: link.me,
         e2e,
         sender: link.sender,
         receiver: link.receiver,
         ice_servers: link.ice_servers,
+        servers: Some(servers),
     };
     let tty = crate::term::stdout_is_tty();
     let raw = if tty {
@@ -92,7 +94,6 @@ pub async fn run_shell(profile_dir: &Path, options: ShellOptions) -> Result<(), 
     let keys = keys(raw.is_some());
     let mut shell = Shell {
         dir: profile_dir.to_path_buf(),
-        profile,
         config,
         options,
         side,
@@ -160,16 +161,16 @@ struct Link {
     ice_servers: Vec<String>,
 }
 
-/// Connects and publishes keys from `e2e` (the same store across
-/// reconnections).
+/// Connects (to the first of the server addresses that answers) and
+/// publishes keys from `e2e` (the same store across reconnections).
 async fn open_link(
-    profile: &Profile,
+    servers: &crate::link::Servers,
     e2e: &mut cryptic_signal::e2e::E2eStore,
 ) -> Result<Link, String> {
-    let config = profile.client_config().map_err(|e| e.to_string())?;
-    let mut conn = tokio::time::timeout(Duration::from_secs(10), connect(&config))
+    let wait = Duration::from_secs(10) * u32::try_from(servers.len()).unwrap_or(1);
+    let mut conn = tokio::time::timeout(wait, servers.connect_first())
         .await
-        .map_err(|_| "the server did not answer within 10 s".to_string())?
+        .map_err(|_| format!("the server did not answer within {} s", wait.as_secs()))?
         .map_err(|e| format!("cannot reach the server: {e}"))?;
     crate::call::publish_keys(&mut conn, e2e, 10).await?;
     let me = conn.user().clone();
@@ -208,7 +209,6 @@ enum Flow {
 
 struct Shell {
     dir: PathBuf,
-    profile: Profile,
     config: Config,
     options: ShellOptions,
     side: CallSide,
@@ -333,7 +333,10 @@ impl Shell {
     }
 
     async fn reconnect(&mut self) {
-        match open_link(&self.profile, &mut self.side.e2e).await {
+        let Some(servers) = self.side.servers.clone() else {
+            return;
+        };
+        match open_link(&servers, &mut self.side.e2e).await {
             Ok(link) => {
                 self.side.sender = link.sender;
                 self.side.receiver = link.receiver;
@@ -457,31 +460,18 @@ impl Shell {
         say(lines.join("\n"));
     }
 
-    /// `input NAME` / `output NAME`: checked, used from the next call on,
-    /// and saved in the profile's config.
+    /// `input NAME` / `output NAME` between calls: checked, used from the
+    /// next call on, and saved in the profile's config.
     fn choose(&mut self, what: &str, name: &str) {
-        let devices = crate::devices::list().unwrap_or_default();
-        let result = if what == "input" {
-            crate::devices::parse_input(name, &devices).and_then(|spec| {
-                crate::devices::check(&spec, &SinkSpec::Null)?;
-                self.options.call.input = spec.clone();
-                self.config.input = Some(spec.to_string());
-                Ok(format!("microphone: {spec}"))
-            })
-        } else {
-            crate::devices::parse_output(name, &devices).and_then(|spec| {
-                crate::devices::check(&cryptic_audio::SourceSpec::Silence, &spec)?;
-                self.options.call.output = spec.clone();
-                self.config.output = Some(spec.to_string());
-                Ok(format!("speaker: {spec}"))
-            })
-        };
-        match result {
-            Ok(words) => match self.config.save(&self.dir) {
-                Ok(()) => say(format!("{words} (saved in config.toml)")),
-                Err(e) => say(format!("{words} (not saved: {e})")),
-            },
-            Err(e) => say(format!("{what}: {e}")),
+        match choose_device(
+            &self.dir,
+            &mut self.config,
+            &mut self.options.call,
+            what,
+            name,
+        ) {
+            Ok((words, _)) => say(words),
+            Err(e) => say(e),
         }
     }
 
@@ -536,6 +526,16 @@ impl Shell {
             options.output = SinkSpec::Wav(fresh);
         }
         let calling = callee.clone();
+        let (dir, config, call_options) = (&self.dir, &mut self.config, &mut self.options.call);
+        let mut switch = |what: &str, name: &str| -> Option<Control> {
+            match choose_device(dir, config, call_options, what, name) {
+                Ok((_, control)) => Some(control),
+                Err(e) => {
+                    say(format!("{e} (the call goes on)"));
+                    None
+                }
+            }
+        };
         let report = in_call(
             &mut self.side,
             callee,
@@ -544,9 +544,13 @@ impl Shell {
             &mut self.keys,
             &mut self.last_interrupt,
             &mut self.quitting,
+            &mut switch,
         )
         .await;
         self.call_ended = Some(Instant::now());
+        // A connection made again during the call is a new login: the
+        // server wants the presence list again.
+        self.share_presence().await;
         match report {
             Ok(r) => {
                 let verified = r
@@ -563,6 +567,41 @@ impl Shell {
             )),
         }
     }
+}
+
+/// `input NAME` / `output NAME`: parsed and checked (the device opens),
+/// kept in `options` for the next calls and saved in config.toml. Returns
+/// what to say and the control that switches a call in progress; one line
+/// saying why when the name is bad or the device does not open.
+fn choose_device(
+    dir: &Path,
+    config: &mut Config,
+    options: &mut CallOptions,
+    what: &str,
+    name: &str,
+) -> Result<(String, Control), String> {
+    let devices = crate::devices::list().unwrap_or_default();
+    let chosen = if what == "input" {
+        crate::devices::parse_input(name, &devices).and_then(|spec| {
+            crate::devices::check(&spec, &SinkSpec::Null)?;
+            options.input = spec.clone();
+            config.input = Some(spec.to_string());
+            Ok((format!("microphone: {spec}"), Control::Input(spec)))
+        })
+    } else {
+        crate::devices::parse_output(name, &devices).and_then(|spec| {
+            crate::devices::check(&cryptic_audio::SourceSpec::Silence, &spec)?;
+            options.output = spec.clone();
+            config.output = Some(spec.to_string());
+            Ok((format!("speaker: {spec}"), Control::Output(spec)))
+        })
+    };
+    let (words, control) = chosen.map_err(|e| format!("{what}: {e}"))?;
+    let words = match config.save(dir) {
+        Ok(()) => format!("{words} (saved in config.toml)"),
+        Err(e) => format!("{words} (not saved: {e})"),
+    };
+    Ok((words, control))
 }
 
 fn far_future() -> tokio::time::Instant {
@@ -673,7 +712,9 @@ async fn ensure_session(
     side.e2e.start_session(&bundle).map_err(|e| e.to_string())
 }
 
-/// Runs one call while typed lines become its controls.
+/// Runs one call while typed lines become its controls (`input NAME` and
+/// `output NAME` go through `switch` first: checked and saved).
+#[allow(clippy::too_many_arguments)]
 async fn in_call(
     side: &mut CallSide,
     callee: Option<UserId>,
@@ -682,6 +723,7 @@ async fn in_call(
     keys: &mut mpsc::UnboundedReceiver<Key>,
     last_interrupt: &mut Option<Instant>,
     quitting: &mut bool,
+    switch: &mut dyn FnMut(&str, &str) -> Option<Control>,
 ) -> Result<CallReport, String> {
     let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel();
     let placing = callee.clone();
@@ -703,9 +745,15 @@ async fn in_call(
             report = &mut call => return report.map_err(|e| e.to_string()),
             key = keys.recv() => {
                 let control = match key.unwrap_or(Key::Eof) {
-                    Key::Line(line) => match in_call_command(&line) {
-                        Some(c) => c,
-                        None => continue,
+                    Key::Line(line) => match device_command(&line) {
+                        Some((what, name)) => match switch(what, name) {
+                            Some(c) => c,
+                            None => continue,
+                        },
+                        None => match in_call_command(&line) {
+                            Some(c) => c,
+                            None => continue,
+                        },
                     },
                     Key::Interrupt => {
                         *last_interrupt = Some(Instant::now());
@@ -738,6 +786,16 @@ async fn in_call(
     }
 }
 
+/// `input NAME` or `output NAME` typed during a call.
+fn device_command(line: &str) -> Option<(&'static str, &str)> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["input", name] => Some(("input", name)),
+        ["output", name] => Some(("output", name)),
+        _ => None,
+    }
+}
+
 /// A line typed during a call: its control, or `None` (said why).
 fn in_call_command(line: &str) -> Option<Control> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -751,7 +809,7 @@ fn in_call_command(line: &str) -> Option<Control> {
         ["stats"] => Control::Stats,
         ["help"] => {
             say(
-                "during a call: accept | reject | hangup | mute | unmute | stats (Ctrl-C hangs up)",
+                "during a call: accept | reject | hangup | mute | unmute | stats | input NAME | output NAME (Ctrl-C hangs up)",
             );
             return None;
         }
@@ -768,7 +826,7 @@ fn in_call_command(line: &str) -> Option<Control> {
             return None;
         }
         [cmd, ..] => {
-            say(format!("no command {cmd:?}: during a call: accept | reject | hangup | mute | unmute | stats"));
+            say(format!("no command {cmd:?}: during a call: accept | reject | hangup | mute | unmute | stats | input NAME | output NAME"));
             return None;
         }
     })

@@ -449,3 +449,36 @@ fn onset(pcm: &[i16], quiet: &mut u32) -> bool {
         false
     }
 }
+
+/// Device switching during a call (the shell's `input` and `output`):
+/// the new device opens first; only then does it replace the old one,
+/// which is closed (a WAV file gets its header). On an error the old one
+/// stays.
+impl Voice {
+    /// Captures from `spec` from now on.
+    pub(crate) fn replace_input(&mut self, spec: &SourceSpec) -> Result<(), Error> {
+        let input = Input::open(spec, InputOptions::default().with_pacing(Pacing::RealTime))
+            .map_err(|e| Error::Audio(format!("input {spec}: {e}")))?;
+        self.input = input;
+        self.input_device = matches!(spec, SourceSpec::Default | SourceSpec::Device(_));
+        self.silence_due = None;
+        Ok(())
+    }
+
+    /// Plays to `spec` from now on.
+    pub(crate) fn replace_output(&mut self, spec: &SinkSpec) -> Result<(), Error> {
+        let frame = match spec {
+            SinkSpec::Default | SinkSpec::Device(_) => FrameDuration::Ms10,
+            _ => FrameDuration::Ms20,
+        };
+        let output = Output::open(spec, OutputOptions::default().with_frame(frame))
+            .map_err(|e| Error::Audio(format!("output {spec}: {e}")))?;
+        let mut old = std::mem::replace(&mut self.output, output);
+        self.next_play = None;
+        self.reference.clear();
+        if let Err(e) = old.finish() {
+            tracing::warn!("the previous output did not finish: {e}");
+        }
+        Ok(())
+    }
+}

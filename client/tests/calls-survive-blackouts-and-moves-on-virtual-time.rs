@@ -363,3 +363,66 @@ fn setup_has_no_outliers_over_50_loss_free_calls() {
     );
     assert!(times[49] < 2 * times[25] + ms(50), "{times:?}");
 }
+
+#[test]
+fn a_call_on_the_server_relay_waits_for_the_server_to_come_back() {
+    // Media through the server relay only (both force it); the server is
+    // away from 5 to 9 s (the drivers reconnect at 9 s): the audio comes
+    // back within 2 s and the call completes; away for good, the call ends
+    // 20 s after the loss, failed ("the signaling server went away").
+    for seed in 0..4 {
+        for back in [Some(Duration::from_secs(9)), None] {
+            let mut users = Users::new(&["alice", "bob"]);
+            let mut w = World::new(&mut users, net(seed), seed, |_, mut c| {
+                c.force_relay = true;
+                c
+            });
+            w.hub_dies = Some(Duration::from_secs(5));
+            w.hub_back = back;
+            w.at(ALICE, When::At(Duration::ZERO), Action::Call(BOB));
+            w.at(
+                BOB,
+                When::After(CallState::Ringing, ms(100)),
+                Action::Accept,
+            );
+            // alice hangs up at 14 s, or (server gone) after the grace.
+            let hangup = if back.is_some() { 14 } else { 40 };
+            w.at(
+                ALICE,
+                When::After(CallState::Active, Duration::from_secs(hangup)),
+                Action::Hangup,
+            );
+            w.run(Duration::from_secs(60));
+            let (a, b) = (w.report(ALICE), w.report(BOB));
+            let ctx = format!("seed {seed}, back {back:?}: {a:?}\n{b:?}");
+            for n in &w.nodes {
+                assert!(n.events.contains(&SessionEvent::SignalingLost), "{ctx}");
+            }
+            match back {
+                Some(t) => {
+                    assert_eq!(a.outcome, Outcome::Completed, "{ctx}");
+                    assert_eq!(b.outcome, Outcome::Completed, "{ctx}");
+                    for n in &w.nodes {
+                        assert!(n.events.contains(&SessionEvent::SignalingBack), "{ctx}");
+                        assert!(
+                            n.audio_back_after(w.start + t)
+                                .is_some_and(|d| d <= BACK_WITHIN),
+                            "{ctx}"
+                        );
+                    }
+                }
+                None => {
+                    for r in [&a, &b] {
+                        assert_eq!(r.outcome, Outcome::Failed, "{ctx}");
+                        assert_eq!(r.reason, "the signaling server went away", "{ctx}");
+                        let lasted = r.ended.unwrap() - (w.start + Duration::from_secs(5));
+                        assert!(
+                            lasted >= Duration::from_secs(20) && lasted <= Duration::from_secs(21),
+                            "{lasted:?} {ctx}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

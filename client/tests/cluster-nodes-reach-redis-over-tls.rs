@@ -15,7 +15,7 @@ use cryptic_signal::wire::{CallAnswer, CallId, CallInvite, Message, Sealed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_route_a_call_through_redis_over_tls() {
-    let Some(cluster) = Cluster::start_with("cluster-rediss", 2, true) else {
+    let Some(cluster) = Cluster::start_with("cluster-rediss", 2, true, &[]) else {
         return;
     };
     let (sa, mut ra) = cluster.login("alice", 0).await;

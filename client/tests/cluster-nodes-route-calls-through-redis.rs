@@ -6,7 +6,9 @@
 //! killed mid-call ends a relayed call on the other side with
 //! `peer_disconnected` (its users log in again elsewhere), while a
 //! peer-to-peer call between real processes goes on; one-time keys are
-//! handed out once across nodes; the nodes survive a Redis restart.
+//! handed out once across nodes; the nodes survive a Redis restart; a user
+//! whose connection drops mid-call and who signs in on the peer's node
+//! keeps the call there (the old node lets it go without a word).
 
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 
@@ -403,9 +405,58 @@ fn a_peer_to_peer_call_goes_on_when_the_callers_node_dies() {
     let before = received_at_least(&mut b, 50);
 
     cluster.nodes[0].0.kill();
-    a.wait_for("signaling server lost", Duration::from_secs(10));
+    a.wait_for("lost the server: reconnecting", Duration::from_secs(10));
     // Bob's node learns of the loss within seconds and does not end the call.
     let after = received_at_least(&mut b, before + 300);
     assert!(!b.output().contains("call ended"), "{}", b.output());
     println!("bob received {before} packets before alice's node died, {after} well after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_who_comes_back_on_the_peers_node_keeps_the_call() {
+    let Some(mut cluster) =
+        Cluster::start_with("cluster-move", 2, false, &["--reconnect-grace", "2"])
+    else {
+        return;
+    };
+    let mut a = cluster.login("alice", 0).await;
+    let mut b = cluster.login("bob", 1).await;
+    let id = answered_call(&mut a, &mut b).await;
+    // alice's connection to node 0 drops; she signs in on node 1 (bob's).
+    a.0.close().await;
+    drop(a);
+    cluster.nodes[0]
+        .0
+        .wait_for("connection lost during a call", Duration::from_secs(5));
+    let mut a1 = cluster.login("alice", 1).await;
+    cluster.nodes[0]
+        .0
+        .wait_for("signed in on another node", Duration::from_secs(5));
+    // Node 0's grace (2 s) ends without a word to bob.
+    let quiet_until = Instant::now() + Duration::from_secs(4);
+    while let Some(left) = quiet_until.checked_duration_since(Instant::now()) {
+        match tokio::time::timeout(left, b.1.recv()).await {
+            Err(_) => break,
+            Ok(Ok(Incoming::Message(Message::Pong(_)))) => {}
+            Ok(other) => panic!("bob should hear nothing: {other:?}"),
+        }
+    }
+    // The call lives on node 1: bob's hang-up reaches alice there.
+    let hangup = Message::CallHangup(CallHangup {
+        call_id: id,
+        from_user: user("bob"),
+        to_user: user("alice"),
+        reason: None,
+    });
+    b.0.send(&hangup).await.unwrap();
+    loop {
+        match next(&mut a1.1, Duration::from_secs(5)).await {
+            Incoming::Message(Message::CallHangup(h)) => {
+                assert_eq!((h.call_id, h.reason), (id, None));
+                break;
+            }
+            Incoming::Message(Message::Pong(_) | Message::Presence(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }

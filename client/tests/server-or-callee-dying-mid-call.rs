@@ -36,8 +36,8 @@ fn audio_survives_the_server_and_consent_freshness_ends_a_call_whose_peer_died()
 
     // The server dies; both sides carry on peer to peer.
     world.server.kill();
-    alice.wait_for("signaling server lost", Duration::from_secs(10));
-    bob.wait_for("signaling server lost", Duration::from_secs(10));
+    alice.wait_for("lost the server: reconnecting", Duration::from_secs(10));
+    bob.wait_for("lost the server: reconnecting", Duration::from_secs(10));
     let after = loop {
         let line = alice.wait_for("rx=", Duration::from_secs(10));
         match received(&line) {

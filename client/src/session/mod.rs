@@ -371,8 +371,11 @@ pub enum SessionEvent {
     /// After [`DirectLost`](Self::DirectLost), ICE selected a pair again:
     /// media is back on the direct path.
     DirectBack,
-    /// The signaling server went away; the call goes on peer to peer.
+    /// The signaling server went away; the call goes on peer to peer (or
+    /// on the server relay, which comes back with the server).
     SignalingLost,
+    /// The driver connected to the signaling server again during the call.
+    SignalingBack,
     /// The call ended; read [`CallSession::report`].
     Ended,
 }
@@ -425,6 +428,10 @@ pub struct SessionReport {
     /// ICE restarts in the call (ours and the peer's).
     pub ice_restarts: u32,
 }
+
+/// How long a call on the server relay alone waits for the signaling
+/// server to come back (the server keeps the call as long by default).
+pub const SIGNALING_GRACE: Duration = Duration::from_secs(20);
 
 /// An open gap in the peer's audio counts as lost from this many frames
 /// on (1 s); shorter ones at the end of a call are the hang-up.
@@ -497,6 +504,9 @@ pub struct CallSession<S: Sealer> {
     media: Option<MediaSession>,
     clock: NtpClock,
     signaling_up: bool,
+    /// The call, on the server relay alone, ends if the signaling server
+    /// is not back by then.
+    signaling_deadline: Option<Instant>,
     muted: bool,
     relay_at: Option<Instant>,
     accept_at: Option<Instant>,
@@ -557,6 +567,7 @@ impl<S: Sealer> CallSession<S> {
             early_dtls: VecDeque::new(),
             media: None,
             signaling_up: true,
+            signaling_deadline: None,
             muted: false,
             relay_at: None,
             accept_at: None,
@@ -823,9 +834,15 @@ impl<S: Sealer> CallSession<S> {
         self.process(now);
     }
 
-    /// The signaling connection is gone. A call with media on an ICE pair
+    /// The signaling connection is gone (the driver tries to connect
+    /// again and says [`signaling_restored`](Self::signaling_restored)
+    /// when it did). A call with secured media goes on: on an ICE pair
     /// (or on the relay while a selected pair fell silent: it goes back to
-    /// the pair) goes on; any other call ends.
+    /// the pair) for as long as it lasts; on the server relay alone (no
+    /// pair) for [`SIGNALING_GRACE`], the server's own grace for a user
+    /// that lost its connection, and then it ends. Any other call ends.
+    /// Messages the session wants sent meanwhile are the driver's to hold
+    /// (see [`poll_signal`](Self::poll_signal)); relay frames are not sent.
     pub fn signaling_lost(&mut self, now: Instant) {
         if !self.signaling_up {
             return;
@@ -841,7 +858,10 @@ impl<S: Sealer> CallSession<S> {
             self.reach.probe_at = None;
             self.set_path(Path::Ice(p.kind));
         }
-        if self.media.is_some() && matches!(self.path, Path::Ice(_)) {
+        if self.media.is_some() && !self.ended {
+            if !matches!(self.path, Path::Ice(_)) {
+                self.signaling_deadline = Some(now + SIGNALING_GRACE);
+            }
             self.events.push_back(SessionEvent::SignalingLost);
         } else if !self.ended {
             // A reason given before the connection closed (the server
@@ -852,6 +872,32 @@ impl<S: Sealer> CallSession<S> {
             }
             self.end(now, Reason::MediaFailed);
         }
+    }
+
+    /// The driver connected to the signaling server again after
+    /// [`signaling_lost`](Self::signaling_lost): the peer's messages and
+    /// relay frames reach us again, and ours reach the peer.
+    pub fn signaling_restored(&mut self, now: Instant) {
+        if self.signaling_up || self.ended {
+            return;
+        }
+        self.signaling_up = true;
+        self.signaling_deadline = None;
+        self.events.push_back(SessionEvent::SignalingBack);
+        // A direct path lost while we were away waits for an ICE restart,
+        // which needs the server: start it now, the relay carries on.
+        if self.reach.lost.is_some() && self.reach.restart_at.is_none() {
+            if matches!(self.path, Path::Ice(_)) {
+                self.set_path(Path::Relay);
+            }
+            self.restart_ice(now);
+        }
+        self.process(now);
+    }
+
+    /// Whether the signaling connection is up, as last told.
+    pub fn signaling_up(&self) -> bool {
+        self.signaling_up
     }
 
     /// Timers: call `now` when [`poll_timeout`](Self::poll_timeout) has
@@ -882,6 +928,14 @@ impl<S: Sealer> CallSession<S> {
         if due(self.hangup_at, now) {
             self.hangup_at = None;
             self.hangup(now);
+        }
+        if due(self.signaling_deadline, now) {
+            self.signaling_deadline = None;
+            if !self.signaling_up && !matches!(self.path, Path::Ice(_)) {
+                self.forced = Some(Outcome::Failed);
+                self.report.reason = "the signaling server went away".into();
+                self.end(now, Reason::MediaFailed);
+            }
         }
         self.reach_timeout(now);
         self.check_direct_silence(now);
@@ -983,6 +1037,7 @@ impl<S: Sealer> CallSession<S> {
             self.accept_at,
             self.cancel_at,
             self.hangup_at,
+            self.signaling_deadline,
         ]
         .into_iter()
         .flatten()
@@ -1587,6 +1642,11 @@ fn outcome_of(reason: Reason, answered: bool, role: Role, peer: &str) -> (Outcom
         Reason::RemoteHangup(Some(HangupReason::MediaFailed)) => {
             (Outcome::Failed, format!("{peer}'s media failed"))
         }
+        // The server gave up waiting for the peer to come back.
+        Reason::RemoteHangup(Some(HangupReason::PeerDisconnected)) if answered => (
+            Outcome::Completed,
+            format!("{peer}'s connection to the server was lost"),
+        ),
         Reason::LocalHangup if answered => (Outcome::Completed, "you hung up".into()),
         Reason::RemoteHangup(_) if answered => (Outcome::Completed, format!("{peer} hung up")),
         Reason::LocalHangup if caller => (

@@ -133,13 +133,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(tag: &str, n: usize) -> Option<Cluster> {
-        Self::start_with(tag, n, false)
+        Self::start_with(tag, n, false, &[])
     }
 
     /// With `tls`, Redis listens only for TLS, with a certificate from the
     /// deployment's CA, and the nodes reach it at `rediss://` with
-    /// `--cluster-ca`.
-    pub fn start_with(tag: &str, n: usize, tls: bool) -> Option<Cluster> {
+    /// `--cluster-ca`; `flags` go to every node.
+    pub fn start_with(tag: &str, n: usize, tls: bool, flags: &[&str]) -> Option<Cluster> {
         let dir = TempDir::new(tag);
         let redis_port = port();
         let ca = dir.0.join("ca");
@@ -195,6 +195,7 @@ impl Cluster {
             if tls {
                 args.extend(["--cluster-ca", ca_crt.to_str().unwrap()]);
             }
+            args.extend_from_slice(flags);
             let mut p = Proc::spawn(&node, &args);
             p.wait_for("listening on", Duration::from_secs(20));
             nodes.push((p, addr));

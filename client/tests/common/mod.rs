@@ -517,3 +517,128 @@ pub fn longest_silence(wav: &Path) -> Duration {
     }
     Duration::from_millis(20 * longest as u64)
 }
+
+/// Points the profile in `dir` at `servers` (one `host:port`, or several
+/// comma-separated), keeping its user and server name.
+pub fn set_profile_server(dir: &Path, servers: &str) {
+    let path = dir.join("profile.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["server"] = serde_json::Value::String(servers.to_string());
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+/// A TCP forwarder on loopback in front of the server that the test can
+/// cut (every connection through it closed at once, new ones closed as
+/// they come) and let through again, or freeze (the connections through
+/// it stay open but carry nothing more, as when a path dies; new ones
+/// pass). Threads, stopped when dropped.
+pub struct Cutter {
+    pub addr: String,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Both sockets of each connection, and its freeze switch.
+    conns: std::sync::Arc<std::sync::Mutex<Vec<(std::net::TcpStream, FreezeSwitch)>>>,
+}
+
+type FreezeSwitch = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+impl Cutter {
+    /// Forwards to `upstream` (`host:port`), open.
+    pub fn start(upstream: &str) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let open = Arc::new(AtomicBool::new(true));
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<(std::net::TcpStream, FreezeSwitch)>>> = Arc::default();
+        let (o, s, c, up) = (
+            open.clone(),
+            stop.clone(),
+            conns.clone(),
+            upstream.to_string(),
+        );
+        std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((client, _)) => client,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                };
+                if !o.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = std::net::TcpStream::connect(&up) else {
+                    continue;
+                };
+                let frozen: FreezeSwitch = Arc::default();
+                let mut list = c.lock().unwrap();
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server.try_clone().unwrap(), client.try_clone().unwrap()),
+                ] {
+                    let frozen = frozen.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16 * 1024];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                // Frozen: read and dropped, never closed.
+                                Ok(_) if frozen.load(Ordering::SeqCst) => {}
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                list.push((client, frozen.clone()));
+                list.push((server, frozen));
+            }
+        });
+        Cutter {
+            addr,
+            open,
+            stop,
+            conns,
+        }
+    }
+
+    /// Closes every connection through it and every new one until
+    /// [`Cutter::restore`].
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for (c, _) in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Lets new connections through again.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The connections through it now carry nothing more, and stay open;
+    /// new ones pass.
+    pub fn freeze(&self) {
+        for (_, f) in self.conns.lock().unwrap().iter() {
+            f.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Cutter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+    }
+}

@@ -363,6 +363,10 @@ pub struct World<'a> {
     calls: HashMap<CallId, (usize, usize)>,
     /// The hub stops at this time (from the start).
     pub hub_dies: Option<Duration>,
+    /// The hub is reachable again at this time (from the start), after
+    /// `hub_dies`: every node in a call is told `signaling_restored`, as
+    /// its driver reconnected (what was sent meanwhile is lost).
+    pub hub_back: Option<Duration>,
     hub_dead: bool,
     actions: Vec<(usize, When, Action, bool)>,
     /// The certificate a man in the middle puts in every DTLS record.
@@ -427,6 +431,7 @@ impl<'a> World<'a> {
             seq: 0,
             calls: HashMap::new(),
             hub_dies: None,
+            hub_back: None,
             hub_dead: false,
             actions: Vec::new(),
             datagrams: 0,
@@ -511,6 +516,9 @@ impl<'a> World<'a> {
         if let (Some(d), false) = (self.hub_dies, self.hub_dead) {
             t.push(self.start + d);
         }
+        if let (Some(d), true) = (self.hub_back, self.hub_dead) {
+            t.push(self.start + d);
+        }
         t.into_iter().min()
     }
 
@@ -529,10 +537,21 @@ impl<'a> World<'a> {
         if let (Some(d), false) = (self.hub_dies, self.hub_dead) {
             if self.start + d <= now {
                 self.hub_dead = true;
+                // Once: a hub that comes back stays.
+                self.hub_dies = None;
                 for n in &mut self.nodes {
                     if n.session.state() != CallState::Idle {
                         n.session.signaling_lost(now);
                     }
+                }
+            }
+        }
+        if let (Some(d), true) = (self.hub_back, self.hub_dead) {
+            if self.start + d <= now {
+                self.hub_dead = false;
+                self.hub_back = None;
+                for n in &mut self.nodes {
+                    n.session.signaling_restored(now);
                 }
             }
         }

@@ -23,7 +23,13 @@
 //!
 //! A login claims `cc:u:<user>` (`SET ... GET`); if the previous value names
 //! another node, that node is told to end the older connection, so a user
-//! keeps only the newest connection cluster-wide. When a node's `cc:n` key
+//! keeps only the newest connection cluster-wide. A user whose connection
+//! dropped during an answered call keeps its `cc:u` key for the hub's
+//! reconnection grace: a login on another node meanwhile tells this node,
+//! which then forgets the user's calls without a word (they go on peer to
+//! peer, and on the new node when the peer is there: a proxy's answered
+//! calls pass to the local login); the sweep removes the key when the
+//! grace ends. When a node's `cc:n` key
 //! expires (the node died), the others end its users' ringing and relayed
 //! calls with `peer_disconnected` within about four seconds; answered
 //! calls that never used the relay flow peer to peer and go on.
@@ -930,8 +936,16 @@ fn handle_envelope(
                 return; // the user left this node meanwhile
             };
             if env.payload == conn_id.to_string().as_bytes() {
-                tracing::info!(user = %env.to, "a newer login on another node replaces this one");
-                tx.kill(ErrorCode::SessionReplaced);
+                let away = shared.hub().is_away(&env.to);
+                if away {
+                    // In its grace: the user came back on another node.
+                    let (_, hangups) = shared.hub().moved_elsewhere(&env.to, conn_id);
+                    deliver(hangups);
+                    tracing::info!(user = %env.to, "the user, away, signed in on another node: its calls go on without this node");
+                } else {
+                    tracing::info!(user = %env.to, "a newer login on another node replaces this one");
+                    tx.kill(ErrorCode::SessionReplaced);
+                }
             }
         }
         b'T' => {
@@ -984,6 +998,16 @@ fn handle_envelope(
             deliver(o.deliver);
         }
         _ => {}
+    }
+}
+
+/// Forgets the presence of users whose reconnection grace ended here
+/// (each only if it still names their old connection).
+pub(super) async fn release_all(cluster: Arc<Cluster>, gone: Vec<(UserId, u64)>) {
+    for (user, conn_id) in gone {
+        if let Err(e) = cluster.release(&user, conn_id).await {
+            tracing::warn!(error = %e, "cluster: presence not removed");
+        }
     }
 }
 

@@ -127,7 +127,27 @@ struct Peer {
     last_unanswered_invite: Option<Instant>,
     /// Whom this user shares presence with (`presence_share`).
     contacts: Vec<UserId>,
+    /// The connection dropped during an answered call: the user is kept
+    /// (with its answered calls) until it logs in again or the grace ends.
+    away: Option<Away>,
 }
+
+/// A user whose connection dropped while it had an answered call.
+///
+/// Its `tx` then feeds a small queue of its own: call messages for it
+/// (a hang-up, an ICE restart) wait there, at most [`AWAY_QUEUE`] of them,
+/// and reach the user's next connection; relay frames are dropped.
+struct Away {
+    /// When the grace ends and the calls end as on a disconnect.
+    until: Instant,
+    /// What was routed to the user meanwhile.
+    held: Rx,
+}
+
+/// Messages held for a user in its reconnection grace.
+const AWAY_QUEUE: usize = 32;
+/// Bytes held for a user in its reconnection grace.
+const AWAY_BYTES: usize = 64 * 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum CallPhase {
@@ -226,10 +246,21 @@ pub(crate) const REMOTE: u64 = 0;
 pub(crate) struct Hub {
     users: HashMap<UserId, Peer>,
     calls: HashMap<CallId, CallEntry>,
+    /// Users (and their old connection) whose grace ended: the cluster
+    /// forgets their presence (see [`Self::take_gone`]).
+    gone: Vec<(UserId, u64)>,
 }
 
 impl Hub {
-    /// Registers a connection; returns the replaced connection's sender.
+    /// Registers a connection; returns the replaced connection's sender
+    /// (`None` when there was none, or when the user was away).
+    ///
+    /// A user logging in again takes its answered calls along: after a
+    /// lost connection (within its grace, see [`Self::disconnect`]) and
+    /// also from a connection still up ("signed in elsewhere", most often
+    /// the same client that found its connection dead before the server
+    /// did). What was held for it while away comes first on the new
+    /// connection. Its ringing calls end as before (`peer_disconnected`).
     pub(crate) fn connect(
         &mut self,
         user: &UserId,
@@ -238,36 +269,160 @@ impl Hub {
     ) -> (Option<Tx>, Vec<(Tx, Out)>) {
         let old = self.users.remove(user);
         let mut deliver = Vec::new();
-        if let Some(old) = &old {
-            self.end_calls_of(user, &old.calls, &mut deliver);
+        let mut carried = Vec::new();
+        let mut replaced = None;
+        if let Some(mut old) = old {
+            // A local login carries the answered calls, also from a proxy:
+            // the user came here from another node (whose death leaves
+            // its peer-to-peer calls going on); a proxy carries nothing.
+            let carry = conn_id != REMOTE;
+            let (keep, end): (Vec<CallId>, Vec<CallId>) = old.calls.iter().partition(|id| {
+                carry
+                    && self
+                        .calls
+                        .get(id)
+                        .is_some_and(|c| c.phase == CallPhase::Active)
+            });
+            self.end_calls_of(user, &end, &mut deliver);
+            if !keep.is_empty() {
+                tracing::info!(user = %user, calls = keep.len(), "answered calls carried to the new connection");
+            }
+            carried = keep;
+            match old.away.as_mut() {
+                Some(away) => {
+                    while let Some(out) = away.held.try_recv() {
+                        if matches!(out, Out::Text(_)) {
+                            deliver.push((tx.clone(), out));
+                        }
+                    }
+                    tracing::info!(user = %user, "logged in again within the grace");
+                }
+                None => replaced = Some(old.tx),
+            }
         }
         self.users.insert(
             user.clone(),
             Peer {
                 conn_id,
                 tx,
-                calls: Vec::new(),
+                calls: carried,
                 last_unanswered_invite: None,
                 contacts: Vec::new(),
+                away: None,
             },
         );
-        (old.map(|p| p.tx), deliver)
+        (replaced, deliver)
     }
 
-    /// Unregisters a connection (if still current) and hangs up its calls.
-    pub(crate) fn disconnect(&mut self, user: &UserId, conn_id: u64) -> Vec<(Tx, Out)> {
+    /// Unregisters a connection (if still current). Its ringing calls end
+    /// at once (`peer_disconnected` to the other side); its answered calls
+    /// are kept for `grace` from `now` ([`Limits::reconnect_grace`] for a
+    /// lost connection, zero for one the server ended), in case the user
+    /// logs in again (see [`Self::connect`]); [`Self::expire`] ends them
+    /// after that.
+    pub(crate) fn disconnect(
+        &mut self,
+        user: &UserId,
+        conn_id: u64,
+        now: Instant,
+        grace: std::time::Duration,
+    ) -> Vec<(Tx, Out)> {
         let mut deliver = Vec::new();
-        if self.users.get(user).is_some_and(|p| p.conn_id == conn_id) {
-            if let Some(p) = self.users.remove(user) {
-                self.end_calls_of(user, &p.calls, &mut deliver);
-                for c in &p.contacts {
-                    if let Some(m) = self.mutual(c, user) {
-                        deliver.push(presence_out(m, user, false));
-                    }
-                }
+        let current = self
+            .users
+            .get(user)
+            .is_some_and(|p| p.conn_id == conn_id && p.away.is_none());
+        if !current {
+            return deliver;
+        }
+        let Some(mut p) = self.users.remove(user) else {
+            return deliver;
+        };
+        for c in &p.contacts {
+            if let Some(m) = self.mutual(c, user) {
+                deliver.push(presence_out(m, user, false));
             }
         }
+        let (keep, end): (Vec<CallId>, Vec<CallId>) = p.calls.iter().partition(|id| {
+            !grace.is_zero()
+                && conn_id != REMOTE
+                && self
+                    .calls
+                    .get(id)
+                    .is_some_and(|c| c.phase == CallPhase::Active)
+        });
+        self.end_calls_of(user, &end, &mut deliver);
+        if keep.is_empty() {
+            return deliver;
+        }
+        tracing::info!(
+            user = %user,
+            calls = keep.len(),
+            grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+            "connection lost during a call: the call waits for the user to come back"
+        );
+        let (tx, held, _kill) = channel(AWAY_QUEUE, AWAY_BYTES);
+        p.tx = tx;
+        p.calls = keep;
+        p.contacts.clear();
+        p.last_unanswered_invite = None;
+        p.away = Some(Away {
+            until: now + grace,
+            held,
+        });
+        self.users.insert(user.clone(), p);
         deliver
+    }
+
+    /// Whether `user` lost its connection and is in its reconnection grace.
+    pub(crate) fn is_away(&self, user: &UserId) -> bool {
+        self.users.get(user).is_some_and(|p| p.away.is_some())
+    }
+
+    /// `user` (its connection `conn_id` here still current, or lost and in
+    /// its grace) signed in on another node: it leaves this one, and its
+    /// answered calls are forgotten here without a word (they go on, peer
+    /// to peer, and on the new node if it knows them); its ringing calls
+    /// end as on a disconnect. `false` when `conn_id` is not the user's
+    /// connection here.
+    pub(crate) fn moved_elsewhere(
+        &mut self,
+        user: &UserId,
+        conn_id: u64,
+    ) -> (bool, Vec<(Tx, Out)>) {
+        let mut deliver = Vec::new();
+        if !self
+            .users
+            .get(user)
+            .is_some_and(|p| p.conn_id == conn_id && conn_id != REMOTE)
+        {
+            return (false, deliver);
+        }
+        let Some(p) = self.users.remove(user) else {
+            return (false, deliver);
+        };
+        for c in &p.contacts {
+            if let Some(m) = self.mutual(c, user) {
+                deliver.push(presence_out(m, user, false));
+            }
+        }
+        let (answered, ringing): (Vec<CallId>, Vec<CallId>) = p.calls.iter().partition(|id| {
+            self.calls
+                .get(id)
+                .is_some_and(|c| c.phase == CallPhase::Active)
+        });
+        for id in &answered {
+            self.remove_call(id);
+            tracing::info!(call_id = %id, user = %user, "the user signed in on another node; the call goes on without this node");
+        }
+        self.end_calls_of(user, &ringing, &mut deliver);
+        (true, deliver)
+    }
+
+    /// Users whose grace ended since the last call, with the connection
+    /// they had.
+    pub(crate) fn take_gone(&mut self) -> Vec<(UserId, u64)> {
+        std::mem::take(&mut self.gone)
     }
 
     /// `user`'s presence list is now `contacts`: each contact who lists
@@ -350,7 +505,7 @@ impl Hub {
     pub(crate) fn senders(&self) -> Vec<Tx> {
         self.users
             .values()
-            .filter(|p| p.conn_id != REMOTE)
+            .filter(|p| p.conn_id != REMOTE && p.away.is_none())
             .map(|p| p.tx.clone())
             .collect()
     }
@@ -498,8 +653,38 @@ impl Hub {
     /// `timeout`), and ringing calls older than `ring_timeout` (dropped
     /// silently, as on the next invite). Returns what to deliver.
     ///
+    /// Users whose reconnection grace ended without a new login are
+    /// dropped: their calls end as on a disconnect (`peer_disconnected`
+    /// to the other side).
+    ///
     /// The server calls this about once a second.
     pub(crate) fn expire(&mut self, now: Instant, limits: &Limits) -> Vec<(Tx, Out)> {
+        let mut deliver = self.expire_away(now);
+        deliver.extend(self.expire_calls(now, limits));
+        deliver
+    }
+
+    /// Ends the grace of users who did not come back by `now`.
+    fn expire_away(&mut self, now: Instant) -> Vec<(Tx, Out)> {
+        let gone: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|(_, p)| p.away.as_ref().is_some_and(|a| now >= a.until))
+            .map(|(u, _)| u.clone())
+            .collect();
+        let mut deliver = Vec::new();
+        for u in gone {
+            if let Some(p) = self.users.remove(&u) {
+                tracing::info!(user = %u, calls = p.calls.len(), "reconnection grace over: the user's calls end");
+                self.end_calls_of(&u, &p.calls, &mut deliver);
+                self.gone.push((u, p.conn_id));
+            }
+        }
+        deliver
+    }
+
+    /// The duration and ringing caps.
+    fn expire_calls(&mut self, now: Instant, limits: &Limits) -> Vec<(Tx, Out)> {
         let due: Vec<(CallId, bool)> = self
             .calls
             .iter()
@@ -738,6 +923,11 @@ impl Hub {
                         true,
                     );
                 }
+                // A user in its reconnection grace gets no frames (none
+                // are kept for later: media is only good now).
+                if self.is_away(to) {
+                    return Outcome::default();
+                }
                 Outcome {
                     deliver: self.forward(to, msg).into_iter().collect(),
                     ..Default::default()
@@ -805,7 +995,12 @@ impl Hub {
                 false,
             );
         }
-        let Some(callee) = self.users.get(to) else {
+        // A user in its grace with no call left is as good as offline.
+        let callee = self
+            .users
+            .get(to)
+            .filter(|p| p.away.is_none() || !p.calls.is_empty());
+        let Some(callee) = callee else {
             tracing::info!(call_id = %id, from = %user, to = %to, "call refused: callee offline");
             return Outcome::err(
                 ErrorCode::UserOffline,
@@ -947,6 +1142,7 @@ impl Hub {
                 let deliver = self
                     .users
                     .get(&other)
+                    .filter(|p| p.away.is_none())
                     .map(|p| (p.tx.clone(), Out::Binary(frame)))
                     .into_iter()
                     .collect();
@@ -1034,6 +1230,7 @@ impl RateLimiter {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::time::Duration;
 
     fn user(n: &str) -> UserId {
         UserId::new(n).unwrap()
@@ -1083,7 +1280,7 @@ mod tests {
         send(hub.share_presence(&bob, vec![alice.clone()]));
         assert!(received(&mut rx[0]).is_empty());
         // bob leaves: alice is told, carol is not.
-        send(hub.disconnect(&bob, 2));
+        send(hub.disconnect(&bob, 2, Instant::now(), Limits::default().reconnect_grace));
         assert_eq!(received(&mut rx[0]), [presence("bob", false)]);
         assert!(received(&mut rx[2]).is_empty());
         // bob back; then alice drops bob: bob stops seeing her.
@@ -1095,7 +1292,248 @@ mod tests {
         assert_eq!(received(&mut rx[1]), [presence("alice", true)]);
         send(hub.share_presence(&alice, Vec::new()));
         assert_eq!(received(&mut rx[1]), [presence("alice", false)]);
-        send(hub.disconnect(&alice, 1));
+        send(hub.disconnect(&alice, 1, Instant::now(), Limits::default().reconnect_grace));
         assert!(received(&mut rx[1]).is_empty(), "alice no longer shares");
+    }
+
+    const ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+    fn msg(kind: &str, from: &str, to: &str, extra: &str) -> Message {
+        Message::parse(&format!(
+            r#"{{"type":"{kind}","call_id":"{ID}","from_user":"{from}","to_user":"{to}"{extra}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn relay_frame() -> Bytes {
+        RelayFrame {
+            call_id: ID.parse().unwrap(),
+            seq: 1,
+            frame: &[1, 2, 3],
+        }
+        .to_vec()
+        .into()
+    }
+
+    /// Everything queued for a connection, text and frames.
+    fn queued(rx: &mut Rx) -> Vec<Out> {
+        let mut v = Vec::new();
+        while let Some(o) = rx.try_recv() {
+            v.push(o);
+        }
+        v
+    }
+
+    fn kinds(rx: &mut Rx) -> Vec<String> {
+        queued(rx)
+            .into_iter()
+            .map(|o| match o {
+                Out::Text(t) => {
+                    let kind = serde_json::from_str::<serde_json::Value>(&t).unwrap()["type"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    match Message::parse(&t).unwrap() {
+                        Message::CallHangup(h) => format!("call_hangup {:?}", h.reason),
+                        _ => kind,
+                    }
+                }
+                Out::Binary(_) => "binary".into(),
+                Out::Close(..) => "close".into(),
+            })
+            .collect()
+    }
+
+    /// alice (conn 1) called bob (conn 2) and bob answered at `t0`.
+    fn answered_call(hub: &mut Hub, limits: &Limits, t0: Instant) -> (Rx, Rx) {
+        let (alice, bob) = (user("alice"), user("bob"));
+        let (ta, mut ra, _) = channel(64, 1 << 20);
+        let (tb, mut rb, _) = channel(64, 1 << 20);
+        send(hub.connect(&alice, 1, ta).1);
+        send(hub.connect(&bob, 2, tb).1);
+        let invite = msg(
+            "call_invite",
+            "alice",
+            "bob",
+            r#","encrypted_payload":"0:AAEC""#,
+        );
+        send(hub.route(&alice, invite, t0, limits).deliver);
+        let answer = msg(
+            "call_answer",
+            "bob",
+            "alice",
+            r#","encrypted_payload":"1:AAEC""#,
+        );
+        send(hub.route(&bob, answer, t0, limits).deliver);
+        assert_eq!(kinds(&mut rb), ["call_invite"]);
+        assert_eq!(kinds(&mut ra), ["call_answer"]);
+        (ra, rb)
+    }
+
+    #[test]
+    fn a_user_back_within_the_grace_gets_its_call_and_what_came_meanwhile() {
+        let (mut hub, limits, t0) = (Hub::default(), Limits::default(), Instant::now());
+        let (alice, bob) = (user("alice"), user("bob"));
+        let (_ra, mut rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        assert!(kinds(&mut rb).is_empty(), "bob is told nothing yet");
+        assert_eq!(hub.call_count(), 1);
+        // bob's ICE restart waits for alice; his relay frames do not.
+        let restart = msg(
+            "call_ice_candidate",
+            "bob",
+            "alice",
+            r#","encrypted_candidate":"1:AAEC""#,
+        );
+        let o = hub.route(&bob, restart, t0 + Duration::from_secs(1), &limits);
+        assert!(o.error.is_none());
+        send(o.deliver);
+        let o = hub.route_binary(&bob, relay_frame(), t0 + Duration::from_secs(1), &limits);
+        assert!(o.error.is_none() && o.deliver.is_empty());
+        // alice logs in again 19 s later: the call is hers again.
+        let back = t0 + Duration::from_secs(19);
+        let (ta, mut ra, _) = channel(64, 1 << 20);
+        let (replaced, deliver) = hub.connect(&alice, 3, ta);
+        assert!(replaced.is_none(), "nothing to close: alice was away");
+        send(deliver);
+        assert_eq!(kinds(&mut ra), ["call_ice_candidate"]);
+        assert!(kinds(&mut rb).is_empty());
+        send(hub.expire(back + Duration::from_secs(30), &limits));
+        assert!(kinds(&mut rb).is_empty(), "no grace left to expire");
+        assert_eq!(hub.call_count(), 1);
+        // Frames flow to the new connection again.
+        let o = hub.route_binary(&bob, relay_frame(), back, &limits);
+        send(o.deliver);
+        assert_eq!(kinds(&mut ra), ["binary"]);
+    }
+
+    #[test]
+    fn the_call_ends_with_peer_disconnected_when_the_grace_runs_out() {
+        let (mut hub, limits, t0) = (Hub::default(), Limits::default(), Instant::now());
+        let (alice, bob) = (user("alice"), user("bob"));
+        let (_ra, mut rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        send(hub.expire(t0 + Duration::from_secs(19), &limits));
+        assert!(kinds(&mut rb).is_empty());
+        send(hub.expire(t0 + Duration::from_secs(20), &limits));
+        assert_eq!(kinds(&mut rb), ["call_hangup Some(PeerDisconnected)"]);
+        assert_eq!(hub.call_count(), 0);
+        // alice is gone for good: a new call to her finds her offline.
+        let invite = msg(
+            "call_invite",
+            "bob",
+            "alice",
+            r#","encrypted_payload":"0:AAEC""#,
+        );
+        let o = hub.route(&bob, invite, t0 + Duration::from_secs(21), &limits);
+        assert_eq!(o.error.map(|e| e.0), Some(ErrorCode::UserOffline));
+    }
+
+    #[test]
+    fn a_hangup_goes_to_the_new_connection_held_or_not() {
+        let (mut hub, limits, t0) = (Hub::default(), Limits::default(), Instant::now());
+        let (alice, bob) = (user("alice"), user("bob"));
+        // After the new login: straight to it, not to the old one.
+        let (mut ra, _rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        let (ta, mut ra2, _) = channel(64, 1 << 20);
+        send(hub.connect(&alice, 3, ta).1);
+        let hangup = msg("call_hangup", "bob", "alice", "");
+        send(hub.route(&bob, hangup.clone(), t0, &limits).deliver);
+        assert_eq!(kinds(&mut ra2), ["call_hangup None"]);
+        assert!(kinds(&mut ra).is_empty());
+        assert_eq!(hub.call_count(), 0);
+
+        // Before the new login: held, and given to it first.
+        let mut hub = Hub::default();
+        let (_ra, _rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        send(hub.route(&bob, hangup, t0, &limits).deliver);
+        assert_eq!(hub.call_count(), 0);
+        let (ta, mut ra2, _) = channel(64, 1 << 20);
+        send(hub.connect(&alice, 3, ta).1);
+        assert_eq!(kinds(&mut ra2), ["call_hangup None"]);
+    }
+
+    #[test]
+    fn a_login_replacing_a_live_connection_takes_the_answered_call_along() {
+        let (mut hub, limits, t0) = (Hub::default(), Limits::default(), Instant::now());
+        let (alice, bob) = (user("alice"), user("bob"));
+        let (_ra, mut rb) = answered_call(&mut hub, &limits, t0);
+        let (ta, mut ra2, _) = channel(64, 1 << 20);
+        let (replaced, deliver) = hub.connect(&alice, 3, ta);
+        assert!(replaced.is_some(), "the old connection is closed");
+        assert!(deliver.is_empty(), "bob's call goes on");
+        // The old connection's end changes nothing.
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        assert!(kinds(&mut rb).is_empty());
+        send(
+            hub.route(&bob, msg("call_hangup", "bob", "alice", ""), t0, &limits)
+                .deliver,
+        );
+        assert_eq!(kinds(&mut ra2), ["call_hangup None"]);
+    }
+
+    #[test]
+    fn a_ringing_call_ends_at_once_and_a_zero_grace_ends_answered_ones_too() {
+        let (mut hub, t0) = (Hub::default(), Instant::now());
+        let limits = Limits::default();
+        let (alice, bob) = (user("alice"), user("bob"));
+        let (ta, _ra, _) = channel(64, 1 << 20);
+        let (tb, mut rb, _) = channel(64, 1 << 20);
+        send(hub.connect(&alice, 1, ta).1);
+        send(hub.connect(&bob, 2, tb).1);
+        let invite = msg(
+            "call_invite",
+            "alice",
+            "bob",
+            r#","encrypted_payload":"0:AAEC""#,
+        );
+        send(hub.route(&alice, invite, t0, &limits).deliver);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        assert_eq!(
+            kinds(&mut rb),
+            ["call_invite", "call_hangup Some(PeerDisconnected)"]
+        );
+        assert_eq!(hub.call_count(), 0);
+
+        let mut hub = Hub::default();
+        let limits = Limits {
+            reconnect_grace: Duration::ZERO,
+            ..Limits::default()
+        };
+        let (_ra, mut rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        assert_eq!(kinds(&mut rb), ["call_hangup Some(PeerDisconnected)"]);
+    }
+
+    #[test]
+    fn a_user_who_moved_to_another_node_leaves_its_calls_going_without_a_word() {
+        let (mut hub, limits, t0) = (Hub::default(), Limits::default(), Instant::now());
+        let (alice, bob) = (user("alice"), user("bob"));
+        let (_ra, mut rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        assert!(!hub.moved_elsewhere(&alice, 7).0, "not her connection");
+        let (moved, deliver) = hub.moved_elsewhere(&alice, 1);
+        assert!(moved);
+        send(deliver);
+        assert!(kinds(&mut rb).is_empty());
+        assert_eq!(hub.call_count(), 0);
+        send(hub.expire(t0 + Duration::from_secs(30), &limits));
+        assert!(kinds(&mut rb).is_empty(), "no grace left to end");
+        assert!(hub.take_gone().is_empty());
+        // A connection still up moves the same way.
+        let mut hub = Hub::default();
+        let (_ra, mut rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.moved_elsewhere(&alice, 1).1);
+        assert!(kinds(&mut rb).is_empty());
+        assert_eq!(hub.call_count(), 0);
+        // The grace running out is noted for the cluster.
+        let mut hub = Hub::default();
+        let (_ra, _rb) = answered_call(&mut hub, &limits, t0);
+        send(hub.disconnect(&alice, 1, t0, limits.reconnect_grace));
+        send(hub.expire(t0 + Duration::from_secs(21), &limits));
+        assert_eq!(hub.take_gone(), [(alice.clone(), 1)]);
+        let _ = bob;
     }
 }

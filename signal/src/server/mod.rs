@@ -134,6 +134,13 @@ pub struct Limits {
     /// the call rings; more are refused (`rate_limited`) until the answer.
     /// Default 20.
     pub max_ringing_candidates: u32,
+    /// A user whose connection drops during an answered call keeps the
+    /// call this long: a new login of the same user (on this node) within
+    /// it takes the call over, and hang-ups and other call messages for it
+    /// are held meanwhile (relay frames are dropped); after it the call
+    /// ends as on any disconnect (`peer_disconnected`). Ringing calls end
+    /// at once. Zero ends answered calls at once too. Default 20 s.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for Limits {
@@ -164,6 +171,7 @@ impl Default for Limits {
             max_call_duration: Duration::from_secs(12 * 3600),
             max_relay_duration: Duration::from_secs(4 * 3600),
             max_ringing_candidates: 20,
+            reconnect_grace: Duration::from_secs(20),
         }
     }
 }
@@ -543,8 +551,14 @@ impl Server {
                 _ = &mut shutdown => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = sweep.tick() => {
-                    let ended = self.shared.hub().expire(Instant::now(), &self.shared.limits);
+                    let (ended, gone) = {
+                        let mut hub = self.shared.hub();
+                        (hub.expire(Instant::now(), &self.shared.limits), hub.take_gone())
+                    };
                     deliver(ended);
+                    if let (Some(c), false) = (&self.shared.cluster, gone.is_empty()) {
+                        cluster_tasks.spawn(cluster::release_all(c.clone(), gone));
+                    }
                 }
                 () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)),
                     if paused_until.is_some() => paused_until = None,
@@ -816,11 +830,37 @@ async fn session(
         shared, user, conn_id, ws, &tx, &mut rx, &mut kill, &mut stop,
     )
     .await;
+    // A lost connection keeps its answered calls for a while; one the
+    // server ended (abuse, revocation, shutdown) does not.
+    let grace = match end {
+        End::Gone | End::Stuck => shared.limits.reconnect_grace,
+        End::Close(..) => Duration::ZERO,
+    };
+    // A connection replaced by a login on another node (still current
+    // here) leaves its answered calls going without a word.
+    let replaced = matches!(end, End::Close(ErrorCode::SessionReplaced, _));
     let contacts = shared.hub().contacts_of(user, conn_id);
-    let hangups = shared.hub().disconnect(user, conn_id);
+    let (hangups, away) = {
+        let mut hub = shared.hub();
+        let (moved, mut hangups) = if replaced {
+            hub.moved_elsewhere(user, conn_id)
+        } else {
+            (false, Vec::new())
+        };
+        if !moved {
+            hangups = hub.disconnect(user, conn_id, Instant::now(), grace);
+        }
+        let away = hub.is_away(user) && hub.local(user).is_some_and(|(c, _)| c == conn_id);
+        (hangups, away)
+    };
     deliver(hangups);
     if let Some(c) = &shared.cluster {
-        Box::pin(cluster::logout(shared, c, user, conn_id, &contacts)).await;
+        // A user in its grace keeps its presence here: a login on another
+        // node then tells this one (which lets the call go), and the sweep
+        // removes it when the grace ends.
+        if !away {
+            Box::pin(cluster::logout(shared, c, user, conn_id, &contacts)).await;
+        }
     }
     end
 }
