@@ -73,6 +73,10 @@ pub struct CallOptions {
     /// Fall back to the server relay when ICE has found no path this long
     /// after the answer.
     pub relay_after: Duration,
+    /// Start on the server relay at the answer while ICE checks run, and
+    /// move to the pair once one is selected (see
+    /// [`SessionConfig::relay_first`](crate::session::SessionConfig::relay_first)).
+    pub relay_first: bool,
     /// Echo cancellation, noise suppression and gain control on the
     /// microphone: all on when the input is a sound device, off for files,
     /// tones and silence (see [`CallOptions::new`]).
@@ -107,6 +111,7 @@ impl CallOptions {
             force_relay: false,
             prefer_chacha: false,
             relay_after: Duration::from_secs(3),
+            relay_first: true,
         }
     }
 }
@@ -692,6 +697,7 @@ async fn session_config(
     config.connect_timeout = options.ice_timeout;
     config.relay_after = options.relay_after;
     config.force_relay = options.force_relay;
+    config.relay_first = options.relay_first;
     config.prefer_chacha = options.prefer_chacha;
     config.duration = options.duration;
     config.auto_accept = options.auto_accept;

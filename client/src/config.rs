@@ -4,7 +4,9 @@
 //! ```toml
 //! input = "device:pulse"     # default microphone (as --input)
 //! output = "default"         # default speaker (as --output)
-//! relay = false              # media through the server from the start
+//! relay = false              # media through the server for the whole call
+//! wait_for_direct = false    # true: media waits for ICE (the server relay
+//!                            # only after 3 s without a direct path)
 //! chacha = false             # prefer the ChaCha20-Poly1305 SRTP profile
 //! auto_answer = false        # the shell answers every call
 //! servers = ["a.example:8443", "b.example:8443"]   # instead of the profile's
@@ -47,6 +49,9 @@ pub struct Config {
     pub output: Option<String>,
     /// Send media through the signaling server from the start.
     pub relay: bool,
+    /// Media waits for an ICE pair: the server relay carries nothing while
+    /// ICE checks run, only after 3 s without a direct path.
+    pub wait_for_direct: bool,
     /// Prefer the ChaCha20-Poly1305 SRTP profile.
     pub chacha: bool,
     /// The shell answers every incoming call at once.

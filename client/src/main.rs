@@ -891,6 +891,7 @@ fn call_options(
     );
     options.processing = processing.apply(options.processing);
     options.force_relay = relay || config.relay;
+    options.relay_first = !config.wait_for_direct;
     options.prefer_chacha = chacha || config.chacha;
     Ok(options)
 }

@@ -186,6 +186,22 @@ async fn a_node_killed_mid_call_ends_a_relayed_call_on_the_other_side() {
 
     let t0 = Instant::now();
     cluster.nodes[0].0.kill();
+    // bob's media keeps going through the relay (to nowhere now), 50
+    // frames a second for at most 10 s: the call is still relayed when
+    // node 1 finds node 0 gone.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let sender = b.0;
+    let media = tokio::spawn(async move {
+        for seq in 1..=500 {
+            if stopped.try_recv().is_ok() {
+                break;
+            }
+            // Refusals (none expected) come back to the receiver.
+            let _ = sender.send_relay(id, seq, b"media").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sender
+    });
     let deadline = Duration::from_secs(10);
     loop {
         match next(&mut b.1, deadline).await {
@@ -199,6 +215,8 @@ async fn a_node_killed_mid_call_ends_a_relayed_call_on_the_other_side() {
         }
     }
     let lost = t0.elapsed();
+    let _ = stop.send(());
+    b.0 = media.await.unwrap();
     println!("bob told of the node loss {lost:?} after the kill");
     assert!(lost < Duration::from_secs(6), "{lost:?}");
 

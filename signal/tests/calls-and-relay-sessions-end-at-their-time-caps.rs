@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)] // in tests a panic is the failure report
 //! An answered call is ended by the server after `max_call_duration` (both
 //! sides get `call_hangup` with reason `timeout`), and relay frames of a
-//! call are refused once `max_relay_duration` has passed since the first.
+//! call are refused once the call has relayed for `max_relay_duration`.
 
 mod common;
 

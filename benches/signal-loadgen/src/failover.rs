@@ -5,7 +5,9 @@
 //! ```
 //!
 //! Two cluster nodes. `--conns` users are connected to node 0; `--calls`
-//! of them are in answered, relayed calls with users on node 1. Node 0 is
+//! of them are in answered, relayed calls with users on node 1 (whose
+//! media keeps going through the relay, ten frames a second: a call with
+//! no relay frame for 3 s is on its ICE pair and goes on). Node 0 is
 //! then killed (SIGKILL: its sockets close at once) or, with `--stop`,
 //! frozen (SIGSTOP: nothing closes, nothing answers, as when a machine or
 //! its network dies). Reported: when node 1's users hear their relayed
@@ -93,7 +95,7 @@ pub(crate) async fn run(args: &[String]) -> Result<(), BoxError> {
         .args([signal, &victim.to_string()])
         .status()?;
     let (mut ended, not_ended, mut back, not_back) =
-        watch_the_loss(t0, partners, on0, again).await?;
+        watch_the_loss(t0, partners, &ids, on0, again).await?;
     let ms = |v: &mut Vec<u64>, p| pct(v, p) as f64 / 1000.0;
     println!(
         "node 0 {}: relayed calls ended on node 1 for {} of {} (p50 {:.0} ms, max {:.0} ms after the loss; {not_ended} not told within 30 s)",
@@ -166,13 +168,26 @@ async fn relayed_calls(
 async fn watch_the_loss(
     t0: Instant,
     partners: Vec<Connection>,
+    ids: &[CallId],
     mut on0: Vec<Connection>,
     again: Vec<ClientConfig>,
 ) -> Result<(Vec<u64>, usize, Vec<u64>, usize), BoxError> {
     let mut tasks = tokio::task::JoinSet::new();
-    for b in partners {
+    for (b, id) in partners.into_iter().zip(ids.iter().copied()) {
         tasks.spawn(async move {
-            let (_s, mut r) = b.split();
+            let (s, mut r) = b.split();
+            // The partner's media keeps going through the relay (ten
+            // frames a second is enough): the server ends only calls
+            // still relayed when their other node dies.
+            let media = tokio::spawn(async move {
+                for seq in 1..=600u64 {
+                    if s.send_relay(id, seq, b"media").await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+            let _stop = AbortOnDrop(media);
             let end = tokio::time::Instant::now() + Duration::from_secs(30);
             loop {
                 match tokio::time::timeout_at(end, r.recv()).await {
@@ -219,4 +234,13 @@ async fn watch_the_loss(
         }
     }
     Ok((ended, not_ended, back, not_back))
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

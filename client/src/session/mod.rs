@@ -63,10 +63,13 @@
 //! - Glare: when both users call each other, the call machine keeps the
 //!   call with the smaller id; the side whose call lost answers the other at
 //!   once (its user asked to talk to that peer).
-//! - Media takes the ICE pair when one is selected, else the server relay
-//!   after [`SessionConfig::relay_after`] (or from the start with
-//!   [`SessionConfig::force_relay`], or when the peer's authenticated media
-//!   arrives that way, or while the direct path is lost).
+//! - Media starts on the server relay as soon as the call is answered
+//!   ([`SessionConfig::relay_first`]): DTLS and the first words do not wait
+//!   for ICE. It takes the ICE pair once one is selected; the user hears of
+//!   the relay only when no pair came within
+//!   [`SessionConfig::relay_after`]. It goes back to the relay when the
+//!   peer's authenticated media arrives that way, or while the direct path
+//!   is lost ([`SessionConfig::force_relay`] keeps it there).
 //! - The direct path lost (silent for 1 s, consent expired, our addresses
 //!   changed, the peer restarted) is found again without the users: the
 //!   server relay carries the audio meanwhile, a silent pair is probed with
@@ -230,6 +233,12 @@ pub struct SessionConfig {
     pub relay_after: Duration,
     /// Send media through the server relay from the start.
     pub force_relay: bool,
+    /// Start on the server relay as soon as the call is answered, while
+    /// ICE checks run (DTLS and the first words do not wait for a pair),
+    /// and move to the pair once one is selected. The user hears of the
+    /// relay only if no pair comes within [`relay_after`](Self::relay_after).
+    /// Off: the relay is only the fallback after `relay_after`.
+    pub relay_first: bool,
     /// Offer the ChaCha20-Poly1305 profile first (used when both do).
     pub prefer_chacha: bool,
     /// Hang up after this long with secured media.
@@ -266,6 +275,7 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(10),
             relay_after: Duration::from_secs(3),
             force_relay: false,
+            relay_first: true,
             prefer_chacha: false,
             duration: None,
             auto_accept: None,
@@ -492,6 +502,9 @@ pub struct CallSession<S: Sealer> {
     remote_pending: Vec<String>,
     remote_done: bool,
     path: Path,
+    /// On the server relay since the answer while ICE checks run, and
+    /// the user not told (see [`SessionConfig::relay_first`]).
+    relay_unsaid: bool,
     /// When the peer's authenticated media last came on the ICE pair.
     direct_heard: Option<Instant>,
     relay_seq: u64,
@@ -560,6 +573,7 @@ impl<S: Sealer> CallSession<S> {
             remote_pending: Vec::new(),
             remote_done: false,
             path: Path::None,
+            relay_unsaid: false,
             direct_heard: None,
             relay_seq: 0,
             glare_peer: None,
@@ -941,7 +955,12 @@ impl<S: Sealer> CallSession<S> {
         self.check_direct_silence(now);
         if due(self.relay_at, now) {
             self.relay_at = None;
-            if self.media.is_none() && (self.config.force_relay || self.path == Path::None) {
+            if self.relay_unsaid && self.path == Path::Relay {
+                // Started on the relay and no pair came: now it is news.
+                self.relay_unsaid = false;
+                self.events
+                    .push_back(SessionEvent::PathChanged("server-relay"));
+            } else if self.media.is_none() && (self.config.force_relay || self.path == Path::None) {
                 self.set_path(Path::Relay);
             }
         }
@@ -969,7 +988,7 @@ impl<S: Sealer> CallSession<S> {
                 }
                 self.report.frames_sent += 1;
                 let datagram = self.scratch[..n].to_vec();
-                self.send_app(&datagram);
+                self.send_app(now, &datagram);
             }
             Err(e) => tracing::debug!("frame not sent: {e}"),
         }
@@ -1157,6 +1176,12 @@ impl<S: Sealer> CallSession<S> {
         } else {
             now + self.config.relay_after
         });
+        if self.config.relay_first && !self.config.force_relay && self.path == Path::None {
+            // The relay carries DTLS and the first frames while ICE
+            // checks run; a selected pair takes over.
+            self.path = Path::Relay;
+            self.relay_unsaid = true;
+        }
         // Candidates gathered while the call rang.
         self.send_local_candidates(now);
     }
@@ -1337,6 +1362,7 @@ impl<S: Sealer> CallSession<S> {
         if self.path == path {
             return;
         }
+        self.relay_unsaid = false;
         self.path = path;
         if let Some(name) = path.name() {
             self.events.push_back(SessionEvent::PathChanged(name));
@@ -1389,7 +1415,7 @@ impl<S: Sealer> CallSession<S> {
         while let Some(out) = self.dtls.poll_output() {
             moved = true;
             match out {
-                DtlsOutput::Transmit(d) => self.send_app(&d),
+                DtlsOutput::Transmit(d) => self.send_app(now, &d),
                 DtlsOutput::Connected { exported, .. } => self.on_secured(now, exported),
                 DtlsOutput::Failed(DtlsError::FingerprintMismatch) => {
                     self.forced = Some(Outcome::SecurityAbort);
@@ -1519,27 +1545,44 @@ impl<S: Sealer> CallSession<S> {
         }
     }
 
-    fn send_app(&mut self, datagram: &[u8]) {
+    fn send_app(&mut self, now: Instant, datagram: &[u8]) {
         match self.path {
-            Path::Relay if self.signaling_up => {
-                let Some(call_id) = self.report.call_id else {
-                    return;
-                };
-                self.relay_seq += 1;
-                self.signals.push_back(SignalOut::Relay {
-                    call_id,
-                    seq: self.relay_seq,
-                    frame: datagram.to_vec(),
-                });
-            }
+            Path::Relay if self.signaling_up => self.send_relay(datagram),
             Path::Ice(_) => {
                 if let Some(t) = self.ice.as_mut().and_then(|a| a.transmit_app(datagram)) {
                     self.transmits.push_back(t);
+                }
+                if self.direct_suspect(now) {
+                    self.send_relay(datagram);
                 }
             }
             // No path yet: DTLS retransmits.
             _ => {}
         }
+    }
+
+    fn send_relay(&mut self, datagram: &[u8]) {
+        let Some(call_id) = self.report.call_id else {
+            return;
+        };
+        self.relay_seq += 1;
+        self.signals.push_back(SignalOut::Relay {
+            call_id,
+            seq: self.relay_seq,
+            frame: datagram.to_vec(),
+        });
+    }
+
+    /// The peer's media has not come on the pair for [`SUSPECT_AFTER`]:
+    /// ours goes on the relay too (the peer's buffer drops the copies),
+    /// so a blackout costs the peer a fifth of a second of audio, not the
+    /// second it takes to find the pair silent.
+    fn direct_suspect(&self, now: Instant) -> bool {
+        self.media.is_some()
+            && self.signaling_up
+            && !self.config.force_relay
+            && self.reach.lost.is_none()
+            && self.direct_heard.is_some_and(|t| now >= t + SUSPECT_AFTER)
     }
 
     fn send_rtcp(&mut self, now: Instant) {
@@ -1550,7 +1593,7 @@ impl<S: Sealer> CallSession<S> {
             match media.poll_transmit(now, &mut self.scratch[..]) {
                 Some(Ok(n)) => {
                     let d = self.scratch[..n].to_vec();
-                    self.send_app(&d);
+                    self.send_app(now, &d);
                 }
                 Some(Err(e)) => tracing::debug!("RTCP report not sent: {e}"),
                 None => return,
@@ -1593,7 +1636,7 @@ impl<S: Sealer> CallSession<S> {
             self.report.stats = media.stats();
             if let Ok(n) = media.write_bye(now, &mut self.scratch[..]) {
                 let d = self.scratch[..n].to_vec();
-                self.send_app(&d);
+                self.send_app(now, &d);
             }
         }
         self.report.path = self.path.name();
@@ -1625,6 +1668,10 @@ enum Arrived {
 /// flight on the relay when both sides went back to direct do not pull
 /// them off it, while a peer that moved to the relay is followed at once.
 const DIRECT_HEARD_FRESH: Duration = Duration::from_millis(500);
+
+/// No authenticated media on the pair for this long (ten frames) and ours
+/// goes on the relay as well until the peer's comes again.
+const SUSPECT_AFTER: Duration = Duration::from_millis(200);
 
 fn due(at: Option<Instant>, now: Instant) -> bool {
     at.is_some_and(|t| t <= now)

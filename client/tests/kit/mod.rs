@@ -322,6 +322,10 @@ pub struct Node<'a> {
     frame_no: u32,
     /// When each of the peer's frames was played (not concealed).
     pub played: Vec<Instant>,
+    /// The number of each frame played (the peer's count, from 1).
+    pub played_no: Vec<u32>,
+    /// When each of our frames was sent (frame `n` at `sent[n - 1]`).
+    pub sent: Vec<Instant>,
     /// When each of [`Node::events`] came.
     pub event_times: Vec<Instant>,
 }
@@ -411,6 +415,8 @@ impl<'a> World<'a> {
                 next_tick: None,
                 frame_no: 0,
                 played: Vec::new(),
+                played_no: Vec::new(),
+                sent: Vec::new(),
                 event_times: Vec::new(),
             });
         }
@@ -677,10 +683,14 @@ impl<'a> World<'a> {
                     }
                 }
             }
-            SignalOut::Relay { call_id, frame, .. } => {
+            SignalOut::Relay {
+                call_id, mut frame, ..
+            } => {
                 let Some(&(a, b)) = self.calls.get(&call_id) else {
                     return;
                 };
+                // The man in the middle sits on every path DTLS may take.
+                self.mitm(&mut frame);
                 let to = if from == a { b } else { a };
                 let at = self.hub_time(to);
                 self.push(at, Item::Relay { to, call_id, frame });
@@ -724,9 +734,7 @@ impl<'a> World<'a> {
                 _ => return,
             },
         };
-        if self.net.dtls_mitm && data.len() == 66 && data[0] == 22 {
-            data[2..34].copy_from_slice(&self.mitm_cert);
-        }
+        self.mitm(&mut data);
         let extra = if self.net.jitter.is_zero() {
             Duration::ZERO
         } else {
@@ -742,6 +750,13 @@ impl<'a> World<'a> {
                 data,
             },
         );
+    }
+
+    /// A man in the middle replaces the certificate in a DTLS record.
+    fn mitm(&self, data: &mut [u8]) {
+        if self.net.dtls_mitm && data.len() == 66 && data[0] == 22 {
+            data[2..34].copy_from_slice(&self.mitm_cert);
+        }
     }
 
     fn sent_to(&self, node: usize, peer: SocketAddr) -> bool {
@@ -769,8 +784,14 @@ fn audio_tick(n: &mut Node<'_>, now: Instant) {
     let mut payload = [0u8; 60];
     payload[..4].copy_from_slice(&n.frame_no.to_be_bytes());
     n.session.send_audio(now, &payload, false);
-    if matches!(n.session.poll_playout(now), Some(Playout::Frame(_))) {
+    n.sent.push(now);
+    if let Some(Playout::Frame(f)) = n.session.poll_playout(now) {
+        let no = f
+            .payload
+            .get(..4)
+            .map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap_or_default()));
         n.played.push(now);
+        n.played_no.push(no);
     }
     n.next_tick = Some(due + Duration::from_millis(20));
 }

@@ -32,7 +32,8 @@
 //! grace ends. When a node's `cc:n` key
 //! expires (the node died), the others end its users' ringing and relayed
 //! calls with `peer_disconnected` within about four seconds; answered
-//! calls that never used the relay flow peer to peer and go on.
+//! calls with no relay frame in the last 3 s (every call starts on the
+//! relay and leaves it for its ICE pair) flow peer to peer and go on.
 //!
 //! Envelopes between nodes: [`crate::envelope`] (fuzzed).
 
@@ -1113,7 +1114,7 @@ fn node_lost(shared: &Arc<Shared>, cluster: &Arc<Cluster>, node: &str) {
         "cluster: a node is gone; ending its users' calls"
     );
     for u in users {
-        let hangups = shared.hub().remote_lost(&u);
+        let hangups = shared.hub().remote_lost(&u, Instant::now());
         deliver(hangups);
         cluster.proxies().remove(&u);
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
@@ -148,6 +148,12 @@ struct Away {
 const AWAY_QUEUE: usize = 32;
 /// Bytes held for a user in its reconnection grace.
 const AWAY_BYTES: usize = 64 * 1024;
+/// Relay frames at most this far apart count as one stretch of relaying
+/// (media is 50 frames a second; a call that left the relay sends none).
+const RELAY_SPAN: Duration = Duration::from_secs(1);
+/// A call with no relay frame for this long is on its ICE pair: it goes on
+/// peer to peer when the other user's node dies.
+const RELAY_QUIET: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum CallPhase {
@@ -169,8 +175,13 @@ struct CallEntry {
     relay: Bucket,
     /// When the callee answered (the call-duration cap counts from here).
     answered: Option<Instant>,
-    /// When the first relay frame passed (the relay-session cap counts from here).
-    relay_started: Option<Instant>,
+    /// When the last relay frame passed.
+    relay_last: Option<Instant>,
+    /// How long the call has used the relay (the relay-session cap counts
+    /// this): the time between relay frames less than [`RELAY_SPAN`] apart.
+    /// Calls start on the relay while ICE checks run, so a call's first
+    /// relay frame says nothing about its later use.
+    relay_used: Duration,
     /// Candidates forwarded while ringing, from the caller and from the callee.
     ringing_candidates: [u32; 2],
 }
@@ -198,7 +209,7 @@ fn presence_out(tx: Tx, user: &UserId, online: bool) -> (Tx, Out) {
 /// The operator's line for a call that ended: who, how, how long it rang
 /// and how long it lasted.
 fn log_end(id: CallId, c: &CallEntry, outcome: &str, now: Instant) {
-    let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let ring_ms = ms(c
         .answered
         .unwrap_or(now)
@@ -214,7 +225,7 @@ fn log_end(id: CallId, c: &CallEntry, outcome: &str, now: Instant) {
         answered = c.answered.is_some(),
         ring_ms,
         duration_ms,
-        relayed = c.relay_started.is_some(),
+        relay_ms = ms(c.relay_used),
         "call ended"
     );
 }
@@ -561,11 +572,12 @@ impl Hub {
         self.calls.len()
     }
 
-    /// The node of the remote `user` died. Its answered calls that never
-    /// used the relay are dropped without a word (their media flows peer
-    /// to peer and goes on without us); its other calls end as on a
-    /// disconnect (`peer_disconnected`).
-    pub(crate) fn remote_lost(&mut self, user: &UserId) -> Vec<(Tx, Out)> {
+    /// The node of the remote `user` died. Its answered calls with no
+    /// relay frame for [`RELAY_QUIET`] are dropped without a word (their
+    /// media flows peer to peer and goes on without us: every call starts
+    /// on the relay and leaves it for its ICE pair); its other calls end
+    /// as on a disconnect (`peer_disconnected`).
+    pub(crate) fn remote_lost(&mut self, user: &UserId, now: Instant) -> Vec<(Tx, Out)> {
         if !self.is_remote(user) {
             return Vec::new();
         }
@@ -573,9 +585,11 @@ impl Hub {
             return Vec::new();
         };
         let (p2p, others): (Vec<CallId>, Vec<CallId>) = p.calls.iter().partition(|id| {
-            self.calls
-                .get(id)
-                .is_some_and(|c| c.phase == CallPhase::Active && c.relay_started.is_none())
+            self.calls.get(id).is_some_and(|c| {
+                c.phase == CallPhase::Active
+                    && c.relay_last
+                        .is_none_or(|t| now.saturating_duration_since(t) >= RELAY_QUIET)
+            })
         });
         for id in &p2p {
             self.remove_call(id);
@@ -1043,7 +1057,8 @@ impl Hub {
                     at: now,
                 },
                 answered: None,
-                relay_started: None,
+                relay_last: None,
+                relay_used: Duration::ZERO,
                 ringing_candidates: [0; 2],
             },
         );
@@ -1095,8 +1110,14 @@ impl Hub {
                 true,
             ));
         }
-        let started = *c.relay_started.get_or_insert(now);
-        if now.saturating_duration_since(started) > limits.max_relay_duration {
+        if let Some(last) = c.relay_last {
+            let gap = now.saturating_duration_since(last);
+            if gap <= RELAY_SPAN {
+                c.relay_used += gap;
+            }
+        }
+        c.relay_last = Some(now);
+        if c.relay_used > limits.max_relay_duration {
             return Err(Outcome::err(
                 ErrorCode::RelayLimit,
                 "relay session time cap reached",
@@ -1230,7 +1251,6 @@ impl RateLimiter {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::time::Duration;
 
     fn user(n: &str) -> UserId {
         UserId::new(n).unwrap()
@@ -1368,6 +1388,83 @@ mod tests {
         assert_eq!(kinds(&mut rb), ["call_invite"]);
         assert_eq!(kinds(&mut ra), ["call_answer"]);
         (ra, rb)
+    }
+
+    /// alice, on another node, called bob (here) and he answered at `t0`;
+    /// bob's relay frames pass at `relayed` (from `t0`); alice's node dies
+    /// at `lost`. Returns what bob was told.
+    fn node_lost_after_relay(relayed: &[Duration], lost: Duration) -> Vec<String> {
+        let (mut hub, limits, t0) = (Hub::default(), Limits::default(), Instant::now());
+        let (alice, bob) = (user("alice"), user("bob"));
+        let (ta, _ra, _) = channel(64, 1 << 20);
+        let (tb, mut rb, _) = channel(64, 1 << 20);
+        assert!(hub.connect_remote(&alice, ta));
+        send(hub.connect(&bob, 2, tb).1);
+        let invite = msg(
+            "call_invite",
+            "alice",
+            "bob",
+            r#","encrypted_payload":"0:AAEC""#,
+        );
+        send(hub.route(&alice, invite, t0, &limits).deliver);
+        let answer = msg(
+            "call_answer",
+            "bob",
+            "alice",
+            r#","encrypted_payload":"1:AAEC""#,
+        );
+        send(hub.route(&bob, answer, t0, &limits).deliver);
+        for d in relayed {
+            let o = hub.route_binary(&bob, relay_frame(), t0 + *d, &limits);
+            assert!(o.error.is_none());
+        }
+        kinds(&mut rb);
+        send(hub.remote_lost(&alice, t0 + lost));
+        assert_eq!(hub.call_count(), 0);
+        kinds(&mut rb)
+    }
+
+    #[test]
+    fn a_call_that_left_the_relay_for_its_pair_survives_the_peers_node() {
+        // Every call starts on the relay while ICE checks run.
+        let start: Vec<Duration> = (0..10).map(|i| Duration::from_millis(20 * i)).collect();
+        let told = node_lost_after_relay(&start, Duration::from_secs(60));
+        assert!(told.is_empty(), "{told:?}");
+        // Still relaying when the node went: it ends.
+        let late = [Duration::from_secs(58), Duration::from_secs(59)];
+        let told = node_lost_after_relay(&late, Duration::from_secs(60));
+        assert_eq!(told, ["call_hangup Some(PeerDisconnected)"]);
+    }
+
+    #[test]
+    fn the_relay_cap_counts_relaying_time_not_time_since_the_first_frame() {
+        let (mut hub, mut limits, t0) = (Hub::default(), Limits::default(), Instant::now());
+        limits.max_relay_duration = Duration::from_secs(1);
+        let (alice, bob) = (user("alice"), user("bob"));
+        let (_ra, _rb) = answered_call(&mut hub, &limits, t0);
+        let frames =
+            |from: Instant, n: u32| (0..n).map(move |i| from + Duration::from_millis(20) * i);
+        // 0.6 s on the relay at the start, then an hour on the pair.
+        for t in frames(t0, 30) {
+            assert!(hub
+                .route_binary(&alice, relay_frame(), t, &limits)
+                .error
+                .is_none());
+        }
+        // Back on the relay for a blackout: 0.4 s more is within the cap.
+        let back = t0 + Duration::from_secs(3600);
+        for t in frames(back, 20) {
+            assert!(hub
+                .route_binary(&bob, relay_frame(), t, &limits)
+                .error
+                .is_none());
+        }
+        // Past it now.
+        let refused = frames(back + Duration::from_millis(400), 10)
+            .map(|t| hub.route_binary(&bob, relay_frame(), t, &limits).error)
+            .find(Option::is_some)
+            .flatten();
+        assert_eq!(refused.map(|e| e.0), Some(ErrorCode::RelayLimit));
     }
 
     #[test]
