@@ -12,6 +12,12 @@
 //! counters: no lock, no allocation, no blocking. cpal's error callback
 //! hands its error over another SPSC ring; the media thread turns it into
 //! an [`AudioEvent`].
+//!
+//! On Linux an ALSA capture device is driven by our own blocking thread
+//! instead of cpal's worker (see [`crate::alsa_io`]: a third of the CPU of
+//! a call through PulseAudio's plugin), with the same rings and counters;
+//! `CRYPTIC_AUDIO_BACKEND=cpal` keeps cpal's worker for both directions,
+//! `alsa` takes our thread for playback too (see `alsa_pcm`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -181,26 +187,101 @@ fn is_handled(f: SampleFormat) -> bool {
     )
 }
 
+/// What went wrong in a stream, handed from the device side to the media
+/// thread.
+#[derive(Debug)]
+pub(crate) enum Fault {
+    /// An overrun or underrun (recovered).
+    Xrun,
+    /// An error the stream may recover from.
+    Glitch(String),
+    /// The stream delivers nothing more.
+    Fatal(String),
+}
+
+impl Fault {
+    fn from_cpal(e: &cpal::Error) -> Self {
+        if e.kind() == cpal::ErrorKind::Xrun {
+            Fault::Xrun
+        } else if is_fatal(e) {
+            Fault::Fatal(e.to_string())
+        } else {
+            Fault::Glitch(e.to_string())
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Fault::Xrun => "buffer overrun or underrun".into(),
+            Fault::Glitch(r) | Fault::Fatal(r) => r.clone(),
+        }
+    }
+}
+
+/// The device side of a stream: cpal's, or our ALSA thread.
+enum Stream {
+    Cpal(cpal::Stream),
+    #[cfg(target_os = "linux")]
+    Alsa(crate::alsa_io::AlsaStream),
+}
+
+impl Stream {
+    fn pause(&self) {
+        match self {
+            Stream::Cpal(s) => {
+                let _ = s.pause();
+            }
+            #[cfg(target_os = "linux")]
+            Stream::Alsa(s) => s.stop(),
+        }
+    }
+}
+
+/// The ALSA PCM name to drive with our own thread (see [`crate::alsa_io`]),
+/// when the device is an ALSA one: capture by default, where cpal's worker
+/// cost most of the CPU; playback too with `CRYPTIC_AUDIO_BACKEND=alsa`,
+/// neither with `CRYPTIC_AUDIO_BACKEND=cpal`.
+///
+/// Measured with `audio/quality/device-latency.sh` (release, two users in
+/// one process, PulseAudio through ALSA's plugin): cpal for both 85-100 ms
+/// mouth to ear and 15-20 % of a core per user; our thread for capture
+/// 96-100 ms and 5.1-5.4 %; our thread for both 104-114 ms and 5.1 %
+/// (playback through it holds a fuller device buffer).
+fn alsa_pcm(host: &cpal::Host, device: &cpal::Device, dir: Direction) -> Option<String> {
+    if !cfg!(target_os = "linux") || host.id() != cpal::HostId::Alsa {
+        return None;
+    }
+    let ours = match std::env::var("CRYPTIC_AUDIO_BACKEND").as_deref() {
+        Ok("cpal") => false,
+        Ok("alsa") => true,
+        _ => dir == Direction::Capture,
+    };
+    if !ours {
+        return None;
+    }
+    device_id(device)
+}
+
 /// Counters shared between a callback and the media thread.
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     /// Capture: samples dropped because the ring was full.
     /// Playback: samples not queued because the ring was full.
-    overrun_samples: AtomicU64,
+    pub(crate) overrun_samples: AtomicU64,
     /// Playback callbacks that ran dry after playing had started.
-    underruns: AtomicU64,
+    pub(crate) underruns: AtomicU64,
     /// Silence samples played because of those underruns.
-    underrun_samples: AtomicU64,
+    pub(crate) underrun_samples: AtomicU64,
     /// Set by the error callback on a fatal stream error.
-    failed: AtomicBool,
+    pub(crate) failed: AtomicBool,
     /// Non-xrun errors since the data callback last ran.
-    errors_in_row: AtomicU32,
+    pub(crate) errors_in_row: AtomicU32,
     /// Playback: the callback is playing from the ring (it was primed and
     /// has not run dry since).
-    playing: AtomicBool,
+    pub(crate) playing: AtomicBool,
     /// The sound system's own latency at the last callback, in µs (see
     /// [`StreamStats::device_latency`]).
-    latency_us: AtomicU64,
+    pub(crate) latency_us: AtomicU64,
 }
 
 impl Default for Shared {
@@ -218,7 +299,7 @@ impl Default for Shared {
 }
 
 impl Shared {
-    fn data_flowed(&self) {
+    pub(crate) fn data_flowed(&self) {
         if self.errors_in_row.load(Ordering::Relaxed) != 0 {
             self.errors_in_row.store(0, Ordering::Relaxed);
         }
@@ -226,7 +307,7 @@ impl Shared {
 }
 
 fn error_callback(
-    mut events: HeapProd<cpal::Error>,
+    mut events: HeapProd<Fault>,
     shared: Arc<Shared>,
 ) -> impl FnMut(cpal::Error) + Send + 'static {
     move |e: cpal::Error| {
@@ -237,7 +318,7 @@ fn error_callback(
             shared.failed.store(true, Ordering::Release);
         }
         // A full event ring drops the newest event; the failed flag stays.
-        let _ = events.try_push(e);
+        let _ = events.try_push(Fault::from_cpal(&e));
     }
 }
 
@@ -343,11 +424,15 @@ macro_rules! build_for_format {
 
 /// The stream, the ends of its rings, and its counters.
 struct Opened<R> {
-    stream: cpal::Stream,
+    stream: Stream,
     ring: R,
-    events: HeapCons<cpal::Error>,
+    events: HeapCons<Fault>,
     shared: Arc<Shared>,
-    config: StreamConfig,
+    rate: u32,
+    channels: u16,
+    format: String,
+    /// Frames per period, when known.
+    period: Option<usize>,
 }
 
 /// The configurations to try: a fixed period of `period_ms` (cpal then
@@ -377,7 +462,7 @@ fn open_capture(
     // 10 ms periods: a capture overrun only costs a late read
     for config in stream_configs(supported, PERIOD_MS) {
         let (prod, cons) = HeapRb::<f32>::new((rate / 2).max(4 * CHUNK)).split();
-        let (eprod, econs) = HeapRb::<cpal::Error>::new(16).split();
+        let (eprod, econs) = HeapRb::<Fault>::new(16).split();
         let shared = Arc::new(Shared::default());
         let err_cb = error_callback(eprod, Arc::clone(&shared));
         let built = build_for_format!(
@@ -394,11 +479,14 @@ fn open_capture(
         match built {
             Ok(stream) => {
                 return Ok(Opened {
-                    stream,
+                    stream: Stream::Cpal(stream),
                     ring: cons,
                     events: econs,
                     shared,
-                    config,
+                    rate: config.sample_rate,
+                    channels: config.channels,
+                    format: supported.sample_format().to_string(),
+                    period: None,
                 })
             }
             Err(e) => last = Some(e),
@@ -421,7 +509,7 @@ fn open_playback(
     // stream's stats.
     for config in stream_configs(supported, PERIOD_MS) {
         let (prod, cons) = HeapRb::<f32>::new((rate / 2).max(4 * CHUNK)).split();
-        let (eprod, econs) = HeapRb::<cpal::Error>::new(16).split();
+        let (eprod, econs) = HeapRb::<Fault>::new(16).split();
         let shared = Arc::new(Shared::default());
         let err_cb = error_callback(eprod, Arc::clone(&shared));
         let built = build_for_format!(
@@ -438,18 +526,98 @@ fn open_playback(
         );
         match built {
             Ok(stream) => {
+                let period = stream
+                    .buffer_size()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .map(|p| p as usize);
                 return Ok(Opened {
-                    stream,
+                    stream: Stream::Cpal(stream),
                     ring: prod,
                     events: econs,
                     shared,
-                    config,
-                })
+                    rate: config.sample_rate,
+                    channels: config.channels,
+                    format: supported.sample_format().to_string(),
+                    period,
+                });
             }
             Err(e) => last = Some(e),
         }
     }
     Err(last.map_or_else(|| Error::Device("no stream".into()), Error::from))
+}
+
+/// Capture from the ALSA PCM `pcm` on our own thread; `None` (said at
+/// debug) when ALSA refuses, for cpal to try.
+#[cfg(target_os = "linux")]
+fn open_alsa_capture(pcm: &str) -> Option<Opened<HeapCons<f32>>> {
+    let (prod, cons) = HeapRb::<f32>::new((SAMPLE_RATE as usize / 2).max(4 * CHUNK)).split();
+    let (eprod, econs) = HeapRb::<Fault>::new(16).split();
+    let shared = Arc::new(Shared::default());
+    match crate::alsa_io::open_capture(pcm, PERIOD_MS, prod, eprod, Arc::clone(&shared)) {
+        Ok(s) => Some(Opened {
+            rate: s.rate,
+            channels: s.channels,
+            format: format!("{} (ALSA thread)", s.format),
+            period: Some(s.period),
+            stream: Stream::Alsa(s),
+            ring: cons,
+            events: econs,
+            shared,
+        }),
+        Err(e) => {
+            tracing::debug!("ALSA capture {pcm}: {e}; trying cpal");
+            None
+        }
+    }
+}
+
+/// Playback to the ALSA PCM `pcm` on our own thread, starting once
+/// `prime_at(rate)` samples are queued; `None` (said at debug) when ALSA
+/// refuses, for cpal to try.
+#[cfg(target_os = "linux")]
+fn open_alsa_playback(
+    pcm: &str,
+    prime_at: impl FnOnce(u32) -> usize,
+) -> Option<(Opened<HeapProd<f32>>, usize)> {
+    let (prod, cons) = HeapRb::<f32>::new((SAMPLE_RATE as usize / 2).max(4 * CHUNK)).split();
+    let (eprod, econs) = HeapRb::<Fault>::new(16).split();
+    let shared = Arc::new(Shared::default());
+    let opened =
+        crate::alsa_io::open_playback(pcm, PERIOD_MS, prime_at, cons, eprod, Arc::clone(&shared));
+    match opened {
+        Ok((s, prime)) => Some((
+            Opened {
+                rate: s.rate,
+                channels: s.channels,
+                format: format!("{} (ALSA thread)", s.format),
+                period: Some(s.period),
+                stream: Stream::Alsa(s),
+                ring: prod,
+                events: econs,
+                shared,
+            },
+            prime,
+        )),
+        Err(e) => {
+            tracing::debug!("ALSA playback {pcm}: {e}; trying cpal");
+            None
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_alsa_capture(_: &str) -> Option<Opened<HeapCons<f32>>> {
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_alsa_playback(
+    _: &str,
+    _: impl FnOnce(u32) -> usize,
+) -> Option<(Opened<HeapProd<f32>>, usize)> {
+    None
 }
 
 /// Errors after which cpal's stream delivers nothing more (its ALSA
@@ -461,19 +629,17 @@ fn is_fatal(e: &cpal::Error) -> bool {
     )
 }
 
-fn to_event(dir: Direction, e: &cpal::Error) -> AudioEvent {
-    if e.kind() == cpal::ErrorKind::Xrun {
-        AudioEvent::Xrun { direction: dir }
-    } else if is_fatal(e) {
-        AudioEvent::DeviceFailed {
+fn to_event(dir: Direction, e: &Fault) -> AudioEvent {
+    match e {
+        Fault::Xrun => AudioEvent::Xrun { direction: dir },
+        Fault::Fatal(reason) => AudioEvent::DeviceFailed {
             direction: dir,
-            reason: e.to_string(),
-        }
-    } else {
-        AudioEvent::DeviceError {
+            reason: reason.clone(),
+        },
+        Fault::Glitch(reason) => AudioEvent::DeviceError {
             direction: dir,
-            reason: e.to_string(),
-        }
+            reason: reason.clone(),
+        },
     }
 }
 
@@ -506,7 +672,7 @@ impl Watch {
 
     fn poll(
         &mut self,
-        events: &mut HeapCons<cpal::Error>,
+        events: &mut HeapCons<Fault>,
         shared: &Shared,
         dir: Direction,
     ) -> Option<AudioEvent> {
@@ -515,7 +681,7 @@ impl Watch {
             if let AudioEvent::DeviceFailed { .. } = ev {
                 self.failure_reported = true;
             }
-            self.last_reason = Some(e.to_string());
+            self.last_reason = Some(e.reason());
             return Some(ev);
         }
         if shared.failed.load(Ordering::Acquire) && !self.failure_reported {
@@ -535,9 +701,9 @@ impl Watch {
 
 /// Captures from a sound device: a [`Source`] paced by the hardware.
 pub struct DeviceInput {
-    stream: cpal::Stream,
+    stream: Stream,
     cons: HeapCons<f32>,
-    events: HeapCons<cpal::Error>,
+    events: HeapCons<Fault>,
     shared: Arc<Shared>,
     watch: Watch,
     resampler: Option<CaptureResampler>,
@@ -565,9 +731,20 @@ impl DeviceInput {
     pub fn open(name: Option<&str>, frame: FrameDuration) -> Result<Self, Error> {
         let host = cpal::default_host();
         let device = find_device(&host, name, Direction::Capture)?;
-        let supported = pick_config(&device, Direction::Capture)?;
-        let opened = open_capture(&device, &supported)?;
-        let rate = opened.config.sample_rate;
+        let opened = match alsa_pcm(&host, &device, Direction::Capture)
+            .and_then(|pcm| open_alsa_capture(&pcm))
+        {
+            Some(o) => o,
+            None => {
+                let supported = pick_config(&device, Direction::Capture)?;
+                let o = open_capture(&device, &supported)?;
+                if let Stream::Cpal(s) = &o.stream {
+                    s.play()?;
+                }
+                o
+            }
+        };
+        let rate = opened.rate;
         let resampler = if rate == SAMPLE_RATE {
             None
         } else {
@@ -576,11 +753,10 @@ impl DeviceInput {
         let staging_len = resampler
             .as_ref()
             .map_or(frame.samples(), CaptureResampler::input_max);
-        opened.stream.play()?;
         tracing::debug!(
             rate,
-            channels = opened.config.channels,
-            format = %supported.sample_format(),
+            channels = opened.channels,
+            format = %opened.format,
             "capture started"
         );
         Ok(Self {
@@ -594,7 +770,7 @@ impl DeviceInput {
             frame_f32: vec![0.0; frame.samples()],
             frame,
             rate,
-            channels: opened.config.channels,
+            channels: opened.channels,
             frames: 0,
             dropped: 0,
         })
@@ -676,15 +852,15 @@ impl Source for DeviceInput {
 
 impl Drop for DeviceInput {
     fn drop(&mut self) {
-        let _ = self.stream.pause();
+        self.stream.pause();
     }
 }
 
 /// Plays to a sound device: a [`Sink`] that never blocks.
 pub struct DeviceOutput {
-    stream: cpal::Stream,
+    stream: Stream,
     prod: HeapProd<f32>,
-    events: HeapCons<cpal::Error>,
+    events: HeapCons<Fault>,
     shared: Arc<Shared>,
     watch: Watch,
     resampler: Option<PlaybackResampler>,
@@ -749,13 +925,26 @@ impl DeviceOutput {
     pub fn open(name: Option<&str>, frame: FrameDuration) -> Result<Self, Error> {
         let host = cpal::default_host();
         let device = find_device(&host, name, Direction::Playback)?;
-        let supported = pick_config(&device, Direction::Playback)?;
-        let rate = supported.sample_rate();
         // Start playing once one and a half frames are queued: a frame
         // arriving a little late then does not make the device run dry.
-        let prime =
-            (u64::from(rate) * frame.samples() as u64 * 3 / 2 / u64::from(SAMPLE_RATE)) as usize;
-        let opened = open_playback(&device, &supported, prime)?;
+        let prime_at = |rate: u32| {
+            (u64::from(rate) * frame.samples() as u64 * 3 / 2 / u64::from(SAMPLE_RATE)) as usize
+        };
+        let alsa = alsa_pcm(&host, &device, Direction::Playback)
+            .and_then(|pcm| open_alsa_playback(&pcm, prime_at));
+        let (opened, prime) = match alsa {
+            Some(o) => o,
+            None => {
+                let supported = pick_config(&device, Direction::Playback)?;
+                let prime = prime_at(supported.sample_rate());
+                let o = open_playback(&device, &supported, prime)?;
+                if let Stream::Cpal(s) = &o.stream {
+                    s.play()?;
+                }
+                (o, prime)
+            }
+        };
+        let rate = opened.rate;
         let resampler = if rate == SAMPLE_RATE {
             None
         } else {
@@ -764,18 +953,12 @@ impl DeviceOutput {
         let out_len = resampler
             .as_ref()
             .map_or(frame.samples(), PlaybackResampler::output_max);
-        opened.stream.play()?;
-        let period = opened
-            .stream
-            .buffer_size()
-            .ok()
-            .filter(|&p| p > 0)
-            .map_or(rate as usize / 100, |p| p as usize);
+        let period = opened.period.unwrap_or(rate as usize / 100);
         let refill = period + (u128::from(rate) * REFILL_SLACK.as_millis() / 1000) as usize;
         tracing::debug!(
             rate,
-            channels = opened.config.channels,
-            format = %supported.sample_format(),
+            channels = opened.channels,
+            format = %opened.format,
             period,
             "playback started"
         );
@@ -790,7 +973,7 @@ impl DeviceOutput {
             resampled: vec![0.0; out_len],
             frame,
             rate,
-            channels: opened.config.channels,
+            channels: opened.channels,
             frames: 0,
             trimmer: Trimmer {
                 low_water: usize::MAX,
@@ -895,7 +1078,7 @@ impl Sink for DeviceOutput {
 
 impl Drop for DeviceOutput {
     fn drop(&mut self) {
-        let _ = self.stream.pause();
+        self.stream.pause();
     }
 }
 

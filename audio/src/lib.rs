@@ -62,6 +62,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(target_os = "linux")]
+mod alsa_io;
 mod clock;
 mod codec;
 mod device;
