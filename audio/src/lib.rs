@@ -20,12 +20,13 @@
 //! - [`Input`] / [`Output`], opened from a [`SourceSpec`] / [`SinkSpec`]
 //!   parsed from the CLI's `--input` / `--output` (`default`,
 //!   `device:NAME`, `wav:PATH`, `tone:440`, `silence`, `null`). Devices go
-//!   through cpal (ALSA on Linux); files, tones and silence need no sound
-//!   card and run either in real time on the caller's clock or as fast as
-//!   possible.
+//!   through cpal (ALSA on Linux), except ALSA capture, which runs on our
+//!   own blocking thread (a third of a call's CPU, see `alsa_io`); files,
+//!   tones and silence need no sound card and run either in real time on
+//!   the caller's clock or as fast as possible.
 //! - The device edge ([`DeviceInput`], [`DeviceOutput`]): the cpal
-//!   callbacks exchange PCM with the media thread only through `ringbuf`
-//!   SPSC queues and atomics; the media thread converts between the
+//!   callbacks (or our capture thread) exchange PCM with the media thread
+//!   only through `ringbuf` SPSC queues and atomics; the media thread converts between the
 //!   device's rate and 48 kHz with rubato. A device that fails produces an
 //!   [`AudioEvent`], never a panic.
 //!
