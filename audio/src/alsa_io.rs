@@ -175,37 +175,13 @@ pub(crate) fn open_capture(
     events: HeapProd<Fault>,
     shared: Arc<Shared>,
 ) -> Result<AlsaStream, Error> {
-    let (pcm, sample) = open_pcm(name, Direction::Capture, period_ms)?;
-    let (rate, channels, period) = granted(&pcm)?;
-    set_thresholds(&pcm, period, false)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let io = Io {
-        pcm,
-        sample,
-        channels: usize::from(channels),
-        period,
-        rate,
-        events,
-        shared,
-        stop: Arc::clone(&stop),
-    };
-    let thread = std::thread::Builder::new()
-        .name("alsa-capture".into())
-        .spawn(move || io.capture(prod))
-        .map_err(|e| Error::Device(e.to_string()))?;
-    Ok(AlsaStream {
-        stop,
-        thread: Some(thread),
-        period,
-        rate,
-        channels,
-        format: sample.name(),
-    })
+    let io = Io::open(name, Direction::Capture, period_ms, events, shared)?;
+    spawn(io, "alsa-capture", move |io| io.capture(prod))
 }
 
 /// Opens the playback device `name`; its thread plays mono f32 samples
-/// from `cons` once `prime` are queued, silence before and after it ran
-/// dry.
+/// from `cons` once `prime(rate)` are queued (returned), silence before
+/// and after it ran dry.
 pub(crate) fn open_playback(
     name: &str,
     period_ms: u32,
@@ -214,36 +190,28 @@ pub(crate) fn open_playback(
     events: HeapProd<Fault>,
     shared: Arc<Shared>,
 ) -> Result<(AlsaStream, usize), Error> {
-    let (pcm, sample) = open_pcm(name, Direction::Playback, period_ms)?;
-    let (rate, channels, period) = granted(&pcm)?;
-    set_thresholds(&pcm, period, true)?;
-    let prime = prime(rate);
-    let stop = Arc::new(AtomicBool::new(false));
-    let io = Io {
-        pcm,
-        sample,
-        channels: usize::from(channels),
-        period,
-        rate,
-        events,
-        shared,
-        stop: Arc::clone(&stop),
+    let io = Io::open(name, Direction::Playback, period_ms, events, shared)?;
+    let prime = prime(io.rate);
+    let stream = spawn(io, "alsa-playback", move |io| io.playback(cons, prime))?;
+    Ok((stream, prime))
+}
+
+/// Runs `run` on a thread named `name` with the opened device.
+fn spawn(io: Io, name: &str, run: impl FnOnce(Io) + Send + 'static) -> Result<AlsaStream, Error> {
+    let mut stream = AlsaStream {
+        stop: Arc::clone(&io.stop),
+        thread: None,
+        period: io.period,
+        rate: io.rate,
+        channels: u16::try_from(io.channels).unwrap_or(1),
+        format: io.sample.name(),
     };
     let thread = std::thread::Builder::new()
-        .name("alsa-playback".into())
-        .spawn(move || io.playback(cons, prime))
+        .name(name.into())
+        .spawn(move || run(io))
         .map_err(|e| Error::Device(e.to_string()))?;
-    Ok((
-        AlsaStream {
-            stop,
-            thread: Some(thread),
-            period,
-            rate,
-            channels,
-            format: sample.name(),
-        },
-        prime,
-    ))
+    stream.thread = Some(thread);
+    Ok(stream)
 }
 
 /// One stream's thread state.
@@ -265,6 +233,29 @@ enum Recovered {
 }
 
 impl Io {
+    /// Opens `name` for `dir` with periods of about `period_ms`.
+    fn open(
+        name: &str,
+        dir: Direction,
+        period_ms: u32,
+        events: HeapProd<Fault>,
+        shared: Arc<Shared>,
+    ) -> Result<Self, Error> {
+        let (pcm, sample) = open_pcm(name, dir, period_ms)?;
+        let (rate, channels, period) = granted(&pcm)?;
+        set_thresholds(&pcm, period, dir == Direction::Playback)?;
+        Ok(Io {
+            pcm,
+            sample,
+            channels: usize::from(channels),
+            period,
+            rate,
+            events,
+            shared,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
@@ -282,7 +273,7 @@ impl Io {
     /// An overrun or underrun is recovered and said; another error counts
     /// towards the stream being dead, and ends it when ALSA cannot recover.
     fn on_error(&mut self, e: alsa::Error) -> Recovered {
-        let xrun = e.errno() == libc_epipe();
+        let xrun = e.errno() == EPIPE;
         let fault = if xrun {
             Fault::Xrun
         } else {
@@ -402,7 +393,5 @@ impl Io {
     }
 }
 
-/// `EPIPE`: an overrun (capture) or underrun (playback).
-const fn libc_epipe() -> i32 {
-    32
-}
+/// `EPIPE` (Linux): an overrun (capture) or underrun (playback).
+const EPIPE: i32 = 32;

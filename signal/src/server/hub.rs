@@ -1371,6 +1371,15 @@ mod tests {
         let (tb, mut rb, _) = channel(64, 1 << 20);
         send(hub.connect(&alice, 1, ta).1);
         send(hub.connect(&bob, 2, tb).1);
+        invite_and_answer(hub, limits, t0);
+        assert_eq!(kinds(&mut rb), ["call_invite"]);
+        assert_eq!(kinds(&mut ra), ["call_answer"]);
+        (ra, rb)
+    }
+
+    /// alice invites bob (both known to the hub) and he answers at `t0`.
+    fn invite_and_answer(hub: &mut Hub, limits: &Limits, t0: Instant) {
+        let (alice, bob) = (user("alice"), user("bob"));
         let invite = msg(
             "call_invite",
             "alice",
@@ -1385,9 +1394,6 @@ mod tests {
             r#","encrypted_payload":"1:AAEC""#,
         );
         send(hub.route(&bob, answer, t0, limits).deliver);
-        assert_eq!(kinds(&mut rb), ["call_invite"]);
-        assert_eq!(kinds(&mut ra), ["call_answer"]);
-        (ra, rb)
     }
 
     /// alice, on another node, called bob (here) and he answered at `t0`;
@@ -1400,20 +1406,7 @@ mod tests {
         let (tb, mut rb, _) = channel(64, 1 << 20);
         assert!(hub.connect_remote(&alice, ta));
         send(hub.connect(&bob, 2, tb).1);
-        let invite = msg(
-            "call_invite",
-            "alice",
-            "bob",
-            r#","encrypted_payload":"0:AAEC""#,
-        );
-        send(hub.route(&alice, invite, t0, &limits).deliver);
-        let answer = msg(
-            "call_answer",
-            "bob",
-            "alice",
-            r#","encrypted_payload":"1:AAEC""#,
-        );
-        send(hub.route(&bob, answer, t0, &limits).deliver);
+        invite_and_answer(&mut hub, &limits, t0);
         for d in relayed {
             let o = hub.route_binary(&bob, relay_frame(), t0 + *d, &limits);
             assert!(o.error.is_none());
