@@ -145,7 +145,11 @@ mod tests {
             Config::parse("input = \"tone\"\nrelay = true\n[contacts]\nmum = \"alice\"\n").unwrap();
         assert_eq!(c.input.as_deref(), Some("tone"));
         assert!(c.relay && !c.chacha && !c.wait_for_direct);
-        assert!(Config::parse("wait_for_direct = true").unwrap().wait_for_direct);
+        assert!(
+            Config::parse("wait_for_direct = true")
+                .unwrap()
+                .wait_for_direct
+        );
         assert_eq!(c.resolve("mum"), "alice");
         assert_eq!(c.resolve("bob"), "bob");
         let again = Config::parse(&toml::to_string(&c).unwrap()).unwrap();
