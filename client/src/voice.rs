@@ -60,6 +60,9 @@ pub(crate) struct Voice {
     next_play: Option<Instant>,
     /// When the next frame of silence is due once a file input ran out.
     silence_due: Option<Instant>,
+    /// When the input last gave a frame: the first frame of silence after
+    /// a file ran out is due a frame after it.
+    last_frame: Option<Instant>,
     /// The input is a sound device (paced by its own clock, looked at
     /// every [`DEVICE_POLL`]).
     input_device: bool,
@@ -130,6 +133,7 @@ impl Voice {
             quiet_run: 0,
             next_play: None,
             silence_due: None,
+            last_frame: None,
             input_device,
             next_adapt: None,
             onsets_sent: Vec::new(),
@@ -261,6 +265,7 @@ impl Voice {
         loop {
             match self.input.read_frame(now, &mut self.pcm) {
                 Ok(Read::Frame) => {
+                    self.last_frame = Some(now);
                     if let Some(p) = self.processing.as_mut() {
                         for half in self.pcm.chunks_exact_mut(PROCESSING_FRAME) {
                             if let Ok(half) = <&mut [i16; PROCESSING_FRAME]>::try_from(half) {
@@ -280,7 +285,12 @@ impl Voice {
                 Ok(Read::End) => {
                     // The file ran out: keep sending silence at the same
                     // rate, by the clock, so the packet flow says nothing.
-                    let mut due = self.silence_due.unwrap_or(now);
+                    // The first is due a frame after the file's last (not
+                    // at once: a packet 20 ms early made the peer's buffer
+                    // take every later one for 20 ms late, and its target
+                    // rose from 27 to 47 ms).
+                    let first = self.last_frame.map_or(now, |t| t + FRAME_TIME);
+                    let mut due = self.silence_due.unwrap_or(first);
                     let mut sent = 0;
                     while due <= now && sent < MAX_FRAMES_PER_WAKE {
                         self.pcm.fill(0);
