@@ -105,6 +105,17 @@ fn a_relay_terminating_dtls_with_its_own_certificate_is_caught_by_both_users() {
 
     // The signaling server and the two users.
     let _server = lab.start_server(&dir.0, &["alice", "bob"]);
+    // DTLS on the direct path, where this attacker sits: calls start on
+    // the server relay by default, and records of the honest handshake
+    // there and the attacker's here then mix, failing the handshake
+    // ("failed", not "security-abort"; no key or audio either way).
+    for u in ["alice", "bob"] {
+        std::fs::write(
+            dir.0.join(u).join("config.toml"),
+            "wait_for_direct = true\n",
+        )
+        .unwrap();
+    }
     let heard = dir.0.join("bob-heard.wav");
     let bob_out = format!("wav:{}", heard.display());
     let mut bob = lab.listen(
