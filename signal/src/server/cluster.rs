@@ -877,11 +877,21 @@ pub(super) async fn prepare_route(shared: &Arc<Shared>, cluster: &Arc<Cluster>, 
     }
 }
 
+/// How long a starting node waits for its first subscription before it
+/// takes users in anyway.
+pub(super) const FIRST_SUBSCRIBE: Duration = Duration::from_secs(10);
+
 /// Receives this node's envelopes until the server stops, reconnecting
-/// (with backoff) when Redis goes away.
-pub(super) async fn inbound(shared: Arc<Shared>, cluster: Arc<Cluster>) {
+/// (with backoff) when Redis goes away; says on `subscribed` when the
+/// first subscription is in place.
+pub(super) async fn inbound(
+    shared: Arc<Shared>,
+    cluster: Arc<Cluster>,
+    subscribed: tokio::sync::oneshot::Sender<()>,
+) {
     use futures_util::StreamExt as _;
     let mut backoff = Duration::from_millis(100);
+    let mut subscribed = Some(subscribed);
     loop {
         let sub = async {
             let mut ps = cluster.client.get_async_pubsub().await?;
@@ -902,6 +912,9 @@ pub(super) async fn inbound(shared: Arc<Shared>, cluster: Arc<Cluster>) {
             }
         };
         tracing::info!(node = %cluster.node, "cluster: subscribed");
+        if let Some(tx) = subscribed.take() {
+            let _ = tx.send(());
+        }
         backoff = Duration::from_millis(100);
         let mut stream = ps.into_on_message();
         while let Some(m) = stream.next().await {

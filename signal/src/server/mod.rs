@@ -543,8 +543,18 @@ impl Server {
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cluster_tasks = tokio::task::JoinSet::new();
         if let Some(c) = &self.shared.cluster {
-            cluster_tasks.spawn(cluster::inbound(self.shared.clone(), c.clone()));
+            let (subscribed, ready) = tokio::sync::oneshot::channel();
+            cluster_tasks.spawn(cluster::inbound(self.shared.clone(), c.clone(), subscribed));
             cluster_tasks.spawn(cluster::heartbeat(self.shared.clone(), c.clone()));
+            // Users are taken in only once envelopes for them can arrive:
+            // an invite published before the subscription is lost. Those
+            // who connect meanwhile wait in the listen backlog.
+            if tokio::time::timeout(cluster::FIRST_SUBSCRIBE, ready)
+                .await
+                .is_err()
+            {
+                tracing::warn!("cluster: not subscribed to Redis yet; taking users in anyway");
+            }
         }
         loop {
             tokio::select! {
