@@ -39,10 +39,11 @@ enum Kind {
     ShortBlackout,
     LongBlackout,
     DtlsManInTheMiddle,
+    DtlsAttackerOnUdp,
     ServerDiesMidCall,
 }
 
-const KINDS: [Kind; 17] = [
+const KINDS: [Kind; 18] = [
     Kind::CallerHangsUp,
     Kind::CalleeHangsUp,
     Kind::Rejected,
@@ -59,6 +60,7 @@ const KINDS: [Kind; 17] = [
     Kind::ShortBlackout,
     Kind::LongBlackout,
     Kind::DtlsManInTheMiddle,
+    Kind::DtlsAttackerOnUdp,
     Kind::ServerDiesMidCall,
 ];
 
@@ -83,6 +85,7 @@ fn one_call(users: &mut Users, seed: u64) -> Duration {
         Kind::ShortBlackout => net.blackouts = vec![(ms(6_000), ms(8_000))],
         Kind::LongBlackout => net.blackouts = vec![(ms(5_000), ms(120_000))],
         Kind::DtlsManInTheMiddle => net.dtls_mitm = true,
+        Kind::DtlsAttackerOnUdp => net.udp_dtls_attacker = true,
         _ => {}
     }
     let ring = if kind == Kind::Missed { 5 } else { 20 };
@@ -105,7 +108,8 @@ fn one_call(users: &mut Users, seed: u64) -> Duration {
         | Kind::UdpBlocked
         | Kind::BothBehindNat
         | Kind::CalleeBehindNat
-        | Kind::DtlsManInTheMiddle => {
+        | Kind::DtlsManInTheMiddle
+        | Kind::DtlsAttackerOnUdp => {
             w.at(BOB, ringing, Action::Accept);
             w.at(ALICE, active, Action::Hangup);
         }
@@ -290,6 +294,18 @@ fn check(w: &World<'_>, kind: Kind, seed: u64) {
             assert_eq!(a.outcome, Outcome::SecurityAbort, "{ctx}");
             assert_eq!(b.outcome, Outcome::SecurityAbort, "{ctx}");
             assert_eq!(a.frames_played + b.frames_played, 0, "{ctx}");
+        }
+        // The handshake started on the relay, where this attacker is
+        // not: its records on the pair are dropped (the call talks) or,
+        // when they reached the caller before the honest ones, named.
+        Kind::DtlsAttackerOnUdp if a.outcome == Outcome::SecurityAbort => {
+            assert_eq!(b.outcome, Outcome::SecurityAbort, "{ctx}");
+            assert_eq!(a.frames_played + b.frames_played, 0, "{ctx}");
+        }
+        Kind::DtlsAttackerOnUdp => {
+            assert_eq!(a.outcome, Outcome::Completed, "{ctx}");
+            assert!(a.sas.is_some() && a.sas == b.sas, "{ctx}");
+            assert!(a.frames_played >= 20 && b.frames_played >= 20, "{ctx}");
         }
     }
 }

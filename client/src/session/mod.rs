@@ -513,7 +513,14 @@ pub struct CallSession<S: Sealer> {
     /// DTLS records that came before our side could start DTLS (the peer's
     /// ICE selected the pair first): handed to the engine at its start,
     /// so the peer's first flight is not lost to its retransmission timer.
-    early_dtls: VecDeque<Vec<u8>>,
+    early_dtls: VecDeque<(Via, Vec<u8>)>,
+    /// The path the DTLS handshake runs on: the DTLS client's path at its
+    /// start, the path of the first record the DTLS server took. Records
+    /// on the other path are dropped and ours go only here, so an
+    /// attacker on one path cannot mix its handshake into the honest one
+    /// on the other (it is caught by the fingerprint if it is first, and
+    /// ignored if not).
+    dtls_via: Option<Via>,
     media: Option<MediaSession>,
     clock: NtpClock,
     signaling_up: bool,
@@ -579,6 +586,7 @@ impl<S: Sealer> CallSession<S> {
             glare_peer: None,
             dtls_started: false,
             early_dtls: VecDeque::new(),
+            dtls_via: None,
             media: None,
             signaling_up: true,
             signaling_deadline: None,
@@ -764,7 +772,7 @@ impl<S: Sealer> CallSession<S> {
         // Media follows the peer's: authenticated media by the relay moves
         // us there, unless the peer's media came on the direct path (or a
         // pair was selected) just before.
-        let switch = match self.demux(now, frame) {
+        let switch = match self.demux(now, frame, Via::Relay) {
             Arrived::Media => self
                 .direct_heard
                 .is_none_or(|t| now >= t + DIRECT_HEARD_FRESH),
@@ -835,7 +843,7 @@ impl<S: Sealer> CallSession<S> {
         if let Received::Media(range) = received {
             let selected = agent.selected().map(|p| p.kind);
             if let Some(d) = data.get(range) {
-                if let (Arrived::Media, Some(kind)) = (self.demux(now, d), selected) {
+                if let (Arrived::Media, Some(kind)) = (self.demux(now, d, Via::Direct), selected) {
                     // The peer's authenticated media came on the pair: the
                     // direct path works, take it back from the relay.
                     self.direct_heard = Some(now);
@@ -1288,6 +1296,8 @@ impl<S: Sealer> CallSession<S> {
         self.remote_done = false;
         self.cancel_at = None;
         self.reach = Reach::default();
+        self.early_dtls.clear();
+        self.dtls_via = None;
     }
 
     fn drain_ice(&mut self, now: Instant) -> bool {
@@ -1390,10 +1400,21 @@ impl<S: Sealer> CallSession<S> {
             Role::Callee => DtlsRole::Client,
         };
         self.dtls_started = true;
+        self.dtls_via = if role == DtlsRole::Server {
+            // The server answers on the path of the first record it took.
+            self.early_dtls.front().map(|(via, _)| *via)
+        } else if self.path == Path::Relay {
+            // The client speaks first, on its path.
+            Some(Via::Relay)
+        } else {
+            Some(Via::Direct)
+        };
         self.dtls
             .start(now, role, profile, Fingerprint::from_bytes(expected.0));
-        for record in std::mem::take(&mut self.early_dtls) {
-            self.dtls.handle_packet(now, &record);
+        for (via, record) in std::mem::take(&mut self.early_dtls) {
+            if Some(via) == self.dtls_via {
+                self.dtls.handle_packet(now, &record);
+            }
         }
         true
     }
@@ -1415,7 +1436,7 @@ impl<S: Sealer> CallSession<S> {
         while let Some(out) = self.dtls.poll_output() {
             moved = true;
             match out {
-                DtlsOutput::Transmit(d) => self.send_app(now, &d),
+                DtlsOutput::Transmit(d) => self.send_dtls(now, &d),
                 DtlsOutput::Connected { exported, .. } => self.on_secured(now, exported),
                 DtlsOutput::Failed(DtlsError::FingerprintMismatch) => {
                     self.forced = Some(Outcome::SecurityAbort);
@@ -1508,9 +1529,16 @@ impl<S: Sealer> CallSession<S> {
 
     /// Hands an application datagram to the DTLS engine or the media
     /// session by its first byte (RFC 7983).
-    fn demux(&mut self, now: Instant, datagram: &[u8]) -> Arrived {
+    fn demux(&mut self, now: Instant, datagram: &[u8], via: Via) -> Arrived {
         match datagram.first() {
+            Some(20..=63) if self.dtls_via.is_some_and(|v| v != via) => {
+                tracing::debug!(
+                    "a DTLS record on the {via:?} path was dropped: the handshake runs on the other"
+                );
+                Arrived::Nothing
+            }
             Some(20..=63) if self.dtls_started => {
+                self.dtls_via = Some(via);
                 self.dtls.handle_packet(now, datagram);
                 Arrived::Dtls
             }
@@ -1520,7 +1548,7 @@ impl<S: Sealer> CallSession<S> {
                 if self.early_dtls.len() == EARLY_DTLS_RECORDS {
                     self.early_dtls.pop_front();
                 }
-                self.early_dtls.push_back(datagram.to_vec());
+                self.early_dtls.push_back((via, datagram.to_vec()));
                 Arrived::Nothing
             }
             Some(128..=191) => {
@@ -1558,6 +1586,20 @@ impl<S: Sealer> CallSession<S> {
             }
             // No path yet: DTLS retransmits.
             _ => {}
+        }
+    }
+
+    /// A DTLS record goes on the handshake's path (see `dtls_via`).
+    fn send_dtls(&mut self, now: Instant, record: &[u8]) {
+        match self.dtls_via {
+            Some(Via::Relay) if self.signaling_up => self.send_relay(record),
+            Some(Via::Direct) => {
+                if let Some(t) = self.ice.as_mut().and_then(|a| a.transmit_app(record)) {
+                    self.transmits.push_back(t);
+                }
+            }
+            Some(Via::Relay) => {}
+            None => self.send_app(now, record),
         }
     }
 
@@ -1651,6 +1693,15 @@ impl<S: Sealer> CallSession<S> {
         self.ended = true;
         self.events.push_back(SessionEvent::Ended);
     }
+}
+
+/// Which way an application datagram came or goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// The signaling server's relay.
+    Relay,
+    /// The ICE agent's selected pair (any local candidate).
+    Direct,
 }
 
 /// What an application datagram turned out to be.

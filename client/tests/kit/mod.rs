@@ -243,6 +243,11 @@ pub struct NetConfig {
     pub natted: Vec<usize>,
     /// A man in the middle replaces the certificate in every DTLS record.
     pub dtls_mitm: bool,
+    /// An attacker on the UDP path only (not on the relay): with every
+    /// STUN datagram it forwards, it sends the receiver DTLS records of
+    /// its own handshake (a hello and a reply, its own certificate), as if
+    /// from the same address.
+    pub udp_dtls_attacker: bool,
 }
 
 impl Default for NetConfig {
@@ -255,6 +260,7 @@ impl Default for NetConfig {
             blackouts: Vec::new(),
             natted: Vec::new(),
             dtls_mitm: false,
+            udp_dtls_attacker: false,
         }
     }
 }
@@ -735,6 +741,7 @@ impl<'a> World<'a> {
             },
         };
         self.mitm(&mut data);
+        let stun = data.first().is_some_and(|b| *b < 4);
         let extra = if self.net.jitter.is_zero() {
             Duration::ZERO
         } else {
@@ -750,6 +757,22 @@ impl<'a> World<'a> {
                 data,
             },
         );
+        if stun && self.net.udp_dtls_attacker {
+            for kind in [HELLO, REPLY] {
+                let mut data = vec![22, kind];
+                data.extend_from_slice(&self.mitm_cert);
+                data.extend_from_slice(&self.mitm_cert);
+                self.push(
+                    at,
+                    Item::Datagram {
+                        to,
+                        source,
+                        destination,
+                        data,
+                    },
+                );
+            }
+        }
     }
 
     /// A man in the middle replaces the certificate in a DTLS record.
