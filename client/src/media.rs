@@ -77,6 +77,11 @@ pub struct MediaConfig {
 impl MediaConfig {
     /// Defaults for 20 ms Opus frames with the given SSRC, CNAME and seed.
     pub fn new(ssrc: u32, cname: impl Into<String>, seed: u64) -> Self {
+        let mut jitter = cryptic_jitter::Config::default();
+        // The decoder rebuilds a lost frame from the next packet's FEC (the
+        // encoder adds it once the peer reports loss): while losses come,
+        // wait a frame longer for that packet.
+        jitter.fec_wait = Duration::from_secs(5);
         MediaConfig {
             ssrc,
             payload_type: cryptic_audio::rtp::DEFAULT_PAYLOAD_TYPE,
@@ -86,7 +91,7 @@ impl MediaConfig {
             payload_bucket: 32,
             cname: cname.into(),
             srtp: SrtpConfig::default(),
-            jitter: cryptic_jitter::Config::default(),
+            jitter,
             seed,
         }
     }

@@ -275,6 +275,8 @@ pub struct JitterBuffer {
     probe: Option<(u16, u32)>,
     last_poll: Option<Instant>,
     target_delay_us: i64,
+    /// When (µs) a frame was last missing at its play time.
+    missed_at: Option<i64>,
     stats: Stats,
 
     min_delay_us: i64,
@@ -334,6 +336,7 @@ impl JitterBuffer {
             probe: None,
             last_poll: None,
             target_delay_us: 0,
+            missed_at: None,
             stats: Stats::default(),
             min_delay_us: micros(config.min_delay),
             max_delay_us,
@@ -493,6 +496,14 @@ impl JitterBuffer {
         }
         if let Some(peak) = self.peak_at(now_us) {
             want = want.max(peak.saturating_add(self.margin_us));
+        }
+        let fec_wait = micros(self.config.fec_wait);
+        if self
+            .missed_at
+            .is_some_and(|t| now_us < t.saturating_add(fec_wait))
+        {
+            // Losses lately: the next packet's FEC should be here in time.
+            want = want.saturating_add(self.frame_us);
         }
         let want = want.clamp(
             base.saturating_add(self.min_delay_us),
@@ -750,6 +761,9 @@ impl JitterBuffer {
             let new_next = virt.min(ts_j).max(self.next_ts);
             let advanced = (new_next - self.next_ts) / self.frame_ts;
             self.stats.inserted += self.hold.saturating_sub(advanced);
+            if advanced > 0 {
+                self.missed_at = Some(now_us);
+            }
             self.next_ts = new_next;
             self.hold = 0;
             err = self.error_us(now_us);
@@ -848,6 +862,7 @@ impl JitterBuffer {
         // A packet is missing (lost, or later than we can wait for).
         self.over_polls = 0;
         self.stats.concealed += 1;
+        self.missed_at = Some(now_us);
         let fec = (ts_j == self.next_ts + self.frame_ts).then_some(i);
         if fec.is_some() {
             self.stats.fec_available += 1;

@@ -67,6 +67,11 @@ pub struct Config {
     pub time_stretch: bool,
     /// Largest payload accepted, in bytes: the size of each preallocated slot.
     pub max_payload: usize,
+    /// After a frame was missing at its play time, for this long the
+    /// target covers one frame more, so that the packet after a lost one is
+    /// usually here when the lost one is due and its in-band FEC (Opus
+    /// LBRR) rebuilds it instead of concealment. Zero: never.
+    pub fec_wait: Duration,
     /// Payloads this short are DTX frames (Opus sends TOC-only packets of
     /// 1 or 2 bytes, one every 400 ms, while the speaker is silent): after
     /// one is played the buffer plays silence, not concealment, until the
@@ -90,6 +95,7 @@ impl Default for Config {
             hysteresis: Duration::from_millis(2),
             time_stretch: false,
             max_payload: 1_500,
+            fec_wait: Duration::ZERO,
             dtx_payload: 2,
         }
     }
@@ -134,6 +140,7 @@ impl Config {
             || self.late_hold > long
             || self.shrink_after > long
             || self.hysteresis > long
+            || self.fec_wait > long
         {
             return Err(Error::InvalidConfig("durations must be at most one hour"));
         }

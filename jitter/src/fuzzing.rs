@@ -23,6 +23,9 @@ pub fn jitter_ops(data: &[u8]) {
     config.time_stretch = mode & 2 == 2;
     config.max_delay = Duration::from_millis(100 + u64::from(mode >> 2) * 20);
     config.max_payload = 256;
+    if mode & 4 == 4 {
+        config.fec_wait = Duration::from_secs(5);
+    }
     let Ok(mut jb) = JitterBuffer::new(config.clone()) else {
         return;
     };

@@ -20,7 +20,10 @@ use cryptic_jitter::{Arrival, Config, JitterBuffer, Packet, Playout, Stats, Stre
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The buffer as `client` configures it for a call with time-stretch.
+/// The buffer as `client` configures it for a call with time-stretch, but
+/// without its `fec_wait` (one frame more while losses come, on purpose:
+/// `losses-wait-a-frame-for-fec.rs`), so that what is pinned here is the
+/// measurement: a lost packet is not taken for a late one.
 fn client_buffer() -> JitterBuffer {
     let mut c = Config::default();
     c.time_stretch = true;
