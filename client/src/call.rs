@@ -646,7 +646,11 @@ fn show_events(
                     ));
                 }
             }
-            SessionEvent::PathChanged("server-relay") if !options.force_relay => {
+            // After "no audio on the direct path, trying relay" (and the
+            // like) the move to the relay is already said.
+            SessionEvent::PathChanged("server-relay")
+                if !options.force_relay && session.path_note().is_none() =>
+            {
                 crate::screen::say(format!(
                     "[{me}] no direct path: media goes through the server relay"
                 ))
