@@ -12,11 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-venv="${CARGO_TARGET_DIR:-target}/pesq-venv"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet numpy pesq
-fi
+. audio/quality/common.sh
 espeak-ng -v en-us -s 150 -w "$work/far.wav" "The birch canoe slid on the smooth planks. \
 Glue the sheet to the dark blue background. It is easy to tell the depth of a well. \
 These days a chicken leg is a rare dish."

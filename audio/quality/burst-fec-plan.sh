@@ -14,18 +14,9 @@ cd "$(dirname "$0")/../.."
 seeds="${1:-40}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-venv="${CARGO_TARGET_DIR:-target}/pesq-venv"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet numpy pesq
-fi
+. audio/quality/common.sh
 
-text="The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. \
-It is easy to tell the depth of a well. These days a chicken leg is a rare dish. \
-Rice is often served in round bowls. The juice of lemons makes fine punch."
-espeak-ng -v en-us -s 150 -w "$work/speech.wav" "$text"
-sox "$work/speech.wav" -r 48000 -c 1 -b 16 "$work/speech48k.wav" gain -n -6
-sox -V1 "$work/speech48k.wav" -r 16000 "$work/ref16k.wav"
+speech_wavs "$work"
 
 cargo build --release --quiet -p cryptic-audio --example burst_fec_plan
 bin="${CARGO_TARGET_DIR:-target}/release/examples/burst_fec_plan"

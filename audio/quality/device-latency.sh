@@ -20,11 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-4}"
 work="$(mktemp -d)"
-venv="${CARGO_TARGET_DIR:-target}/pesq-venv"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet numpy pesq
-fi
+. audio/quality/common.sh
 profile="${PROFILE:-debug}"
 if [ "$profile" = release ]; then
   cargo build --quiet --release -p cryptic-call

@@ -859,19 +859,26 @@ impl JitterBuffer {
                 dtx: true,
             });
         }
-        // A packet is missing (lost, or later than we can wait for).
+        self.on_lost(i, seq_j, ts_j, now_us)
+    }
+
+    /// The frame at `next_ts` is lost (or later than we can wait for) and
+    /// the packet in slot `head` (`seq_j`, `ts_j`) is the next one here:
+    /// conceal, with that packet's FEC when it directly follows.
+    fn on_lost(&mut self, head: usize, seq_j: u64, ts_j: u64, now_us: i64) -> Playout<'_> {
+        let timestamp = self.next_ts as u32;
         self.over_polls = 0;
         self.stats.concealed += 1;
         self.missed_at = Some(now_us);
-        let fec = (ts_j == self.next_ts + self.frame_ts).then_some(i);
-        if fec.is_some() {
+        let fec = ts_j == self.next_ts + self.frame_ts;
+        if fec {
             self.stats.fec_available += 1;
         }
         self.next_ts += self.frame_ts;
         self.next_seq = (self.next_seq + 1).min(seq_j);
         Playout::Conceal(Conceal {
             timestamp,
-            fec: fec.map(|i| self.payload(i)),
+            fec: fec.then(|| self.payload(head)),
             inserted: false,
         })
     }

@@ -748,30 +748,25 @@ impl<'a> World<'a> {
             self.net.jitter.mul_f64(self.rng.random_range(0.0..1.0))
         };
         let at = self.now + self.net.delay + extra;
-        self.push(
-            at,
-            Item::Datagram {
-                to,
-                source,
-                destination,
-                data,
-            },
-        );
+        let mut datagrams = vec![data];
         if stun && self.net.udp_dtls_attacker {
             for kind in [HELLO, REPLY] {
-                let mut data = vec![22, kind];
-                data.extend_from_slice(&self.mitm_cert);
-                data.extend_from_slice(&self.mitm_cert);
-                self.push(
-                    at,
-                    Item::Datagram {
-                        to,
-                        source,
-                        destination,
-                        data,
-                    },
-                );
+                let mut record = vec![22, kind];
+                record.extend_from_slice(&self.mitm_cert);
+                record.extend_from_slice(&self.mitm_cert);
+                datagrams.push(record);
             }
+        }
+        for data in datagrams {
+            self.push(
+                at,
+                Item::Datagram {
+                    to,
+                    source,
+                    destination,
+                    data,
+                },
+            );
         }
     }
 
