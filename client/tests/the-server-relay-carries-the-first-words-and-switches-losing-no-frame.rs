@@ -248,3 +248,23 @@ fn a_blackout_moves_the_call_to_the_relay_and_back_losing_at_most_a_frame_per_sw
         totals[2]
     );
 }
+
+#[test]
+fn a_relay_that_drops_dtls_leaves_the_handshake_to_the_pair() {
+    // The handshake starts on the relay and hears nothing there: after a
+    // second it moves to the selected pair, and the call talks.
+    for seed in 0..seeds() {
+        let mut n = net(seed);
+        n.relay_drops_dtls = true;
+        let m = call(seed, true, n);
+        println!(
+            "seed {seed}: first frame {:?} after the answer",
+            m.first_frame
+        );
+        assert!(
+            m.first_frame < Duration::from_secs(3),
+            "seed {seed}: {:?}",
+            m.first_frame
+        );
+    }
+}

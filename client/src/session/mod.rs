@@ -519,8 +519,12 @@ pub struct CallSession<S: Sealer> {
     /// on the other path are dropped and ours go only here, so an
     /// attacker on one path cannot mix its handshake into the honest one
     /// on the other (it is caught by the fingerprint if it is first, and
-    /// ignored if not).
+    /// ignored if not). A handshake that heard nothing on its path for
+    /// [`DTLS_PATH_STALE`] moves to the other (a relay that carries no
+    /// DTLS, a server that drops it); once secured it stays.
     dtls_via: Option<Via>,
+    /// When `dtls_via` was chosen or last carried a record of the peer's.
+    dtls_heard: Option<Instant>,
     media: Option<MediaSession>,
     clock: NtpClock,
     signaling_up: bool,
@@ -587,6 +591,7 @@ impl<S: Sealer> CallSession<S> {
             dtls_started: false,
             early_dtls: VecDeque::new(),
             dtls_via: None,
+            dtls_heard: None,
             media: None,
             signaling_up: true,
             signaling_deadline: None,
@@ -1298,6 +1303,7 @@ impl<S: Sealer> CallSession<S> {
         self.reach = Reach::default();
         self.early_dtls.clear();
         self.dtls_via = None;
+        self.dtls_heard = None;
     }
 
     fn drain_ice(&mut self, now: Instant) -> bool {
@@ -1409,6 +1415,7 @@ impl<S: Sealer> CallSession<S> {
         } else {
             Some(Via::Direct)
         };
+        self.dtls_heard = self.dtls_via.map(|_| now);
         self.dtls
             .start(now, role, profile, Fingerprint::from_bytes(expected.0));
         for (via, record) in std::mem::take(&mut self.early_dtls) {
@@ -1531,14 +1538,20 @@ impl<S: Sealer> CallSession<S> {
     /// session by its first byte (RFC 7983).
     fn demux(&mut self, now: Instant, datagram: &[u8], via: Via) -> Arrived {
         match datagram.first() {
-            Some(20..=63) if self.dtls_via.is_some_and(|v| v != via) => {
+            Some(20..=63) if self.dtls_via.is_some_and(|v| v != via) && !self.dtls_stale(now) => {
                 tracing::debug!(
                     "a DTLS record on the {via:?} path was dropped: the handshake runs on the other"
                 );
                 Arrived::Nothing
             }
             Some(20..=63) if self.dtls_started => {
+                if self.dtls_via.is_some_and(|v| v != via) {
+                    tracing::info!(
+                        "DTLS handshake moves to the {via:?} path: nothing came on the other"
+                    );
+                }
                 self.dtls_via = Some(via);
+                self.dtls_heard = Some(now);
                 self.dtls.handle_packet(now, datagram);
                 Arrived::Dtls
             }
@@ -1589,8 +1602,27 @@ impl<S: Sealer> CallSession<S> {
         }
     }
 
-    /// A DTLS record goes on the handshake's path (see `dtls_via`).
+    /// Whether the handshake's path has carried nothing of the peer's for
+    /// [`DTLS_PATH_STALE`] (never once secured).
+    fn dtls_stale(&self, now: Instant) -> bool {
+        self.media.is_none() && self.dtls_heard.is_some_and(|t| now >= t + DTLS_PATH_STALE)
+    }
+
+    /// A DTLS record goes on the handshake's path (see `dtls_via`), or on
+    /// the media path when the handshake's fell silent.
     fn send_dtls(&mut self, now: Instant, record: &[u8]) {
+        let current = match self.path {
+            Path::Relay => Some(Via::Relay),
+            Path::Ice(_) => Some(Via::Direct),
+            _ => None,
+        };
+        if current.is_some() && current != self.dtls_via && self.dtls_stale(now) {
+            tracing::info!(
+                "DTLS handshake moves to the {current:?} path: nothing came on the other"
+            );
+            self.dtls_via = current;
+            self.dtls_heard = Some(now);
+        }
         match self.dtls_via {
             Some(Via::Relay) if self.signaling_up => self.send_relay(record),
             Some(Via::Direct) => {
@@ -1694,6 +1726,12 @@ impl<S: Sealer> CallSession<S> {
         self.events.push_back(SessionEvent::Ended);
     }
 }
+
+/// A DTLS handshake that heard nothing of the peer's on its path for this
+/// long may move to the other path (see `CallSession::dtls_via`): a
+/// flight and its answer through the server take a few hundred
+/// milliseconds at most, and the first retransmission comes after 1 s.
+const DTLS_PATH_STALE: Duration = Duration::from_secs(1);
 
 /// Which way an application datagram came or goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -248,6 +248,8 @@ pub struct NetConfig {
     /// its own handshake (a hello and a reply, its own certificate), as if
     /// from the same address.
     pub udp_dtls_attacker: bool,
+    /// The server relays media but drops DTLS records.
+    pub relay_drops_dtls: bool,
 }
 
 impl Default for NetConfig {
@@ -261,6 +263,7 @@ impl Default for NetConfig {
             natted: Vec::new(),
             dtls_mitm: false,
             udp_dtls_attacker: false,
+            relay_drops_dtls: false,
         }
     }
 }
@@ -695,6 +698,10 @@ impl<'a> World<'a> {
                 let Some(&(a, b)) = self.calls.get(&call_id) else {
                     return;
                 };
+                if self.net.relay_drops_dtls && frame.first().is_some_and(|b| (20..=63).contains(b))
+                {
+                    return;
+                }
                 // The man in the middle sits on every path DTLS may take.
                 self.mitm(&mut frame);
                 let to = if from == a { b } else { a };
