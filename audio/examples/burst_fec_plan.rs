@@ -15,12 +15,15 @@
 //!
 //! `burst_fec_plan IN.wav OUT.wav report|control P R SEED`
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cryptic_audio::{
-    Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
-    Pacing, RateControl, Read, SinkSpec, SourceSpec, Tuning, MAX_PACKET,
+    Encoder, EncoderConfig, Input, InputOptions, Pacing, RateControl, Read, SourceSpec, Tuning,
+    MAX_PACKET,
 };
 use rand::{Rng, SeedableRng};
 
@@ -83,30 +86,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lost_this_second += u32::from(bad);
     }
 
-    let mut dec = Decoder::new(FrameDuration::Ms20)?;
-    let mut output = Output::open(
-        &SinkSpec::Wav(PathBuf::from(&args[2])),
-        OutputOptions::default(),
-    )?;
-    let (mut fec_frames, mut plc_frames) = (0, 0);
-    for (i, packet) in packets.iter().enumerate() {
-        if lost[i] {
-            match packets.get(i + 1) {
-                Some(next) if !lost[i + 1] => {
-                    dec.decode_fec(next, &mut pcm)?;
-                    fec_frames += 1;
-                }
-                _ => {
-                    dec.conceal(&mut pcm)?;
-                    plc_frames += 1;
-                }
-            }
-        } else {
-            dec.decode(packet, &mut pcm)?;
-        }
-        output.write_frame(&pcm)?;
-    }
-    output.finish()?;
+    let (fec_frames, plc_frames) =
+        shared::lossy_decode::decode_with_losses(&packets, &lost, true, &args[2])?;
     eprintln!(
         "{} frames, lost {} ({fec_frames} from the next packet, {plc_frames} concealed)",
         packets.len(),

@@ -18,12 +18,14 @@
 //! hard CBR; it does not: 3.21 against 3.18 at 24 kbit/s). Prints the
 //! smallest, median and largest packet size.
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
 use cryptic_audio::{
-    Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
-    Pacing, Read, SinkSpec, SourceSpec, Tuning, MAX_PACKET,
+    Encoder, EncoderConfig, Input, InputOptions, Pacing, Read, SourceSpec, Tuning, MAX_PACKET,
 };
 use rand::{Rng, SeedableRng};
 
@@ -84,30 +86,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|_| rng.random_range(0..100u32) < u32::from(loss))
         .collect();
 
-    let mut dec = Decoder::new(FrameDuration::Ms20)?;
-    let mut output = Output::open(
-        &SinkSpec::Wav(PathBuf::from(&args[2])),
-        OutputOptions::default(),
-    )?;
-    let (mut fec_frames, mut plc_frames) = (0, 0);
-    for (i, p) in packets.iter().enumerate() {
-        if lost[i] {
-            match packets.get(i + 1) {
-                Some(next) if use_fec && !lost[i + 1] => {
-                    dec.decode_fec(next, &mut pcm)?;
-                    fec_frames += 1;
-                }
-                _ => {
-                    dec.conceal(&mut pcm)?;
-                    plc_frames += 1;
-                }
-            }
-        } else {
-            dec.decode(p, &mut pcm)?;
-        }
-        output.write_frame(&pcm)?;
-    }
-    output.finish()?;
+    let (fec_frames, plc_frames) =
+        shared::lossy_decode::decode_with_losses(&packets, &lost, use_fec, &args[2])?;
     sizes.sort_unstable();
     eprintln!(
         "sizes min {} median {} max {}",

@@ -476,6 +476,15 @@ impl Path {
             Path::Relay => Some("server-relay"),
         }
     }
+
+    /// Which way datagrams on this path go.
+    fn via(self) -> Option<Via> {
+        match self {
+            Path::None => None,
+            Path::Ice(_) => Some(Via::Direct),
+            Path::Relay => Some(Via::Relay),
+        }
+    }
 }
 
 /// One call of one user, sans-IO. See the module docs for how to drive it.
@@ -1409,11 +1418,9 @@ impl<S: Sealer> CallSession<S> {
         self.dtls_via = if role == DtlsRole::Server {
             // The server answers on the path of the first record it took.
             self.early_dtls.front().map(|(via, _)| *via)
-        } else if self.path == Path::Relay {
-            // The client speaks first, on its path.
-            Some(Via::Relay)
         } else {
-            Some(Via::Direct)
+            // The client speaks first, on its path.
+            self.path.via()
         };
         self.dtls_heard = self.dtls_via.map(|_| now);
         self.dtls
@@ -1590,9 +1597,7 @@ impl<S: Sealer> CallSession<S> {
         match self.path {
             Path::Relay if self.signaling_up => self.send_relay(datagram),
             Path::Ice(_) => {
-                if let Some(t) = self.ice.as_mut().and_then(|a| a.transmit_app(datagram)) {
-                    self.transmits.push_back(t);
-                }
+                self.send_direct(datagram);
                 if self.direct_suspect(now) {
                     self.send_relay(datagram);
                 }
@@ -1611,11 +1616,7 @@ impl<S: Sealer> CallSession<S> {
     /// A DTLS record goes on the handshake's path (see `dtls_via`), or on
     /// the media path when the handshake's fell silent.
     fn send_dtls(&mut self, now: Instant, record: &[u8]) {
-        let current = match self.path {
-            Path::Relay => Some(Via::Relay),
-            Path::Ice(_) => Some(Via::Direct),
-            _ => None,
-        };
+        let current = self.path.via();
         if current.is_some() && current != self.dtls_via && self.dtls_stale(now) {
             tracing::info!(
                 "DTLS handshake moves to the {current:?} path: nothing came on the other"
@@ -1625,13 +1626,16 @@ impl<S: Sealer> CallSession<S> {
         }
         match self.dtls_via {
             Some(Via::Relay) if self.signaling_up => self.send_relay(record),
-            Some(Via::Direct) => {
-                if let Some(t) = self.ice.as_mut().and_then(|a| a.transmit_app(record)) {
-                    self.transmits.push_back(t);
-                }
-            }
+            Some(Via::Direct) => self.send_direct(record),
             Some(Via::Relay) => {}
             None => self.send_app(now, record),
+        }
+    }
+
+    /// On the selected ICE pair, if any.
+    fn send_direct(&mut self, datagram: &[u8]) {
+        if let Some(t) = self.ice.as_mut().and_then(|a| a.transmit_app(datagram)) {
+            self.transmits.push_back(t);
         }
     }
 

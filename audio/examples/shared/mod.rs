@@ -1,0 +1,3 @@
+//! Code shared by the offline quality examples.
+
+pub(crate) mod lossy_decode;
