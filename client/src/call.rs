@@ -376,6 +376,7 @@ async fn drive(
         if voice.is_none() && session.media_ready() {
             match Voice::open(&devices.0, &devices.1, options.bitrate, options.processing) {
                 Ok(v) => {
+                    session.set_frame_samples(v.frame_samples());
                     voice = Some(v);
                     voice_at = tokio::time::Instant::now();
                 }

@@ -40,6 +40,12 @@ use cryptic_jitter::{Arrival, JitterBuffer, Packet, Playout};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// Frame lengths a peer may send, in samples at 48 kHz: 10 and 20 ms.
+const FRAME_LENGTHS: [u32; 2] = [480, 960];
+
+/// The frame length is learnt from the call's first this many packets.
+const FOLLOW_WITHIN: u64 = 8;
+
 /// Largest datagram the session reads or writes.
 pub const MAX_DATAGRAM: usize = 1500;
 
@@ -53,7 +59,9 @@ pub struct MediaConfig {
     pub payload_type: u8,
     /// RTP clock rate (48 kHz for Opus, RFC 7587).
     pub clock_rate: u32,
-    /// Samples per frame at the clock rate (960 for 20 ms).
+    /// Samples per frame we send, at the clock rate (960 for 20 ms; see
+    /// [`MediaSession::set_frame_samples`]). What we receive follows the
+    /// peer's RTP timestamps (see [`MediaSession::playout_frame_samples`]).
     pub frame_samples: u32,
     /// Mean interval between RTCP reports; each is randomised to 0.5 to
     /// 1.5 times this (RFC 3550 section 6.3.1). Default 1 s: a two-party
@@ -183,6 +191,9 @@ pub struct MediaSession {
     reception: Option<ReceptionStats>,
     packets_received: u64,
     jitter: JitterBuffer,
+    /// The last packet received at the start of the call (SSRC, sequence
+    /// number, timestamp): the next in a row says how long its frames are.
+    stream_start: Option<(u32, u16, u32)>,
     clock: NtpClock,
     origin: Instant,
     next_rtcp: Instant,
@@ -205,6 +216,50 @@ fn is_rtcp(datagram: &[u8]) -> bool {
     // RFC 5761 section 4: RTCP packet types 192..=223 sit where RTP has
     // marker + payload type; we never use payload types 64..=95.
     datagram.len() >= 2 && (192..=223).contains(&datagram[1])
+}
+
+/// The jitter buffer plays frames as long as the peer sends them: the
+/// first two packets in a row (among the call's first [`FOLLOW_WITHIN`])
+/// say how far the timestamp steps (10 ms from a sound device, 20 ms from a
+/// file), and the buffer is made again for that length before the second
+/// is taken. A step of anything
+/// else, or a later change, is left alone: a peer that mixes frame lengths
+/// gets its odd frames concealed, nothing worse.
+fn follow_frame_length(
+    stream_start: &mut Option<(u32, u16, u32)>,
+    buffer: &mut JitterBuffer,
+    config: &mut cryptic_jitter::Config,
+    received: u64,
+    (ssrc, seq, timestamp): (u32, u16, u32),
+) {
+    if received > FOLLOW_WITHIN {
+        return;
+    }
+    let previous = stream_start.replace((ssrc, seq, timestamp));
+    let Some((last_ssrc, last_seq, last_ts)) = previous else {
+        return;
+    };
+    if last_ssrc != ssrc || seq != last_seq.wrapping_add(1) {
+        return;
+    }
+    let step = timestamp.wrapping_sub(last_ts);
+    let current = config.frame_samples;
+    if step == current || !FRAME_LENGTHS.contains(&step) {
+        return;
+    }
+    let mut wanted = config.clone();
+    let scale = |d: Duration| d * step / current;
+    wanted.frame_samples = step;
+    wanted.start_delay = scale(wanted.start_delay);
+    wanted.hysteresis = scale(wanted.hysteresis);
+    match JitterBuffer::new(wanted.clone()) {
+        Ok(b) => {
+            tracing::debug!("the peer sends frames of {step} samples");
+            *buffer = b;
+            *config = wanted;
+        }
+        Err(e) => tracing::debug!("frames of {step} samples refused: {e}"),
+    }
 }
 
 impl MediaSession {
@@ -235,6 +290,7 @@ impl MediaSession {
             reception: None,
             packets_received: 0,
             jitter,
+            stream_start: None,
             clock,
             origin: now,
             next_rtcp: now,
@@ -336,6 +392,13 @@ impl MediaSession {
         };
         stats.on_packet(packet.sequence_number(), packet.timestamp(), now);
         self.packets_received += 1;
+        follow_frame_length(
+            &mut self.stream_start,
+            &mut self.jitter,
+            &mut self.config.jitter,
+            self.packets_received,
+            (ssrc, packet.sequence_number(), packet.timestamp()),
+        );
         let arrival = self
             .jitter
             .handle_packet(
@@ -390,6 +453,20 @@ impl MediaSession {
         } else {
             Incoming::Control
         })
+    }
+
+    /// Sends frames of `samples` (480 for 10 ms, 960 for 20 ms) from now
+    /// on: the RTP timestamp steps by this much per packet.
+    pub fn set_frame_samples(&mut self, samples: u32) {
+        if samples > 0 {
+            self.config.frame_samples = samples;
+        }
+    }
+
+    /// Samples per frame of what we receive: each
+    /// [`poll_playout`](Self::poll_playout) plays this much.
+    pub fn playout_frame_samples(&self) -> u32 {
+        self.config.jitter.frame_samples
     }
 
     /// What to play for the next frame period; call once per period.

@@ -1,6 +1,7 @@
 //! The audio edge of a call: microphone (or file) to Opus to the session,
 //! the session's play-out to Opus decode (FEC, PLC) to the speaker (or
-//! file), one 20 ms tick at a time.
+//! file), a frame at a time: 10 ms from a sound device (the shorter frame
+//! is 10 ms less mouth to ear), 20 ms from a file or tone.
 
 use std::time::{Duration, Instant};
 
@@ -15,10 +16,13 @@ use cryptic_jitter::{Playout, Stretch};
 use crate::error::Error;
 use crate::session::{CallSession, Sealer};
 
-/// Frames of 20 ms at 48 kHz.
+/// The longest frame, 20 ms at 48 kHz: the size of the frame buffers.
 const FRAME: usize = 960;
-/// The frame period.
+/// The period of a frame played to a file (by the clock).
 const FRAME_TIME: Duration = Duration::from_millis(20);
+/// Whole frames are left out or doubled only inside a pause this long
+/// (samples at 48 kHz: 60 ms).
+const PAUSE: usize = 2_880;
 /// How often a call with a sound device looks at the device's rings: a
 /// captured frame leaves within this of being complete, and the speaker
 /// gets the next frame within this of wanting it.
@@ -35,6 +39,8 @@ pub(crate) struct Voice {
     output: Output,
     encoder: Encoder,
     decoder: Decoder,
+    /// How long the frames we capture, encode and send are.
+    frame: FrameDuration,
     /// Echo cancellation, noise suppression, gain control (when asked).
     processing: Option<Box<dyn Processing>>,
     /// Bitrate, FEC and expected loss from the peer's reports.
@@ -54,8 +60,8 @@ pub(crate) struct Voice {
     packet: [u8; cryptic_audio::MAX_PACKET],
     quiet_in: u32,
     quiet_out: u32,
-    /// Decoded frames in a row that were quiet.
-    quiet_run: u32,
+    /// Decoded samples in a row that were quiet.
+    quiet_run: usize,
     /// When the next frame is due at an output played by the clock.
     next_play: Option<Instant>,
     /// When the next frame of silence is due once a file input ran out.
@@ -85,15 +91,27 @@ impl Voice {
         processing: ProcessingConfig,
     ) -> Result<Self, Error> {
         let input_device = matches!(input, SourceSpec::Default | SourceSpec::Device(_));
-        let input = Input::open(input, InputOptions::default().with_pacing(Pacing::RealTime))
-            .map_err(|e| Error::Audio(format!("input: {e}")))?;
+        // A sound device is sent 10 ms at a time: a frame leaves 10 ms
+        // sooner. A file keeps 20 ms frames (fewer packets, better Opus).
+        let frame = if input_device {
+            FrameDuration::Ms10
+        } else {
+            FrameDuration::Ms20
+        };
+        let input = Input::open(
+            input,
+            InputOptions::default()
+                .with_pacing(Pacing::RealTime)
+                .with_frame(frame),
+        )
+        .map_err(|e| Error::Audio(format!("input: {e}")))?;
         // A speaker is fed 10 ms at a time: half a decoded frame less in
         // its queue than whole frames would keep.
-        let frame = match output {
+        let out_frame = match output {
             SinkSpec::Default | SinkSpec::Device(_) => FrameDuration::Ms10,
             _ => FrameDuration::Ms20,
         };
-        let output = Output::open(output, OutputOptions::default().with_frame(frame))
+        let output = Output::open(output, OutputOptions::default().with_frame(out_frame))
             .map_err(|e| Error::Audio(format!("output: {e}")))?;
         let rate = RateControl::new(bitrate);
         let start = rate.decision();
@@ -103,6 +121,7 @@ impl Voice {
             // against 3.48; 32: 3.90 against 3.89; audio/quality/encoder-gap.sh);
             // the capture path has its own high-pass and noise suppression.
             EncoderConfig::default()
+                .with_frame(frame)
                 .with_tuning(Tuning::Fidelity)
                 .with_bitrate(start.bitrate)
                 .with_fec(start.fec)
@@ -119,6 +138,7 @@ impl Voice {
             output,
             encoder,
             decoder,
+            frame,
             processing,
             rate,
             reference: Vec::new(),
@@ -216,7 +236,9 @@ impl Voice {
         } else if let Some(due) = self.silence_due {
             due
         } else {
-            self.input.poll_timeout().unwrap_or(now + FRAME_TIME)
+            self.input
+                .poll_timeout()
+                .unwrap_or(now + self.frame.as_duration())
         };
         let output = if self.output.wants_frame().is_some() {
             now + DEVICE_POLL
@@ -257,17 +279,25 @@ impl Voice {
         }
     }
 
+    /// Samples per frame we send (480 from a sound device, 960 from a
+    /// file).
+    pub(crate) fn frame_samples(&self) -> u32 {
+        self.frame.samples() as u32
+    }
+
     fn capture<S: Sealer>(
         &mut self,
         session: &mut CallSession<S>,
         now: Instant,
     ) -> Result<(), Error> {
+        let n = self.frame.samples();
+        let period = self.frame.as_duration();
         loop {
-            match self.input.read_frame(now, &mut self.pcm) {
+            match self.input.read_frame(now, &mut self.pcm[..n]) {
                 Ok(Read::Frame) => {
                     self.last_frame = Some(now);
                     if let Some(p) = self.processing.as_mut() {
-                        for half in self.pcm.chunks_exact_mut(PROCESSING_FRAME) {
+                        for half in self.pcm[..n].chunks_exact_mut(PROCESSING_FRAME) {
                             if let Ok(half) = <&mut [i16; PROCESSING_FRAME]>::try_from(half) {
                                 p.capture(half);
                             }
@@ -276,8 +306,8 @@ impl Voice {
                     if session.muted() {
                         self.pcm.fill(0);
                     }
-                    self.levels.0 = dbfs(&self.pcm);
-                    if onset(&self.pcm, &mut self.quiet_in) {
+                    self.levels.0 = dbfs(&self.pcm[..n]);
+                    if onset(&self.pcm[..n], &mut self.quiet_in) {
                         self.onsets_sent.push(now);
                     }
                     self.send(session, now)?;
@@ -289,16 +319,16 @@ impl Voice {
                     // at once: a packet 20 ms early made the peer's buffer
                     // take every later one for 20 ms late, and its target
                     // rose from 27 to 47 ms).
-                    let first = self.last_frame.map_or(now, |t| t + FRAME_TIME);
+                    let first = self.last_frame.map_or(now, |t| t + period);
                     let mut due = self.silence_due.unwrap_or(first);
                     let mut sent = 0;
                     while due <= now && sent < MAX_FRAMES_PER_WAKE {
                         self.pcm.fill(0);
                         self.send(session, now)?;
-                        due += FRAME_TIME;
+                        due += period;
                         sent += 1;
                     }
-                    self.silence_due = Some(if due <= now { now + FRAME_TIME } else { due });
+                    self.silence_due = Some(if due <= now { now + period } else { due });
                     return Ok(());
                 }
                 Ok(_) => return Ok(()),
@@ -310,7 +340,7 @@ impl Voice {
     fn send<S: Sealer>(&mut self, session: &mut CallSession<S>, now: Instant) -> Result<(), Error> {
         let len = self
             .encoder
-            .encode(&self.pcm, &mut self.packet)
+            .encode(&self.pcm[..self.frame.samples()], &mut self.packet)
             .map_err(|e| Error::Audio(format!("encoder: {e}")))?;
         session.send_audio(now, &self.packet[..len], false);
         Ok(())
@@ -348,7 +378,8 @@ impl Voice {
         // the delay it really has (as NetEq counts its sync buffer).
         let ahead = self.playout.len() as u64 * 1_000_000 / u64::from(cryptic_audio::SAMPLE_RATE);
         let at = now + Duration::from_micros(ahead);
-        let pcm = &mut self.decoded;
+        self.follow_peer_frame(session);
+        let pcm = &mut self.decoded[..self.decoder.frame_samples()];
         let mut request = Stretch::None;
         let decoded = match session.poll_playout(at) {
             Some(Playout::Frame(f)) => {
@@ -370,15 +401,15 @@ impl Voice {
             pcm.fill(0);
         }
         // Whole frames are left out or doubled only inside a pause of at
-        // least three quiet frames (60 ms): a gap between two words moved
-        // the rest of the utterance by 20 ms, which PESQ-WB scores as
-        // badly as a lost word (3.37 against 3.85 on a loopback call).
+        // least 60 ms: a gap between two words moved the rest of the
+        // utterance by 20 ms, which PESQ-WB scores as badly as a lost word
+        // (3.37 against 3.85 on a loopback call).
         self.quiet_run = if is_quiet(pcm) {
-            self.quiet_run.saturating_add(1)
+            self.quiet_run.saturating_add(pcm.len())
         } else {
             0
         };
-        let pause = self.quiet_run >= 3;
+        let pause = self.quiet_run >= PAUSE;
         if request != Stretch::None {
             tracing::trace!("jitter buffer asks to {request:?} (in a pause: {pause})");
         }
@@ -401,6 +432,23 @@ impl Voice {
                 self.playout.extend_from_slice(&self.stretched);
             }
             _ => self.playout.extend_from_slice(pcm),
+        }
+    }
+
+    /// The decoder decodes frames as long as the peer sends (10 or 20 ms,
+    /// as the session saw from its first packets).
+    fn follow_peer_frame<S: Sealer>(&mut self, session: &CallSession<S>) {
+        let frame = match session.playout_frame_samples() {
+            Some(480) => FrameDuration::Ms10,
+            Some(960) => FrameDuration::Ms20,
+            _ => return,
+        };
+        if frame == self.decoder.frame() {
+            return;
+        }
+        match Decoder::new(frame) {
+            Ok(d) => self.decoder = d,
+            Err(e) => tracing::debug!("no decoder for {frame:?} frames: {e}"),
         }
     }
 
@@ -467,8 +515,15 @@ fn onset(pcm: &[i16], quiet: &mut u32) -> bool {
 impl Voice {
     /// Captures from `spec` from now on.
     pub(crate) fn replace_input(&mut self, spec: &SourceSpec) -> Result<(), Error> {
-        let input = Input::open(spec, InputOptions::default().with_pacing(Pacing::RealTime))
-            .map_err(|e| Error::Audio(format!("input {spec}: {e}")))?;
+        // The frame length stays as the call started (the peer's buffer
+        // follows the first packets only).
+        let input = Input::open(
+            spec,
+            InputOptions::default()
+                .with_pacing(Pacing::RealTime)
+                .with_frame(self.frame),
+        )
+        .map_err(|e| Error::Audio(format!("input {spec}: {e}")))?;
         self.input = input;
         self.input_device = matches!(spec, SourceSpec::Default | SourceSpec::Device(_));
         self.silence_due = None;

@@ -164,3 +164,65 @@ fn forged_and_replayed_datagrams_are_dropped_and_counted_and_bye_ends_the_call()
         Ok(Incoming::Bye)
     );
 }
+
+/// Runs `frames` frames of `step` ms from alice to bob over a clean 5 ms
+/// path, alice's RTP timestamps stepping by `samples` a frame, and bob
+/// polling once per his buffer's frame; returns what bob played (frame
+/// numbers) and his buffer's frame length.
+fn frames_of(samples: u32, step: Duration, frames: u32) -> (Vec<u32>, u32) {
+    let start = Instant::now();
+    let (mut alice, mut bob) = sessions(start);
+    alice.set_frame_samples(samples);
+    let mut a_to_b = Link::new(3).with_delay(Duration::from_millis(5), Duration::from_millis(5));
+    let mut buf = [0u8; 1500];
+    let mut heard = Vec::new();
+    let mut next_play = start;
+    let end = start + step * (frames + 20);
+    let mut now = start;
+    let mut i = 0u32;
+    while now < end {
+        if i < frames && now >= start + step * i {
+            let mut payload = [0u8; 40];
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            let n = alice.send_frame(now, &payload, i == 0, &mut buf).unwrap();
+            send(&mut a_to_b, now, &buf[..n]);
+            i += 1;
+        }
+        while let Some(d) = a_to_b.poll(now) {
+            bob.handle_datagram(now, &d.data).unwrap();
+        }
+        if now >= next_play {
+            if let Playout::Frame(f) = bob.poll_playout(now) {
+                heard.push(u32::from_be_bytes(f.payload[..4].try_into().unwrap()));
+            }
+            let per_frame = u64::from(bob.playout_frame_samples()) * 1000 / 48;
+            next_play += Duration::from_micros(per_frame);
+        }
+        now += Duration::from_millis(1);
+    }
+    (heard, bob.playout_frame_samples())
+}
+
+#[test]
+fn the_receiver_plays_frames_as_long_as_the_sender_makes_them() {
+    // 10 ms frames (a sound device): bob's buffer learns it from the first
+    // two packets and plays them in order, at 100 a second (the first is
+    // taken by the buffer it replaces, and one or two may be left out as
+    // the start-up delay shrinks to the path's); a buffer that kept 20 ms
+    // frames would play half.
+    let (heard, samples) = frames_of(480, Duration::from_millis(10), 300);
+    assert_eq!(samples, 480);
+    assert!(heard.windows(2).all(|w| w[1] > w[0]), "{heard:?}");
+    assert!(heard.len() >= 295, "played {} of 300", heard.len());
+
+    // 20 ms frames (a file): nothing changes.
+    let (heard, samples) = frames_of(960, Duration::from_millis(20), 150);
+    assert_eq!(samples, 960);
+    assert!(heard.windows(2).all(|w| w[1] > w[0]), "{heard:?}");
+    assert!(heard.len() >= 147, "played {} of 150", heard.len());
+
+    // A step that is no frame length Opus sends here (700 samples) is not
+    // followed: the buffer keeps 20 ms frames.
+    let (_, samples) = frames_of(700, Duration::from_millis(20), 50);
+    assert_eq!(samples, 960);
+}

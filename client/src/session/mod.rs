@@ -997,6 +997,20 @@ impl<S: Sealer> CallSession<S> {
         self.media.is_some() && !self.ended
     }
 
+    /// Sends frames of `samples` at 48 kHz (480: 10 ms; 960: 20 ms, the
+    /// default) from now on.
+    pub fn set_frame_samples(&mut self, samples: u32) {
+        if let Some(media) = self.media.as_mut() {
+            media.set_frame_samples(samples);
+        }
+    }
+
+    /// Samples per frame of what the peer sends (what each
+    /// [`poll_playout`](Self::poll_playout) plays), once media flows.
+    pub fn playout_frame_samples(&self) -> Option<u32> {
+        self.media.as_ref().map(|m| m.playout_frame_samples())
+    }
+
     /// Sends one encoded audio frame (`marker` on the first after silence).
     pub fn send_audio(&mut self, now: Instant, payload: &[u8], marker: bool) {
         let Some(media) = self.media.as_mut() else {
