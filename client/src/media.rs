@@ -218,6 +218,25 @@ fn is_rtcp(datagram: &[u8]) -> bool {
     datagram.len() >= 2 && (192..=223).contains(&datagram[1])
 }
 
+/// A buffer that time-stretches (`jitter.time_stretch`) gets a dead band
+/// and a start to match how the client stretches: whole quiet frames.
+pub(crate) fn tune_for_stretch(jitter: &mut cryptic_jitter::Config) {
+    if !jitter.time_stretch {
+        return;
+    }
+    // The buffer's dead band with stretch is a quarter frame plus the
+    // hysteresis: widen it to a whole frame plus 2 ms, since the audio
+    // side shortens by a whole (quiet) frame. A narrow band made the
+    // buffer ask on a fifth of the frames under scheduling jitter
+    // (tests/call-quality-beside-gstreamer.rs).
+    let frame = jitter.frame_duration();
+    jitter.hysteresis = frame - frame / 4 + Duration::from_millis(2);
+    // Start one frame deep, not two: the first word plays a frame sooner,
+    // and a path with more jitter grows the buffer in the pause before it
+    // (the warm-up is 300 ms), a doubled quiet frame at a time.
+    jitter.start_delay = frame;
+}
+
 /// The jitter buffer plays frames as long as the peer sends them: the
 /// first two packets in a row (among the call's first [`FOLLOW_WITHIN`])
 /// say how far the timestamp steps (10 ms from a sound device, 20 ms from a
@@ -248,10 +267,8 @@ fn follow_frame_length(
         return;
     }
     let mut wanted = config.clone();
-    let scale = |d: Duration| d * step / current;
     wanted.frame_samples = step;
-    wanted.start_delay = scale(wanted.start_delay);
-    wanted.hysteresis = scale(wanted.hysteresis);
+    tune_for_stretch(&mut wanted);
     match JitterBuffer::new(wanted.clone()) {
         Ok(b) => {
             tracing::debug!("the peer sends frames of {step} samples");

@@ -1513,20 +1513,7 @@ impl<S: Sealer> CallSession<S> {
         let cname = self.config.me.to_string();
         let mut config = MediaConfig::new(ssrc, cname, self.rng.random());
         config.jitter.time_stretch = self.config.time_stretch;
-        if self.config.time_stretch {
-            // The buffer's dead band with stretch is a quarter frame plus
-            // the hysteresis: widen it to a whole frame plus 2 ms, since
-            // the audio side shortens by a whole (quiet) frame. A narrow
-            // band made the buffer ask on a fifth of the frames under
-            // scheduling jitter (tests/call-quality-beside-gstreamer.rs).
-            let frame = config.jitter.frame_duration();
-            config.jitter.hysteresis = frame - frame / 4 + Duration::from_millis(2);
-            // Start one frame deep, not two: the first word plays 20 ms
-            // sooner, and a path with more jitter grows the buffer in the
-            // pause before it (the warm-up is 300 ms), a doubled quiet
-            // frame at a time.
-            config.jitter.start_delay = frame;
-        }
+        crate::media::tune_for_stretch(&mut config.jitter);
         match MediaSession::new(&keys, config, self.clock, now) {
             Ok(m) => self.media = Some(m),
             Err(e) => {
