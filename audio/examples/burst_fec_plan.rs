@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cryptic_audio::{
-    Encoder, EncoderConfig, Input, InputOptions, Pacing, RateControl, Read, SourceSpec, Tuning,
-    MAX_PACKET,
+    Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Pacing, RateControl, Read,
+    SourceSpec, Tuning, MAX_PACKET,
 };
 use rand::{Rng, SeedableRng};
 
@@ -86,8 +86,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lost_this_second += u32::from(bad);
     }
 
-    let (fec_frames, plc_frames) =
-        shared::lossy_decode::decode_with_losses(&packets, &lost, true, &args[2])?;
+    let (fec_frames, plc_frames) = shared::lossy_decode::decode_with_losses(
+        &packets,
+        &lost,
+        true,
+        FrameDuration::Ms20,
+        &args[2],
+    )?;
     eprintln!(
         "{} frames, lost {} ({fec_frames} from the next packet, {plc_frames} concealed)",
         packets.len(),

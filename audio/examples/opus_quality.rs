@@ -16,7 +16,9 @@
 //! write: with `OPUS_CBR=0`, variable-bitrate frames capped at the
 //! constant-bitrate size, to test whether padding such frames would beat
 //! hard CBR; it does not: 3.21 against 3.18 at 24 kbit/s). Prints the
-//! smallest, median and largest packet size.
+//! smallest, median and largest packet size. `OPUS_FRAME_MS=10` encodes
+//! 10 ms frames (a microphone's in a call); `OPUS_TUNING=lowdelay` is
+//! Opus's RESTRICTED_LOWDELAY application.
 
 #[path = "shared/mod.rs"]
 mod shared;
@@ -25,7 +27,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use cryptic_audio::{
-    Encoder, EncoderConfig, Input, InputOptions, Pacing, Read, SourceSpec, Tuning, MAX_PACKET,
+    Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Pacing, Read, SourceSpec, Tuning,
+    MAX_PACKET,
 };
 use rand::{Rng, SeedableRng};
 
@@ -42,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let use_fec = args.get(6).map(String::as_str) != Some("plc-only");
     let tuning = match std::env::var("OPUS_TUNING").as_deref() {
         Ok("fidelity") => Tuning::Fidelity,
+        Ok("lowdelay") => Tuning::LowDelay,
         _ => Tuning::Voice,
     };
     let complexity: u8 = std::env::var("OPUS_COMPLEXITY")
@@ -56,10 +60,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(loss);
 
-    let opts = InputOptions::default().with_pacing(Pacing::AsFastAsPossible);
+    let frame = match std::env::var("OPUS_FRAME_MS").as_deref() {
+        Ok("10") => FrameDuration::Ms10,
+        _ => FrameDuration::Ms20,
+    };
+    let opts = InputOptions::default()
+        .with_pacing(Pacing::AsFastAsPossible)
+        .with_frame(frame);
     let mut input = Input::open(&SourceSpec::Wav(PathBuf::from(&args[1])), opts)?;
     let config = EncoderConfig::default()
         .with_bitrate(bitrate)
+        .with_frame(frame)
         .with_fec(fec)
         .with_expected_loss_percent(plan)
         .with_tuning(tuning)
@@ -67,7 +78,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_complexity(complexity);
     let mut enc = Encoder::new(config)?;
     let mut packets = Vec::new();
-    let mut pcm = [0i16; 960];
+    let mut frame_buf = [0i16; 960];
+    let pcm = &mut frame_buf[..frame.samples()];
     let mut buf = [0u8; MAX_PACKET];
     let cap: usize = std::env::var("OPUS_CAP")
         .ok()
@@ -75,8 +87,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(MAX_PACKET);
     let mut sizes = Vec::new();
-    while input.read_frame(Instant::now(), &mut pcm)? == Read::Frame {
-        let n = enc.encode(&pcm, &mut buf[..cap])?;
+    while input.read_frame(Instant::now(), pcm)? == Read::Frame {
+        let n = enc.encode(pcm, &mut buf[..cap])?;
         sizes.push(n);
         packets.push(buf[..n].to_vec());
     }
@@ -87,7 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
 
     let (fec_frames, plc_frames) =
-        shared::lossy_decode::decode_with_losses(&packets, &lost, use_fec, &args[2])?;
+        shared::lossy_decode::decode_with_losses(&packets, &lost, use_fec, frame, &args[2])?;
     sizes.sort_unstable();
     eprintln!(
         "sizes min {} median {} max {}",

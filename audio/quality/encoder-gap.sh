@@ -34,5 +34,8 @@ row "ours before: voice, complexity 9, FEC planned for 5 %" OPUS_PLAN_LOSS=5
 row "complexity 10" OPUS_FEC=0 OPUS_COMPLEXITY=10
 row "fidelity tuning (the AUDIO application)" OPUS_FEC=0 OPUS_TUNING=fidelity
 row "fidelity tuning, complexity 10" OPUS_FEC=0 OPUS_TUNING=fidelity OPUS_COMPLEXITY=10
+row "fidelity tuning, 10 ms frames (a microphone's in a call)" OPUS_FEC=0 OPUS_TUNING=fidelity OPUS_FRAME_MS=10
+row "low-delay application (CELT only, 4 ms less delay)" OPUS_FEC=0 OPUS_TUNING=lowdelay
+row "low-delay application, 10 ms frames" OPUS_FEC=0 OPUS_TUNING=lowdelay OPUS_FRAME_MS=10
 row "constrained VBR (sizes follow speech)" OPUS_FEC=0 OPUS_CBR=0
 row "constrained VBR, fidelity tuning, complexity 10 (GStreamer opusenc's defaults)" OPUS_FEC=0 OPUS_CBR=0 OPUS_TUNING=fidelity OPUS_COMPLEXITY=10

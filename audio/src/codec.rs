@@ -99,6 +99,9 @@ pub enum Tuning {
     /// `OPUS_APPLICATION_AUDIO`: fidelity to the input (what GStreamer's
     /// `opusenc` uses by default).
     Fidelity,
+    /// `OPUS_APPLICATION_RESTRICTED_LOWDELAY`: CELT only, 4 ms less
+    /// algorithmic delay (2.5 ms against 6.5) at some cost to speech.
+    LowDelay,
 }
 
 impl Default for EncoderConfig {
@@ -208,6 +211,7 @@ impl Encoder {
         let application = match config.tuning {
             Tuning::Voice => Application::Voip,
             Tuning::Fidelity => Application::Audio,
+            Tuning::LowDelay => Application::LowDelay,
         };
         let inner = OpusEncoder::new(SampleRate::Hz48000, Channels::Mono, application)
             .map_err(codec_err)?;

@@ -8,6 +8,8 @@
 //! wait_for_direct = false    # true: media waits for ICE (the server relay
 //!                            # only after 3 s without a direct path)
 //! chacha = false             # prefer the ChaCha20-Poly1305 SRTP profile
+//! low_latency = false        # 10 ms frames from the microphone (as
+//!                            # --low-latency): less delay, less quality
 //! auto_answer = false        # the shell answers every call
 //! servers = ["a.example:8443", "b.example:8443"]   # instead of the profile's
 //!                            # address(es): tried in turn when one is lost
@@ -54,6 +56,9 @@ pub struct Config {
     pub wait_for_direct: bool,
     /// Prefer the ChaCha20-Poly1305 SRTP profile.
     pub chacha: bool,
+    /// Send the microphone in 10 ms frames rather than 20 (as
+    /// `--low-latency`).
+    pub low_latency: bool,
     /// The shell answers every incoming call at once.
     pub auto_answer: bool,
     /// The users (or aliases) this user shares presence with.
@@ -150,6 +155,7 @@ mod tests {
                 .unwrap()
                 .wait_for_direct
         );
+        assert!(!c.low_latency && Config::parse("low_latency = true").unwrap().low_latency);
         assert_eq!(c.resolve("mum"), "alice");
         assert_eq!(c.resolve("bob"), "bob");
         let again = Config::parse(&toml::to_string(&c).unwrap()).unwrap();

@@ -35,6 +35,8 @@ pub struct DemoOptions {
     pub status_line: bool,
     /// Send the media through the server relay instead of directly.
     pub relay: bool,
+    /// Alice sends 10 ms frames (see [`CallOptions::frame`]).
+    pub low_latency: bool,
 }
 
 impl DemoOptions {
@@ -46,6 +48,7 @@ impl DemoOptions {
             devices: false,
             status_line: true,
             relay: false,
+            low_latency: false,
         }
     }
 }
@@ -188,6 +191,9 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<DemoSummary, String
         caller_opts.loopback_only = true;
         caller_opts.status_line = options.status_line;
         caller_opts.force_relay = options.relay;
+        if options.low_latency {
+            caller_opts.frame = cryptic_audio::FrameDuration::Ms10;
+        }
         let mut callee_opts =
             CallOptions::new("silence".parse().map_err(|e| format!("{e}"))?, b_out);
         callee_opts.auto_accept = Some(Duration::ZERO);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use cryptic_audio::ProcessingConfig;
+use cryptic_audio::{FrameDuration, ProcessingConfig};
 use cryptic_call::call::{run_call_with, CallOptions, CallSide, Control};
 use cryptic_call::config::{check_profile, history_path, Config};
 use cryptic_call::demo::{print_summary, run_demo, DemoOptions};
@@ -71,6 +71,10 @@ enum Command {
         /// Send the media through the signaling server's relay.
         #[arg(long)]
         relay: bool,
+        /// Alice sends 10 ms frames rather than 20 (as a call's
+        /// `--low-latency`).
+        #[arg(long)]
+        low_latency: bool,
     },
     /// Certificate authority of a server (operator).
     Ca {
@@ -230,6 +234,10 @@ struct ProcessingArgs {
     /// Automatic gain control off.
     #[arg(long)]
     no_agc: bool,
+    /// Send the microphone in 10 ms frames rather than 20: about 10 ms
+    /// less mouth to ear, for lower quality at the same bitrate.
+    #[arg(long)]
+    low_latency: bool,
 }
 
 impl ProcessingArgs {
@@ -890,6 +898,9 @@ fn call_options(
             .map_err(|e| format!("--output: {e}"))?,
     );
     options.processing = processing.apply(options.processing);
+    if processing.low_latency || config.low_latency {
+        options.frame = FrameDuration::Ms10;
+    }
     options.force_relay = relay || config.relay;
     options.relay_first = !config.wait_for_direct;
     options.prefer_chacha = chacha || config.chacha;
@@ -949,9 +960,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             output,
             devices,
             relay,
+            low_latency,
         } => {
             let mut options = DemoOptions::new(output.clone());
             options.relay = relay;
+            options.low_latency = low_latency;
             options.duration = Duration::from_secs(seconds);
             options.devices = devices;
             println!("cryptic-call demo: alice calls bob through an embedded server on loopback");

@@ -1,18 +1,18 @@
 //! The audio edge of a call: microphone (or file) to Opus to the session,
 //! the session's play-out to Opus decode (FEC, PLC) to the speaker (or
-//! file), a frame at a time: 10 ms from a sound device (the shorter frame
-//! is 10 ms less mouth to ear), 20 ms from a file or tone.
+//! file), a frame at a time: 20 ms, or 10 ms when asked (10 ms less mouth
+//! to ear, lower quality at the same bitrate; see [`CallOptions::frame`]).
 
 use std::time::{Duration, Instant};
 
 use cryptic_audio::stretch::{is_quiet, stretch};
 use cryptic_audio::{
     Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
-    Pacing, Processing, ProcessingConfig, RateControl, Read, SinkSpec, SourceSpec, Tuning,
-    PROCESSING_FRAME,
+    Pacing, Processing, RateControl, Read, SinkSpec, SourceSpec, Tuning, PROCESSING_FRAME,
 };
 use cryptic_jitter::{Playout, Stretch};
 
+use crate::call::CallOptions;
 use crate::error::Error;
 use crate::session::{CallSession, Sealer};
 
@@ -87,17 +87,10 @@ impl Voice {
     pub(crate) fn open(
         input: &SourceSpec,
         output: &SinkSpec,
-        bitrate: u32,
-        processing: ProcessingConfig,
+        options: &CallOptions,
     ) -> Result<Self, Error> {
+        let (bitrate, processing, frame) = (options.bitrate, options.processing, options.frame);
         let input_device = matches!(input, SourceSpec::Default | SourceSpec::Device(_));
-        // A sound device is sent 10 ms at a time: a frame leaves 10 ms
-        // sooner. A file keeps 20 ms frames (fewer packets, better Opus).
-        let frame = if input_device {
-            FrameDuration::Ms10
-        } else {
-            FrameDuration::Ms20
-        };
         let input = Input::open(
             input,
             InputOptions::default()

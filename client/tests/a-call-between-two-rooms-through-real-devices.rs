@@ -3,7 +3,8 @@
 //! and microphone `mic`) and bob's (`bobspk`, `bobmic`, chosen for bob's
 //! client with `PULSE_SINK`/`PULSE_SOURCE`). Both clients run
 //! `--input default --output default`, so audio processing (echo canceller,
-//! noise suppression, gain control) is on at both ends, as for a user.
+//! noise suppression, gain control) is on at both ends, as for a user; bob
+//! adds `--low-latency` (10 ms frames).
 //!
 //! Noise bursts go into bob's microphone; one stereo recording holds what
 //! was said (left, bob's microphone feed) and what alice's speaker played
@@ -97,6 +98,10 @@ fn bobs_voice_reaches_alices_speaker_with_both_on_real_devices() {
         "--profile",
         bob_profile.to_str().unwrap(),
         "--auto-accept",
+        // Bob's microphone goes out in 10 ms frames: alice's client learns
+        // the length from the RTP timestamps (the default, 20 ms, is what
+        // the other device tests send).
+        "--low-latency",
     ];
     bob_args.extend_from_slice(&devices);
     let mut bob = Proc::start_with(
