@@ -239,11 +239,11 @@ pub(crate) fn tune_for_stretch(jitter: &mut cryptic_jitter::Config) {
 
 /// The jitter buffer plays frames as long as the peer sends them: the
 /// first two packets in a row (among the call's first [`FOLLOW_WITHIN`])
-/// say how far the timestamp steps (10 ms from a sound device, 20 ms from a
-/// file), and the buffer is made again for that length before the second
-/// is taken. A step of anything
-/// else, or a later change, is left alone: a peer that mixes frame lengths
-/// gets its odd frames concealed, nothing worse.
+/// say how far the timestamp steps (20 ms, or 10 ms from a peer run with
+/// `--low-latency`), and the buffer is made again for that length before
+/// the second is taken. A step of anything else, or a later change, is
+/// left alone: a peer that mixes frame lengths gets its odd frames
+/// concealed, nothing worse.
 fn follow_frame_length(
     stream_start: &mut Option<(u32, u16, u32)>,
     buffer: &mut JitterBuffer,
