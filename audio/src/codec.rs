@@ -30,6 +30,15 @@ pub enum FrameDuration {
 }
 
 impl FrameDuration {
+    /// The frame of `samples` at 48 kHz (480 or 960), if it is one.
+    pub const fn from_samples(samples: u32) -> Option<Self> {
+        match samples {
+            480 => Some(Self::Ms10),
+            960 => Some(Self::Ms20),
+            _ => None,
+        }
+    }
+
     /// Samples per frame at 48 kHz mono.
     pub const fn samples(self) -> usize {
         match self {

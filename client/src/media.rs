@@ -40,9 +40,6 @@ use cryptic_jitter::{Arrival, JitterBuffer, Packet, Playout};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Frame lengths a peer may send, in samples at 48 kHz: 10 and 20 ms.
-const FRAME_LENGTHS: [u32; 2] = [480, 960];
-
 /// The frame length is learnt from the call's first this many packets.
 const FOLLOW_WITHIN: u64 = 8;
 
@@ -263,7 +260,7 @@ fn follow_frame_length(
     }
     let step = timestamp.wrapping_sub(last_ts);
     let current = config.frame_samples;
-    if step == current || !FRAME_LENGTHS.contains(&step) {
+    if step == current || cryptic_audio::FrameDuration::from_samples(step).is_none() {
         return;
     }
     let mut wanted = config.clone();

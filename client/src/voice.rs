@@ -272,8 +272,7 @@ impl Voice {
         }
     }
 
-    /// Samples per frame we send (480 from a sound device, 960 from a
-    /// file).
+    /// Samples per frame we send (960, or 480 with `--low-latency`).
     pub(crate) fn frame_samples(&self) -> u32 {
         self.frame.samples() as u32
     }
@@ -431,10 +430,11 @@ impl Voice {
     /// The decoder decodes frames as long as the peer sends (10 or 20 ms,
     /// as the session saw from its first packets).
     fn follow_peer_frame<S: Sealer>(&mut self, session: &CallSession<S>) {
-        let frame = match session.playout_frame_samples() {
-            Some(480) => FrameDuration::Ms10,
-            Some(960) => FrameDuration::Ms20,
-            _ => return,
+        let Some(frame) = session
+            .playout_frame_samples()
+            .and_then(FrameDuration::from_samples)
+        else {
+            return;
         };
         if frame == self.decoder.frame() {
             return;
