@@ -719,6 +719,9 @@ async fn session_config(
     // a pitch period: dropping the next frame whatever it held cut words
     // (tests/call-quality-beside-gstreamer.rs).
     config.time_stretch = true;
+    // `--low-latency` asked for delay over quality: pauses are trimmed by
+    // just the excess on a steady path, too.
+    config.fine_stretch = options.frame == FrameDuration::Ms10;
     config.unix_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -200,6 +200,10 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<DemoSummary, String
         callee_opts.loopback_only = true;
         callee_opts.status_line = options.status_line;
         callee_opts.force_relay = options.relay;
+        if options.low_latency {
+            // Bob asked for low latency too: his buffer trims pauses finely.
+            callee_opts.frame = cryptic_audio::FrameDuration::Ms10;
+        }
 
         let callee_task = tokio::spawn(async move {
             run_call(&mut b, None, &callee_opts)

@@ -373,9 +373,11 @@ impl Voice {
         self.follow_peer_frame(session);
         let pcm = &mut self.decoded[..self.decoder.frame_samples()];
         let mut request = Stretch::None;
+        let mut by = Duration::ZERO;
         let decoded = match session.poll_playout(at) {
             Some(Playout::Frame(f)) => {
                 request = f.stretch;
+                by = f.stretch_by;
                 self.decoder
                     .decode(f.payload, pcm)
                     .or_else(|_| self.decoder.conceal(pcm))
@@ -405,20 +407,30 @@ impl Voice {
         if request != Stretch::None {
             tracing::trace!("jitter buffer asks to {request:?} (in a pause: {pause})");
         }
+        // In a pause the buffer says by how much: a whole frame on a
+        // jittery path (its dead band is a frame wide, so the step does not
+        // make it hunt), just the excess or shortfall on a steady one.
+        let by = (by.as_micros() as usize * cryptic_audio::SAMPLE_RATE as usize / 1_000_000)
+            .min(pcm.len());
         match request {
             // Catching up only in pauses: shortening speech, even by a
             // pitch period, costs PESQ-WB up to a point and a half on a
             // loopback call (tests/call-quality-beside-gstreamer.rs). A
-            // frame in a pause is left out whole; any other plays as it
-            // is, and the buffer asks again on the next.
-            Stretch::Compress if pause => {}
-            // Growing: a frame in a pause plays twice (the buffer's dead
-            // band is a whole frame wide, so the overshoot does not make
-            // it shrink again); any other grows by a pitch period.
+            // frame in a pause is shortened (left out whole when asked for
+            // a frame); any other plays as it is, and the buffer asks
+            // again on the next.
+            Stretch::Compress if pause => self.playout.extend_from_slice(&pcm[by..]),
+            // Growing: a frame in a pause plays longer, its start repeated
+            // (twice when asked for a frame); any other grows by a pitch
+            // period.
             Stretch::Expand if pause => {
-                self.playout.extend_from_slice(pcm);
+                self.playout.extend_from_slice(&pcm[..by]);
                 self.playout.extend_from_slice(pcm);
             }
+            // A shortfall of part of a frame (a steady path whose polls
+            // wandered below the target) waits for a pause: stretching
+            // speech costs more than a few ms of margin.
+            Stretch::Expand if by < pcm.len() => self.playout.extend_from_slice(pcm),
             Stretch::Expand => {
                 stretch(pcm, false, &mut self.stretched);
                 self.playout.extend_from_slice(&self.stretched);

@@ -29,6 +29,10 @@ const PPM: u64 = 1_000_000;
 /// Dropping a frame in speech (no time-stretch available) waits this many
 /// times `shrink_after`.
 const DROP_SLOWDOWN: u32 = 5;
+/// On a steady path, how far above the target a fine stretch leaves the
+/// delay (µs): the callers' poll instants wander by a millisecond or two,
+/// and a delay that dipped below the target would stretch speech.
+const STEADY_CUSHION_US: i64 = 2_000;
 
 /// One RTP packet handed to [`JitterBuffer::handle_packet`], after SRTP
 /// unprotection and RTP parsing.
@@ -102,6 +106,14 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
     /// Whether the audio side should shorten or lengthen this frame.
     pub stretch: Stretch,
+    /// By how much, when the audio side can shorten or lengthen by any
+    /// amount (a frame in a pause): one whole frame on a jittery path (a
+    /// coarse step inside a dead band a frame wide, so that the buffer does
+    /// not hunt), the excess above the target less a small cushion (or the
+    /// shortfall plus it) on a steady one (see
+    /// [`Config::steady_jitter`](crate::Config::steady_jitter)). Zero when
+    /// [`stretch`](Self::stretch) is `None`.
+    pub stretch_by: Duration,
 }
 
 /// The frame is missing: the decoder conceals it.
@@ -285,6 +297,7 @@ pub struct JitterBuffer {
     margin_us: i64,
     late_hold_us: i64,
     hysteresis_us: i64,
+    steady_jitter_us: i64,
     resync_us: i64,
 }
 
@@ -344,6 +357,7 @@ impl JitterBuffer {
             margin_us: micros(config.margin),
             late_hold_us: micros(config.late_hold),
             hysteresis_us: micros(config.hysteresis),
+            steady_jitter_us: micros(config.steady_jitter),
             resync_us: max_delay_us.saturating_add(2_000_000),
             config,
         })
@@ -711,6 +725,17 @@ impl JitterBuffer {
         (slot.seq, slot.ts)
     }
 
+    /// Whether the path is steady enough for fine stretching: time-stretch
+    /// is on and the delay quantile lies at most
+    /// [`Config::steady_jitter`] above the fastest packet (the target less
+    /// its margin; a lift for FEC or a late burst counts as jitter).
+    fn steady(&self) -> bool {
+        self.config.time_stretch
+            && self.steady_jitter_us > 0
+            && !self.starting
+            && self.target_delay_us.saturating_sub(self.margin_us) <= self.steady_jitter_us
+    }
+
     fn error_us(&mut self, now_us: i64) -> i64 {
         let target = self.target_transit(now_us);
         now_us
@@ -770,9 +795,15 @@ impl JitterBuffer {
         }
 
         let frame_us = self.frame_us;
+        // On a steady path the audio side removes just the excess in a
+        // pause, so the dead band can be a quarter frame; on a jittery one
+        // it removes a whole frame, inside the configured dead band.
+        let steady = self.steady();
         // With time-stretch the audio side trims a few ms at a time, so the
         // dead band can be narrower than a whole frame.
-        let shrink_at = if self.config.time_stretch {
+        let shrink_at = if steady {
+            frame_us / 4 + STEADY_CUSHION_US
+        } else if self.config.time_stretch {
             frame_us / 4 + self.hysteresis_us
         } else {
             frame_us + self.hysteresis_us
@@ -781,6 +812,7 @@ impl JitterBuffer {
             // The frame is here.
             self.in_dtx = false;
             let mut stretch = Stretch::None;
+            let mut stretch_by = frame_us;
             let mut play = i;
             if err < 0 {
                 self.over_polls = 0;
@@ -794,6 +826,9 @@ impl JitterBuffer {
                     });
                 }
                 stretch = Stretch::Expand;
+                if steady {
+                    stretch_by = STEADY_CUSHION_US.saturating_sub(err).min(frame_us);
+                }
             } else if err >= shrink_at {
                 self.over_polls = self.over_polls.saturating_add(1);
                 if err >= shrink_at + frame_us {
@@ -804,6 +839,9 @@ impl JitterBuffer {
                 if self.over_polls >= self.shrink_polls {
                     if self.config.time_stretch {
                         stretch = Stretch::Compress;
+                        if steady {
+                            stretch_by = (err - STEADY_CUSHION_US).clamp(0, frame_us);
+                        }
                     } else if self.over_polls >= self.shrink_polls * DROP_SLOWDOWN {
                         let next = ((seq_j + 1) & self.mask) as usize;
                         if self.slot_holds(seq_j + 1) && self.slots[next].ts == ts_j + self.frame_ts
@@ -821,6 +859,8 @@ impl JitterBuffer {
             }
             if stretch != Stretch::None {
                 self.stats.stretched += 1;
+            } else {
+                stretch_by = 0;
             }
             self.in_dtx = self.slots[play].len as usize <= self.config.dtx_payload;
             let (seq, ts) = self.take(play);
@@ -829,6 +869,7 @@ impl JitterBuffer {
                 timestamp: ts as u32,
                 payload: self.payload(play),
                 stretch,
+                stretch_by: Duration::from_micros(stretch_by.max(0) as u64),
             });
         }
 

@@ -61,6 +61,15 @@ pub struct Config {
     /// compressed frame does not overshoot below the target); keeps the
     /// buffer from hunting.
     pub hysteresis: Duration,
+    /// With [`time_stretch`](Self::time_stretch): a path whose delay
+    /// quantile lies at most this far above its fastest packet is steady,
+    /// and the buffer asks the audio side to stretch pauses by just the
+    /// excess or shortfall ([`Frame::stretch_by`](crate::Frame::stretch_by))
+    /// inside a dead band of a quarter frame plus 2 ms, instead of by whole
+    /// frames inside [`hysteresis`](Self::hysteresis). On a loopback or LAN
+    /// call this keeps the delay a few ms above the target, not anywhere in
+    /// a frame-wide band. Zero: never.
+    pub steady_jitter: Duration,
     /// `true` when the audio side honours [`Stretch`](crate::Stretch)
     /// requests (shortens or lengthens a frame slightly). When `false`, the
     /// buffer shrinks during speech only as a fallback, by dropping a frame.
@@ -94,6 +103,7 @@ impl Default for Config {
             shrink_after: Duration::from_millis(200),
             hysteresis: Duration::from_millis(2),
             time_stretch: false,
+            steady_jitter: Duration::ZERO,
             max_payload: 1_500,
             fec_wait: Duration::ZERO,
             dtx_payload: 2,
@@ -140,6 +150,7 @@ impl Config {
             || self.late_hold > long
             || self.shrink_after > long
             || self.hysteresis > long
+            || self.steady_jitter > long
             || self.fec_wait > long
         {
             return Err(Error::InvalidConfig("durations must be at most one hour"));

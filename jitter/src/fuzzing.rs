@@ -26,6 +26,10 @@ pub fn jitter_ops(data: &[u8]) {
     if mode & 4 == 4 {
         config.fec_wait = Duration::from_secs(5);
     }
+    if mode & 8 == 8 {
+        config.steady_jitter = Duration::from_millis(10);
+    }
+    let frame = config.frame_duration();
     let Ok(mut jb) = JitterBuffer::new(config.clone()) else {
         return;
     };
@@ -63,14 +67,14 @@ pub fn jitter_ops(data: &[u8]) {
             2 => {
                 let Some(a) = next() else { break };
                 t += Duration::from_micros(u64::from(a) * 400);
-                check(jb.poll(t0 + t), 256);
-                check(fixed.poll(t0 + t), 256);
+                check(jb.poll(t0 + t), 256, frame);
+                check(fixed.poll(t0 + t), 256, frame);
             }
             _ => {
                 let Some(a) = next() else { break };
                 for _ in 0..a % 64 {
                     t += config.frame_duration();
-                    check(jb.poll(t0 + t), 256);
+                    check(jb.poll(t0 + t), 256, frame);
                 }
             }
         }
@@ -81,9 +85,14 @@ pub fn jitter_ops(data: &[u8]) {
     }
 }
 
-fn check(p: Playout<'_>, max: usize) {
+fn check(p: Playout<'_>, max: usize, frame: Duration) {
     match p {
-        Playout::Frame(f) => assert!(f.payload.len() <= max),
+        Playout::Frame(f) => {
+            assert!(f.payload.len() <= max);
+            // A stretch is at most a frame, and only with a request.
+            assert!(f.stretch_by <= frame);
+            assert!(f.stretch != crate::Stretch::None || f.stretch_by.is_zero());
+        }
         Playout::Conceal(c) => assert!(c.fec.is_none_or(|f| f.len() <= max)),
         Playout::Silence(_) => {}
     }

@@ -151,6 +151,7 @@ impl FixedDelay {
                 timestamp: ts as u32,
                 payload: &self.data[at..at + slot.len as usize],
                 stretch: Stretch::None,
+                stretch_by: core::time::Duration::ZERO,
             });
         }
         if slot.used && slot.ts < ts {

@@ -258,6 +258,11 @@ pub struct SessionConfig {
     /// pauses instead of dropping whichever frame is next. The buffer then
     /// asks to shrink only a whole frame too deep, as without stretch.
     pub time_stretch: bool,
+    /// With `time_stretch`, on a steady path: pauses are stretched by just
+    /// the buffer's excess, not by whole frames, so the delay stays a few
+    /// ms above the target (`--low-latency`; costs some quality, see
+    /// `media::STEADY_JITTER`).
+    pub fine_stretch: bool,
     /// Seed of every random choice (call id, nonces, SSRC, ICE).
     pub seed: u64,
 }
@@ -283,6 +288,7 @@ impl SessionConfig {
             cancel_after: None,
             unix_time: Duration::ZERO,
             time_stretch: false,
+            fine_stretch: false,
             seed: 0,
         }
     }
@@ -1513,6 +1519,9 @@ impl<S: Sealer> CallSession<S> {
         let cname = self.config.me.to_string();
         let mut config = MediaConfig::new(ssrc, cname, self.rng.random());
         config.jitter.time_stretch = self.config.time_stretch;
+        if self.config.fine_stretch {
+            config.jitter.steady_jitter = crate::media::STEADY_JITTER;
+        }
         crate::media::tune_for_stretch(&mut config.jitter);
         match MediaSession::new(&keys, config, self.clock, now) {
             Ok(m) => self.media = Some(m),
