@@ -353,11 +353,13 @@ pub fn print_summary(s: &DemoSummary, output_wav: &Path) {
         s.caller.path.as_deref().unwrap_or("-")
     );
     println!(
-        "packets        : alice sent {}, bob received {} ({:.1}% lost, {} dropped)",
+        "packets        : alice sent {}, bob received {} ({:.1}% lost, {} dropped; bob played {} frames, concealed {})",
         s.caller.stats.packets_sent,
         s.callee.stats.packets_received,
         s.callee.stats.loss_received * 100.0,
-        s.callee.stats.dropped
+        s.callee.stats.dropped,
+        s.callee.stats.played,
+        s.callee.stats.concealed
     );
     println!(
         "latency        : rtt {} , jitter {} ms, jitter buffer {} ms",

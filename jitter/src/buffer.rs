@@ -30,9 +30,12 @@ const PPM: u64 = 1_000_000;
 /// times `shrink_after`.
 const DROP_SLOWDOWN: u32 = 5;
 /// On a steady path, how far above the target a fine stretch leaves the
-/// delay (µs): the callers' poll instants wander by a millisecond or two,
-/// and a delay that dipped below the target would stretch speech.
-const STEADY_CUSHION_US: i64 = 2_000;
+/// delay (µs): a device-paced caller's poll instants wander by a few ms,
+/// and a delay that dips below the target loses late frames. With 2 ms,
+/// a loopback call through PulseAudio devices concealed up to 33 frames
+/// in 1 400 (late ones); with 4 ms, at most 4, and none without fine
+/// stretching (`audio/quality/device-latency.sh`, 10 ms frames).
+const STEADY_CUSHION_US: i64 = 4_000;
 
 /// One RTP packet handed to [`JitterBuffer::handle_packet`], after SRTP
 /// unprotection and RTP parsing.

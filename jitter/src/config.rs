@@ -65,7 +65,7 @@ pub struct Config {
     /// quantile lies at most this far above its fastest packet is steady,
     /// and the buffer asks the audio side to stretch pauses by just the
     /// excess or shortfall ([`Frame::stretch_by`](crate::Frame::stretch_by))
-    /// inside a dead band of a quarter frame plus 2 ms, instead of by whole
+    /// inside a dead band of a quarter frame plus 4 ms, instead of by whole
     /// frames inside [`hysteresis`](Self::hysteresis). On a loopback or LAN
     /// call this keeps the delay a few ms above the target, not anywhere in
     /// a frame-wide band. Zero: never.
