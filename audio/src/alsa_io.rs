@@ -332,6 +332,7 @@ impl Io {
                     .overrun_samples
                     .fetch_add((frames - pushed) as u64, Ordering::Relaxed);
             }
+            self.shared.wake();
         }
         let _ = self.pcm.drop();
     }
@@ -352,6 +353,9 @@ impl Io {
             } else {
                 0
             };
+            // The ring has room for the next frame now, a period before
+            // the device needs it.
+            self.shared.wake();
             if got < self.period {
                 mono[got..].fill(0.0);
                 if playing {

@@ -20,7 +20,7 @@
 //! `alsa` takes our thread for playback too (see `alsa_pcm`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -64,9 +64,14 @@ const TRIM_MARGIN: Duration = Duration::from_millis(12);
 const PERIOD_MS: u32 = 5;
 
 /// How much more than one callback period the playback ring keeps when
-/// the writer is paced by [`Sink::wants_frame`]: the writer's polling
-/// interval plus its scheduling delay on a loaded machine.
-const REFILL_SLACK: Duration = Duration::from_millis(6);
+/// the writer is paced by [`Sink::wants_frame`]: what is left if the
+/// writer misses a wake-up. A writer woken by the device after every
+/// period ([`DeviceWaker`]) refills within a millisecond or so; 6 ms
+/// (for a writer polling every 2 ms) became 4 with the waker: mouth to
+/// ear with 10 ms frames 58-63 ms per run against 62-63, no underrun in 9
+/// runs (`LOW_LATENCY=1 audio/quality/device-latency.sh`). Less was
+/// not measured on its own.
+const REFILL_SLACK: Duration = Duration::from_millis(4);
 
 /// A sound device as [`list_devices`] reports it.
 #[non_exhaustive]
@@ -265,6 +270,27 @@ fn alsa_pcm(host: &cpal::Host, device: &cpal::Device, dir: Direction) -> Option<
     device_id(device)
 }
 
+/// Called by a sound device's own thread each time it moved audio through
+/// its ring (a period captured, a period played), so that the media loop
+/// can wake then rather than find out at its next poll. It runs on the
+/// audio thread: it must be quick and never block
+/// (`tokio::sync::Notify::notify_one` is both).
+#[derive(Clone)]
+pub struct DeviceWaker(Arc<dyn Fn() + Send + Sync>);
+
+impl DeviceWaker {
+    /// Wraps the function to call.
+    pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Arc::new(wake))
+    }
+}
+
+impl std::fmt::Debug for DeviceWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceWaker")
+    }
+}
+
 /// Counters shared between a callback and the media thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -285,6 +311,8 @@ pub(crate) struct Shared {
     /// The sound system's own latency at the last callback, in µs (see
     /// [`StreamStats::device_latency`]).
     pub(crate) latency_us: AtomicU64,
+    /// Told after every period (set once, by the media thread).
+    pub(crate) waker: OnceLock<DeviceWaker>,
 }
 
 impl Default for Shared {
@@ -297,11 +325,19 @@ impl Default for Shared {
             errors_in_row: AtomicU32::new(0),
             playing: AtomicBool::new(false),
             latency_us: AtomicU64::new(0),
+            waker: OnceLock::new(),
         }
     }
 }
 
 impl Shared {
+    /// A period went through the ring: the media loop may act on it now.
+    pub(crate) fn wake(&self) {
+        if let Some(w) = self.waker.get() {
+            (w.0)();
+        }
+    }
+
     pub(crate) fn data_flowed(&self) {
         if self.errors_in_row.load(Ordering::Relaxed) != 0 {
             self.errors_in_row.store(0, Ordering::Relaxed);
@@ -357,6 +393,7 @@ where
                     .fetch_add((n - pushed) as u64, Ordering::Relaxed);
             }
         }
+        shared.wake();
     }
 }
 
@@ -406,6 +443,7 @@ where
                 frame.fill(T::from_sample(*s));
             }
         }
+        shared.wake();
     }
 }
 
@@ -786,6 +824,11 @@ impl DeviceInput {
 }
 
 impl Source for DeviceInput {
+    fn set_waker(&mut self, waker: DeviceWaker) {
+        // Set once: a second waker for the same stream is ignored.
+        let _ = self.shared.waker.set(waker);
+    }
+
     fn read_frame(&mut self, now: Instant, out: &mut [i16]) -> Result<Read, Error> {
         let n = self.frame.samples();
         if out.len() != n {
@@ -996,6 +1039,11 @@ impl DeviceOutput {
 }
 
 impl Sink for DeviceOutput {
+    fn set_waker(&mut self, waker: DeviceWaker) {
+        // Set once: a second waker for the same stream is ignored.
+        let _ = self.shared.waker.set(waker);
+    }
+
     /// Queues one frame for the device. When more than 100 ms are already
     /// queued (the device stalled or runs slower than the sender), the frame
     /// is dropped and counted in [`StreamStats::dropped_samples`].

@@ -118,6 +118,12 @@ impl Input {
         Ok(r)
     }
 
+    /// Has a sound device call `waker` after every captured period (see
+    /// [`Source::set_waker`]): wake on it and read at once.
+    pub fn set_waker(&mut self, waker: crate::DeviceWaker) {
+        self.source.set_waker(waker);
+    }
+
     /// When the next frame will be ready, if the source knows.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.source.poll_timeout()
@@ -204,6 +210,12 @@ impl Output {
     /// clock (files, null).
     pub fn wants_frame(&self) -> Option<bool> {
         self.sink.wants_frame()
+    }
+
+    /// Has a sound device call `waker` after every played period (see
+    /// [`Sink::set_waker`]): wake on it and ask [`wants_frame`](Self::wants_frame).
+    pub fn set_waker(&mut self, waker: crate::DeviceWaker) {
+        self.sink.set_waker(waker);
     }
 
     /// Finishes a file (WAV header); harmless for devices.

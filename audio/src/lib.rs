@@ -83,7 +83,7 @@ pub use clock::FrameClock;
 pub use codec::{
     Decoder, Encoder, EncoderConfig, FrameDuration, Tuning, BITRATE_RANGE, MAX_PACKET, SAMPLE_RATE,
 };
-pub use device::{list_devices, DeviceInfo, DeviceInput, DeviceOutput};
+pub use device::{list_devices, DeviceInfo, DeviceInput, DeviceOutput, DeviceWaker};
 pub use error::Error;
 pub use io::{Input, InputOptions, Mute, Output, OutputOptions};
 pub use processing::{processing, Processing, ProcessingConfig, Sonora, PROCESSING_FRAME};

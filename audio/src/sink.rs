@@ -38,6 +38,12 @@ pub trait Sink: Send {
     fn wants_frame(&self) -> Option<bool> {
         None
     }
+    /// Has a sound device call `waker` each time it played a period, so
+    /// the writer can refill at once instead of at its next poll. Nothing
+    /// for sinks not paced by a device.
+    fn set_waker(&mut self, waker: crate::DeviceWaker) {
+        let _ = waker;
+    }
 }
 
 fn check_len(frame: &[i16], d: FrameDuration) -> Result<(), Error> {

@@ -50,6 +50,12 @@ pub trait Source: Send {
     fn poll_event(&mut self) -> Option<AudioEvent> {
         None
     }
+    /// Has a sound device call `waker` each time it captured a period, so
+    /// that a frame is read as soon as it is complete. Nothing for sources
+    /// not paced by a device.
+    fn set_waker(&mut self, waker: crate::DeviceWaker) {
+        let _ = waker;
+    }
     /// Counters since the source was opened.
     fn stats(&self) -> StreamStats;
 }

@@ -15,6 +15,7 @@
 //! profiles, the SAS, glare) lives in [`crate::session`].
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::link::{Link, LinkEvent};
@@ -375,6 +376,7 @@ async fn drive(
     netcheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut buf = vec![0u8; 2048];
     let mut controls_open = true;
+    let device_wake = Arc::new(tokio::sync::Notify::new());
     loop {
         flush(session, &mut io).await;
         if !show_events(session, options, &me, &io.link) {
@@ -382,8 +384,10 @@ async fn drive(
         }
         if voice.is_none() && session.media_ready() {
             match Voice::open(&devices.0, &devices.1, options) {
-                Ok(v) => {
+                Ok(mut v) => {
                     session.set_frame_samples(v.frame_samples());
+                    let wake = Arc::clone(&device_wake);
+                    v.set_waker(cryptic_audio::DeviceWaker::new(move || wake.notify_one()));
                     voice = Some(v);
                     voice_at = tokio::time::Instant::now();
                 }
@@ -417,15 +421,9 @@ async fn drive(
             ev = io.link.next() => signal_event(session, ev),
             _ = io.waker.ready() => session.handle_timeout(Instant::now()),
             _ = tokio::time::sleep_until(wake) => session.handle_timeout(Instant::now()),
-            _ = tokio::time::sleep_until(voice_at), if voice.is_some() => {
-                let now = Instant::now();
-                if let Some(v) = voice.as_mut() {
-                    if let Err(e) = v.tick(session, now) {
-                        session.fail(now, Outcome::Failed, e.to_string());
-                    }
-                    voice_at = tokio::time::Instant::from_std(v.next_wake(now));
-                }
-            }
+            // A sound device moved a period: look at its rings now.
+            _ = device_wake.notified(), if voice.is_some() => voice_tick(session, &mut voice, &mut voice_at),
+            _ = tokio::time::sleep_until(voice_at), if voice.is_some() => voice_tick(session, &mut voice, &mut voice_at),
             c = controls.recv(), if controls_open => match c {
                 None => controls_open = false,
                 Some(c) => control(session, c, &me, voice.as_mut(), &mut devices),
@@ -727,6 +725,22 @@ async fn session_config(
         .unwrap_or_default();
     config.seed = rand::random();
     config
+}
+
+/// The audio edge's turn: frames captured are sent, frames wanted are
+/// played; `voice_at` becomes when it wants to look again.
+fn voice_tick(
+    session: &mut CallSession<&mut E2eStore>,
+    voice: &mut Option<Voice>,
+    voice_at: &mut tokio::time::Instant,
+) {
+    let now = Instant::now();
+    if let Some(v) = voice.as_mut() {
+        if let Err(e) = v.tick(session, now) {
+            session.fail(now, Outcome::Failed, e.to_string());
+        }
+        *voice_at = tokio::time::Instant::from_std(v.next_wake(now));
+    }
 }
 
 fn unix_now() -> i64 {

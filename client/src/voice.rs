@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use cryptic_audio::stretch::{is_quiet, stretch};
 use cryptic_audio::{
-    Decoder, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output, OutputOptions,
-    Pacing, Processing, RateControl, Read, SinkSpec, SourceSpec, Tuning, PROCESSING_FRAME,
+    Decoder, DeviceWaker, Encoder, EncoderConfig, FrameDuration, Input, InputOptions, Output,
+    OutputOptions, Pacing, Processing, RateControl, Read, SinkSpec, SourceSpec, Tuning,
+    PROCESSING_FRAME,
 };
 use cryptic_jitter::{Playout, Stretch};
 
@@ -27,6 +28,10 @@ const PAUSE: usize = 2_880;
 /// captured frame leaves within this of being complete, and the speaker
 /// gets the next frame within this of wanting it.
 const DEVICE_POLL: Duration = Duration::from_millis(2);
+/// How often the rings are looked at when the devices wake the loop after
+/// every period themselves ([`Voice::set_waker`]): only a fallback, for
+/// a device that stalls or fails.
+const DEVICE_FALLBACK: Duration = Duration::from_millis(10);
 /// Frames played in one wake-up at most (a device that restarts wants a
 /// few; a clock that fell behind catches up this much, then skips).
 const MAX_FRAMES_PER_WAKE: usize = 4;
@@ -74,6 +79,9 @@ pub(crate) struct Voice {
     input_device: bool,
     /// When the encoder next looks at the path's quality.
     next_adapt: Option<Instant>,
+    /// Told by the sound devices after every period (see
+    /// [`Voice::set_waker`]); kept for a device switched to later.
+    waker: Option<DeviceWaker>,
     /// When sounds started (after 100 ms of silence) in what we sent.
     pub(crate) onsets_sent: Vec<Instant>,
     /// When sounds started in what we played.
@@ -148,6 +156,7 @@ impl Voice {
             silence_due: None,
             last_frame: None,
             input_device,
+            waker: None,
             next_adapt: None,
             onsets_sent: Vec::new(),
             onsets_played: Vec::new(),
@@ -224,8 +233,13 @@ impl Voice {
     /// rings are looked at every [`DEVICE_POLL`]), else when the input's
     /// next frame or the output's next frame is due.
     pub(crate) fn next_wake(&self, now: Instant) -> Instant {
+        let poll = if self.waker.is_some() {
+            DEVICE_FALLBACK
+        } else {
+            DEVICE_POLL
+        };
         let input = if self.input_device {
-            now + DEVICE_POLL
+            now + poll
         } else if let Some(due) = self.silence_due {
             due
         } else {
@@ -234,7 +248,7 @@ impl Voice {
                 .unwrap_or(now + self.frame.as_duration())
         };
         let output = if self.output.wants_frame().is_some() {
-            now + DEVICE_POLL
+            now + poll
         } else {
             self.next_play.unwrap_or(now)
         };
@@ -513,6 +527,18 @@ fn onset(pcm: &[i16], quiet: &mut u32) -> bool {
     }
 }
 
+impl Voice {
+    /// Has the sound devices (now and after a switch) call `waker` after
+    /// every period they capture or play: the media loop wakes on it and
+    /// reads a frame as soon as it is complete, refills the speaker as
+    /// soon as it has room ([`DEVICE_POLL`] stays as a fallback).
+    pub(crate) fn set_waker(&mut self, waker: DeviceWaker) {
+        self.input.set_waker(waker.clone());
+        self.output.set_waker(waker.clone());
+        self.waker = Some(waker);
+    }
+}
+
 /// Device switching during a call (the shell's `input` and `output`):
 /// the new device opens first; only then does it replace the old one,
 /// which is closed (a WAV file gets its header). On an error the old one
@@ -530,6 +556,9 @@ impl Voice {
         )
         .map_err(|e| Error::Audio(format!("input {spec}: {e}")))?;
         self.input = input;
+        if let Some(w) = &self.waker {
+            self.input.set_waker(w.clone());
+        }
         self.input_device = matches!(spec, SourceSpec::Default | SourceSpec::Device(_));
         self.silence_due = None;
         Ok(())
@@ -544,6 +573,9 @@ impl Voice {
         let output = Output::open(spec, OutputOptions::default().with_frame(frame))
             .map_err(|e| Error::Audio(format!("output {spec}: {e}")))?;
         let mut old = std::mem::replace(&mut self.output, output);
+        if let Some(w) = &self.waker {
+            self.output.set_waker(w.clone());
+        }
         self.next_play = None;
         self.reference.clear();
         if let Err(e) = old.finish() {
