@@ -739,6 +739,21 @@ impl JitterBuffer {
             && self.target_delay_us.saturating_sub(self.margin_us) <= self.steady_jitter_us
     }
 
+    /// How far above the target (µs) the delay may sit before the buffer
+    /// shrinks. On a steady path the audio side removes just the excess in
+    /// a pause, so the dead band is a quarter frame over the cushion; with
+    /// time-stretch on a jittery one it trims a few ms at a time (a quarter
+    /// frame plus the configured hysteresis); without it, a whole frame.
+    fn shrink_at(&self, steady: bool) -> i64 {
+        if steady {
+            self.frame_us / 4 + STEADY_CUSHION_US
+        } else if self.config.time_stretch {
+            self.frame_us / 4 + self.hysteresis_us
+        } else {
+            self.frame_us + self.hysteresis_us
+        }
+    }
+
     fn error_us(&mut self, now_us: i64) -> i64 {
         let target = self.target_transit(now_us);
         now_us
@@ -798,19 +813,8 @@ impl JitterBuffer {
         }
 
         let frame_us = self.frame_us;
-        // On a steady path the audio side removes just the excess in a
-        // pause, so the dead band can be a quarter frame; on a jittery one
-        // it removes a whole frame, inside the configured dead band.
         let steady = self.steady();
-        // With time-stretch the audio side trims a few ms at a time, so the
-        // dead band can be narrower than a whole frame.
-        let shrink_at = if steady {
-            frame_us / 4 + STEADY_CUSHION_US
-        } else if self.config.time_stretch {
-            frame_us / 4 + self.hysteresis_us
-        } else {
-            frame_us + self.hysteresis_us
-        };
+        let shrink_at = self.shrink_at(steady);
         if ts_j < self.next_ts + self.frame_ts {
             // The frame is here.
             self.in_dtx = false;
