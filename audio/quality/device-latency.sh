@@ -15,8 +15,9 @@
 # microphone straight to the speaker (audio/examples/device_passthrough.rs),
 # paced as a call paces them.
 # PROFILE=release times the release build (CPU figures).
-# LOW_LATENCY=1 runs the demo with --low-latency (alice sends 10 ms frames).
-# Usage: [PASSTHROUGH=1] [PROFILE=release] [LOW_LATENCY=1] audio/quality/device-latency.sh [RUNS]
+# The microphone sends 10 ms frames (the default with devices);
+# SAVE_BANDWIDTH=1 runs the demo with --save-bandwidth (20 ms frames).
+# Usage: [PASSTHROUGH=1] [PROFILE=release] [SAVE_BANDWIDTH=1] audio/quality/device-latency.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-4}"
@@ -70,7 +71,7 @@ for run in $(seq 1 "$runs"); do
     "${CARGO_TARGET_DIR:-target}/debug/examples/device_passthrough" 14 > "$work/demo.txt" 2>&1 &
   else
     /usr/bin/time -f "cpu: %U s user, %S s sys over %e s (the demo process: both users)" \
-      "$bin" demo --devices ${LOW_LATENCY:+--low-latency} --seconds 14 --output "$work/out.wav" > "$work/demo.txt" 2>&1 &
+      "$bin" demo --devices ${SAVE_BANDWIDTH:+--save-bandwidth} --seconds 14 --output "$work/out.wav" > "$work/demo.txt" 2>&1 &
   fi
   demo=$!
   sleep 2

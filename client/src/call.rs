@@ -82,11 +82,14 @@ pub struct CallOptions {
     /// microphone: all on when the input is a sound device, off for files,
     /// tones and silence (see [`CallOptions::new`]).
     pub processing: ProcessingConfig,
-    /// How long the frames we send are: 20 ms (the default), or 10 ms for
-    /// a microphone in a hurry (about 10 ms less mouth to ear, for a
-    /// worse score at the same bitrate: PESQ-WB 3.06 against 3.70 at
-    /// 32 kbit/s, `audio/quality/encoder-gap.sh`). The peer learns which
-    /// from the RTP timestamps.
+    /// How long the frames we send are: 10 ms from a microphone (the
+    /// default there: about 10 ms less mouth to ear than 20 ms frames; the
+    /// rate controller spends 1.5 times the bitrate on them, which keeps
+    /// the score, PESQ-WB 3.72 at 48 kbit/s against 3.70 for 20 ms at 32,
+    /// `audio/quality/encoder-gap.sh`), 20 ms from a file or tone (half
+    /// the packets and bits). The peer learns which from the RTP
+    /// timestamps. 10 ms frames also let the jitter buffer trim pauses by
+    /// just its excess delay ([`SessionConfig::fine_stretch`](crate::session::SessionConfig::fine_stretch)).
     pub frame: FrameDuration,
 }
 
@@ -94,13 +97,15 @@ impl CallOptions {
     /// Options with the given input and output and no time limit; the
     /// audio processing is on for a microphone, off otherwise.
     pub fn new(input: SourceSpec, output: SinkSpec) -> Self {
-        let processing = match input {
-            SourceSpec::Default | SourceSpec::Device(_) => ProcessingConfig::all(),
-            _ => ProcessingConfig::none(),
+        let (processing, frame) = match input {
+            SourceSpec::Default | SourceSpec::Device(_) => {
+                (ProcessingConfig::all(), FrameDuration::Ms10)
+            }
+            _ => (ProcessingConfig::none(), FrameDuration::Ms20),
         };
         CallOptions {
             processing,
-            frame: FrameDuration::Ms20,
+            frame,
             input,
             output,
             duration: None,
@@ -717,8 +722,8 @@ async fn session_config(
     // a pitch period: dropping the next frame whatever it held cut words
     // (tests/call-quality-beside-gstreamer.rs).
     config.time_stretch = true;
-    // `--low-latency` asked for delay over quality: pauses are trimmed by
-    // just the excess on a steady path, too.
+    // 10 ms frames (a microphone's, or `--low-latency`) ask for delay over
+    // bandwidth: pauses are trimmed by just the excess on a steady path, too.
     config.fine_stretch = options.frame == FrameDuration::Ms10;
     config.unix_time = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -8,8 +8,10 @@
 //! wait_for_direct = false    # true: media waits for ICE (the server relay
 //!                            # only after 3 s without a direct path)
 //! chacha = false             # prefer the ChaCha20-Poly1305 SRTP profile
-//! low_latency = false        # 10 ms frames from the microphone (as
-//!                            # --low-latency): less delay, less quality
+//! low_latency = true         # 10 ms frames also from a file or tone (as
+//!                            # --low-latency); false: 20 ms frames also
+//!                            # from the microphone (as --save-bandwidth);
+//!                            # unset: 10 ms from a microphone only
 //! auto_answer = false        # the shell answers every call
 //! servers = ["a.example:8443", "b.example:8443"]   # instead of the profile's
 //!                            # address(es): tried in turn when one is lost
@@ -56,9 +58,11 @@ pub struct Config {
     pub wait_for_direct: bool,
     /// Prefer the ChaCha20-Poly1305 SRTP profile.
     pub chacha: bool,
-    /// Send the microphone in 10 ms frames rather than 20 (as
-    /// `--low-latency`).
-    pub low_latency: bool,
+    /// 10 ms frames whatever the input (`true`, as `--low-latency`), 20 ms
+    /// frames whatever the input (`false`, as `--save-bandwidth`), or what
+    /// the input calls for (unset: 10 ms from a microphone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_latency: Option<bool>,
     /// The shell answers every incoming call at once.
     pub auto_answer: bool,
     /// The users (or aliases) this user shares presence with.
@@ -155,7 +159,13 @@ mod tests {
                 .unwrap()
                 .wait_for_direct
         );
-        assert!(!c.low_latency && Config::parse("low_latency = true").unwrap().low_latency);
+        assert_eq!(c.low_latency, None);
+        let fast = Config::parse("low_latency = true").unwrap();
+        assert_eq!(fast.low_latency, Some(true));
+        assert!(toml::to_string(&c).unwrap().find("low_latency").is_none());
+        assert!(toml::to_string(&fast)
+            .unwrap()
+            .contains("low_latency = true"));
         assert_eq!(c.resolve("mum"), "alice");
         assert_eq!(c.resolve("bob"), "bob");
         let again = Config::parse(&toml::to_string(&c).unwrap()).unwrap();

@@ -35,8 +35,10 @@ pub struct DemoOptions {
     pub status_line: bool,
     /// Send the media through the server relay instead of directly.
     pub relay: bool,
-    /// Alice sends 10 ms frames (see [`CallOptions::frame`]).
-    pub low_latency: bool,
+    /// Both send 10 ms frames, also from the tone (`Some(true)`), or 20 ms
+    /// frames, also from the devices (`Some(false)`); unset, 20 ms from the
+    /// tone and 10 ms with `devices` (see [`CallOptions::frame`]).
+    pub low_latency: Option<bool>,
 }
 
 impl DemoOptions {
@@ -48,7 +50,7 @@ impl DemoOptions {
             devices: false,
             status_line: true,
             relay: false,
-            low_latency: false,
+            low_latency: None,
         }
     }
 }
@@ -191,8 +193,15 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<DemoSummary, String
         caller_opts.loopback_only = true;
         caller_opts.status_line = options.status_line;
         caller_opts.force_relay = options.relay;
-        if options.low_latency {
-            caller_opts.frame = cryptic_audio::FrameDuration::Ms10;
+        let frame = |low_latency: bool| {
+            if low_latency {
+                cryptic_audio::FrameDuration::Ms10
+            } else {
+                cryptic_audio::FrameDuration::Ms20
+            }
+        };
+        if let Some(low_latency) = options.low_latency {
+            caller_opts.frame = frame(low_latency);
         }
         let mut callee_opts =
             CallOptions::new("silence".parse().map_err(|e| format!("{e}"))?, b_out);
@@ -200,10 +209,9 @@ async fn run_in(dir: &Path, options: &DemoOptions) -> Result<DemoSummary, String
         callee_opts.loopback_only = true;
         callee_opts.status_line = options.status_line;
         callee_opts.force_relay = options.relay;
-        if options.low_latency {
-            // Bob asked for low latency too: his buffer trims pauses finely.
-            callee_opts.frame = cryptic_audio::FrameDuration::Ms10;
-        }
+        // With devices bob stands for a microphone user (his input is
+        // silence): 10 ms frames, and his buffer trims pauses finely.
+        callee_opts.frame = frame(options.low_latency.unwrap_or(options.devices));
 
         let callee_task = tokio::spawn(async move {
             run_call(&mut b, None, &callee_opts)

@@ -114,7 +114,7 @@ impl Voice {
         };
         let output = Output::open(output, OutputOptions::default().with_frame(out_frame))
             .map_err(|e| Error::Audio(format!("output: {e}")))?;
-        let rate = RateControl::new(bitrate);
+        let rate = RateControl::for_frame(bitrate, frame);
         let start = rate.decision();
         let encoder = Encoder::new(
             // Opus's AUDIO application: PESQ-WB at or above VOIP's on

@@ -3,9 +3,9 @@
 //! and microphone `mic`) and bob's (`bobspk`, `bobmic`, chosen for bob's
 //! client with `PULSE_SINK`/`PULSE_SOURCE`). Both clients run
 //! `--input default --output default`, so audio processing (echo canceller,
-//! noise suppression, gain control) is on at both ends, as for a user; bob
-//! adds `--low-latency` (10 ms frames), and so does alice (her jitter
-//! buffer, playing bob's frames, trims pauses by just its excess).
+//! noise suppression, gain control) is on at both ends, as for a user. No
+//! other flag: a microphone sends 10 ms frames by default, and alice's
+//! jitter buffer, playing bob's frames, trims pauses by just its excess.
 //!
 //! Noise bursts go into bob's microphone; one stereo recording holds what
 //! was said (left, bob's microphone feed) and what alice's speaker played
@@ -99,10 +99,6 @@ fn bobs_voice_reaches_alices_speaker_with_both_on_real_devices() {
         "--profile",
         bob_profile.to_str().unwrap(),
         "--auto-accept",
-        // Bob's microphone goes out in 10 ms frames: alice's client learns
-        // the length from the RTP timestamps (the default, 20 ms, is what
-        // the other device tests send).
-        "--low-latency",
     ];
     bob_args.extend_from_slice(&devices);
     let mut bob = Proc::start_with(
@@ -119,15 +115,7 @@ fn bobs_voice_reaches_alices_speaker_with_both_on_real_devices() {
     let alice_env = room(None, None);
     let alice_env: Vec<(&str, &str)> = alice_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let alice_profile = world.profile("alice");
-    // Alice asks for low latency too: her jitter buffer trims pauses by
-    // just its excess (fine stretching) as it plays bob's bursts.
-    let mut alice_args = vec![
-        "call",
-        "bob",
-        "--profile",
-        alice_profile.to_str().unwrap(),
-        "--low-latency",
-    ];
+    let mut alice_args = vec!["call", "bob", "--profile", alice_profile.to_str().unwrap()];
     alice_args.extend_from_slice(&devices);
     alice_args.extend_from_slice(&["--duration", "12"]);
     let mut alice = Proc::start_with(
