@@ -64,14 +64,57 @@ const TRIM_MARGIN: Duration = Duration::from_millis(12);
 const PERIOD_MS: u32 = 5;
 
 /// How much more than one callback period the playback ring keeps when
-/// the writer is paced by [`Sink::wants_frame`]: what is left if the
-/// writer misses a wake-up. A writer woken by the device after every
-/// period ([`DeviceWaker`]) refills within a millisecond or so; 6 ms
-/// (for a writer polling every 2 ms) became 4 with the waker: mouth to
-/// ear with 10 ms frames 58-63 ms per run against 62-63, no underrun in 9
-/// runs (`LOW_LATENCY=1 audio/quality/device-latency.sh`). Less was
-/// not measured on its own.
-const REFILL_SLACK: Duration = Duration::from_millis(4);
+/// the writer is paced by [`Sink::wants_frame`], to start with: what is
+/// left if the writer misses a wake-up. A writer woken by the device after
+/// every period ([`DeviceWaker`]) refills within a millisecond or so.
+/// Mouth to ear with 10 ms frames, per run (`audio/quality/device-latency.sh`):
+/// 6 ms (for a writer polling every 2 ms) 62-63 ms; 4 ms with the waker
+/// 58-63; 2 ms 54-58, no underrun in 10 runs. Every underrun adds
+/// [`SLACK_STEP`] up to [`MAX_REFILL_SLACK`], so a device or a machine that
+/// needs more gets it after a click or two.
+const REFILL_SLACK: Duration = Duration::from_millis(2);
+/// What one underrun adds to the slack.
+const SLACK_STEP: Duration = Duration::from_millis(1);
+/// The most slack the underruns can earn.
+const MAX_REFILL_SLACK: Duration = Duration::from_millis(10);
+
+/// The playback ring's refill level: one period plus a slack that grows
+/// by [`SLACK_STEP`] with each underrun the device counts.
+#[derive(Debug)]
+struct Refill {
+    /// Below this many queued samples the device wants the next frame.
+    level: usize,
+    /// Underruns already paid for.
+    seen: u64,
+    step: usize,
+    max: usize,
+}
+
+impl Refill {
+    fn new(period: usize, rate: u32) -> Self {
+        let samples = |d: Duration| (u128::from(rate) * d.as_micros() / 1_000_000) as usize;
+        Refill {
+            level: period + samples(REFILL_SLACK),
+            seen: 0,
+            step: samples(SLACK_STEP),
+            max: period + samples(MAX_REFILL_SLACK),
+        }
+    }
+
+    /// The device has counted `underruns` in all: the level after them.
+    fn after(&mut self, underruns: u64) -> usize {
+        if underruns > self.seen {
+            let more = usize::try_from(underruns - self.seen).unwrap_or(usize::MAX);
+            self.level = self
+                .level
+                .saturating_add(more.saturating_mul(self.step))
+                .min(self.max);
+            self.seen = underruns;
+            tracing::debug!(underruns, refill = self.level, "playback slack raised");
+        }
+        self.level
+    }
+}
 
 /// A sound device as [`list_devices`] reports it.
 #[non_exhaustive]
@@ -920,8 +963,8 @@ pub struct DeviceOutput {
     /// What was queued since the last `take_played` (at 48 kHz only).
     played: Vec<i16>,
     /// Below this many queued samples the device wants the next frame: one
-    /// callback period plus [`REFILL_SLACK`].
-    refill: usize,
+    /// callback period plus a slack (see [`REFILL_SLACK`]).
+    refill: Refill,
     /// Queued samples at which the callback starts (again) to play.
     prime: usize,
 }
@@ -1000,7 +1043,7 @@ impl DeviceOutput {
             .as_ref()
             .map_or(frame.samples(), PlaybackResampler::output_max);
         let period = opened.period.unwrap_or(rate as usize / 100);
-        let refill = period + (u128::from(rate) * REFILL_SLACK.as_millis() / 1000) as usize;
+        let refill = Refill::new(period, rate);
         tracing::debug!(
             rate,
             channels = opened.channels,
@@ -1076,9 +1119,12 @@ impl Sink for DeviceOutput {
             // A writer paced by `wants_frame` keeps up to `refill` queued
             // on purpose; only more than that is a standing queue.
             let margin = (u128::from(self.rate) * TRIM_MARGIN.as_millis() / 1000) as usize;
+            let refill = self
+                .refill
+                .after(self.shared.underruns.load(Ordering::Relaxed));
             let skip = self
                 .trimmer
-                .observe(level, samples.len(), margin.max(self.refill));
+                .observe(level, samples.len(), margin.max(refill));
             let pushed = self.prod.push_slice(&samples[skip..]);
             if self.resampler.is_none() && self.played.len() < 8 * n {
                 let queued = &samples[skip..skip + pushed];
@@ -1103,7 +1149,7 @@ impl Sink for DeviceOutput {
     fn wants_frame(&self) -> Option<bool> {
         let queued = self.prod.occupied_len();
         let playing = self.shared.playing.load(Ordering::Acquire);
-        Some(queued < self.refill || (!playing && queued < self.prime))
+        Some(queued < self.refill.level || (!playing && queued < self.prime))
     }
 
     fn take_played(&mut self, into: &mut Vec<i16>) -> bool {
@@ -1135,6 +1181,17 @@ impl Drop for DeviceOutput {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_underrun_buys_a_millisecond_of_slack_up_to_ten() {
+        let mut r = super::Refill::new(240, 48_000);
+        assert_eq!(r.after(0), 240 + 96);
+        assert_eq!(r.after(1), 240 + 144);
+        assert_eq!(r.after(1), 240 + 144, "an underrun is paid for once");
+        assert_eq!(r.after(3), 240 + 240);
+        assert_eq!(r.after(1_000), 240 + 480);
+        assert_eq!(r.after(u64::MAX), 240 + 480);
+    }
+
     use super::*;
 
     #[test]

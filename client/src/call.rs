@@ -190,6 +190,9 @@ pub struct CallReport {
     pub onsets_sent: Vec<Instant>,
     /// When sounds started in what we played.
     pub onsets_played: Vec<Instant>,
+    /// The speaker's counters at hang-up (underruns: clicks the device
+    /// played because its queue ran dry); zero without audio.
+    pub speaker: cryptic_audio::StreamStats,
 }
 
 /// A STUN or TURN server as the signaling server advertises it.
@@ -336,6 +339,15 @@ pub async fn run_call_with(
     if let Some(voice) = voice {
         report.onsets_sent = voice.onsets_sent.clone();
         report.onsets_played = voice.onsets_played.clone();
+        report.speaker = voice.speaker_stats();
+        if report.speaker.underruns > 0 {
+            tracing::info!(
+                underruns = report.speaker.underruns,
+                silence_ms = report.speaker.underrun_samples * 1000
+                    / u64::from(report.speaker.device_rate.max(1)),
+                "the speaker's queue ran dry"
+            );
+        }
         if let Err(e) = voice.finish() {
             eprintln!("[{}] {e}", side.me);
         }
@@ -790,6 +802,7 @@ impl CallReport {
             first_played: r.first_played,
             onsets_sent: Vec::new(),
             onsets_played: Vec::new(),
+            speaker: cryptic_audio::StreamStats::default(),
         }
     }
 }
@@ -926,6 +939,7 @@ mod tests {
             first_played: None,
             onsets_sent: Vec::new(),
             onsets_played: Vec::new(),
+            speaker: cryptic_audio::StreamStats::default(),
         };
         let line = status_line(
             &report,

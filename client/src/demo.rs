@@ -369,6 +369,14 @@ pub fn print_summary(s: &DemoSummary, output_wav: &Path) {
         s.callee.stats.played,
         s.callee.stats.concealed
     );
+    let speaker = &s.callee.speaker;
+    if speaker.device_rate > 0 {
+        println!(
+            "speaker        : bob's ran dry {} times ({} ms of silence)",
+            speaker.underruns,
+            speaker.underrun_samples * 1000 / u64::from(speaker.device_rate)
+        );
+    }
     println!(
         "latency        : rtt {} , jitter {} ms, jitter buffer {} ms",
         ms(s.caller.stats.rtt),

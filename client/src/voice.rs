@@ -164,6 +164,11 @@ impl Voice {
         })
     }
 
+    /// The speaker's counters (of the device in use, since it was opened).
+    pub(crate) fn speaker_stats(&self) -> cryptic_audio::StreamStats {
+        self.output.stats()
+    }
+
     /// Checks that the input and output can be opened, before a call rings
     /// anyone: a missing file or device, or an output that cannot be
     /// written, is an error now rather than after the answer. Leaves no
