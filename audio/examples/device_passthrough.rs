@@ -1,19 +1,20 @@
 //! The sound-device floor of mouth to ear: the default microphone straight
-//! to the default speaker, 20 ms frames, paced like a call (the microphone
+//! to the default speaker, 10 ms frames (a microphone's in a call), paced
+//! like a call (woken by the devices after every period: the microphone
 //! read as soon as a frame is complete, the speaker fed when it wants a
 //! frame, 10 ms at a time), with no codec, network or jitter buffer in
 //! between.
 //!
 //! `audio/quality/device-latency.sh` runs it with `PASSTHROUGH=1`, to split
 //! a call's mouth-to-ear delay into the devices' share and the stack's.
-//! Usage: `cargo run --release -p cryptic-audio --example device_passthrough -- SECONDS [POLL_MS]`
-//! (POLL_MS, default 2: how often the rings are looked at; to weigh the
-//! polling's CPU cost against the device stack's).
+//! Usage: `cargo run --release -p cryptic-audio --example device_passthrough -- SECONDS [FRAME_MS]`
+//! (FRAME_MS 10, the default, or 20: the frame the microphone is read in).
 
 use std::time::{Duration, Instant};
 
 use cryptic_audio::{
-    FrameDuration, Input, InputOptions, Output, OutputOptions, Read, SinkSpec, SourceSpec,
+    DeviceWaker, FrameDuration, Input, InputOptions, Output, OutputOptions, Read, SinkSpec,
+    SourceSpec,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,17 +23,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(10);
-    let poll_ms: u64 = std::env::args()
-        .nth(2)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(2);
-    let mut input = Input::open(&SourceSpec::Default, InputOptions::default())?;
+    let frame = match std::env::args().nth(2).as_deref() {
+        Some("20") => FrameDuration::Ms20,
+        _ => FrameDuration::Ms10,
+    };
+    let mut input = Input::open(
+        &SourceSpec::Default,
+        InputOptions::default().with_frame(frame),
+    )?;
     // The speaker is fed 10 ms at a time, as a call feeds it.
     let mut output = Output::open(
         &SinkSpec::Default,
         OutputOptions::default().with_frame(FrameDuration::Ms10),
     )?;
+    // The devices wake this thread after every period, as they wake a
+    // call's loop; 10 ms is the fallback, as a call's.
+    let me = std::thread::current();
+    let waker = DeviceWaker::new(move || me.unpark());
+    input.set_waker(waker.clone());
+    output.set_waker(waker);
     let half = output.frame_samples();
     let mut pcm = vec![0i16; input.frame_samples()];
     let mut queue: Vec<i16> = Vec::new();
@@ -69,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if queue.len() > 2 * pcm.len() {
             queue.drain(..pcm.len());
         }
-        std::thread::sleep(Duration::from_millis(poll_ms));
+        std::thread::park_timeout(Duration::from_millis(10));
     }
     let (i, o) = (input.stats(), output.stats());
     let [cap, cap_ring, play_ring, play] = sums.map(|s| s / f64::from(polls.max(1)));

@@ -13,7 +13,7 @@
 # makes a venv with numpy under target/. Not run in CI.
 # With PASSTHROUGH=1 the call is replaced by the device floor: the
 # microphone straight to the speaker (audio/examples/device_passthrough.rs),
-# paced as a call paces them.
+# paced as a call paces them (10 ms frames, woken by the devices).
 # PROFILE=release times the release build (CPU figures).
 # The microphone sends 10 ms frames (the default with devices);
 # SAVE_BANDWIDTH=1 runs the demo with --save-bandwidth (20 ms frames).
