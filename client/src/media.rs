@@ -217,7 +217,7 @@ fn is_rtcp(datagram: &[u8]) -> bool {
 
 /// A buffer that time-stretches (`jitter.time_stretch`) gets a dead band
 /// and a start to match how the client stretches: whole quiet frames.
-/// With fine stretching (`--low-latency`), a path whose delays spread
+/// With fine stretching (10 ms frames), a path whose delays spread
 /// over at most this much (loopback, a LAN, a quiet internet path; a sound
 /// device's capture jitter alone is 5 to 7 ms) is stretched in pauses by
 /// just its excess, inside a quarter-frame band: the delay stays about
@@ -248,8 +248,8 @@ pub(crate) fn tune_for_stretch(jitter: &mut cryptic_jitter::Config) {
 
 /// The jitter buffer plays frames as long as the peer sends them: the
 /// first two packets in a row (among the call's first [`FOLLOW_WITHIN`])
-/// say how far the timestamp steps (20 ms, or 10 ms from a peer run with
-/// `--low-latency`), and the buffer is made again for that length before
+/// say how far the timestamp steps (10 ms from a peer's microphone or
+/// `--low-latency`, 20 ms otherwise), and the buffer is made again for that length before
 /// the second is taken. A step of anything else, or a later change, is
 /// left alone: a peer that mixes frame lengths gets its odd frames
 /// concealed, nothing worse.

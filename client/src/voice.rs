@@ -291,7 +291,8 @@ impl Voice {
         }
     }
 
-    /// Samples per frame we send (960, or 480 with `--low-latency`).
+    /// Samples per frame we send (480 from a microphone or with
+    /// `--low-latency`, 960 otherwise).
     pub(crate) fn frame_samples(&self) -> u32 {
         self.frame.samples() as u32
     }
