@@ -361,13 +361,14 @@ pub fn print_summary(s: &DemoSummary, output_wav: &Path) {
         s.caller.path.as_deref().unwrap_or("-")
     );
     println!(
-        "packets        : alice sent {}, bob received {} ({:.1}% lost, {} dropped; bob played {} frames, concealed {})",
+        "packets        : alice sent {}, bob received {} ({:.1}% lost, {} dropped; bob played {} frames, concealed {}, added {} to grow his delay)",
         s.caller.stats.packets_sent,
         s.callee.stats.packets_received,
         s.callee.stats.loss_received * 100.0,
         s.callee.stats.dropped,
         s.callee.stats.played,
-        s.callee.stats.concealed
+        s.callee.stats.concealed,
+        s.callee.stats.inserted
     );
     let speaker = &s.callee.speaker;
     if speaker.device_rate > 0 {

@@ -166,8 +166,12 @@ pub struct MediaStats {
     pub dropped: u64,
     /// The jitter buffer's current target delay.
     pub jitter_buffer_delay: Duration,
-    /// Frames concealed so far (PLC or FEC).
+    /// Frames concealed so far (PLC or FEC), [`inserted`](Self::inserted)
+    /// ones included.
     pub concealed: u64,
+    /// Frames the jitter buffer added to grow its delay (concealment or
+    /// silence standing for no missing frame).
+    pub inserted: u64,
     /// Frames played so far.
     pub played: u64,
 }
@@ -587,6 +591,7 @@ impl MediaSession {
             dropped: self.dropped,
             jitter_buffer_delay: jitter.target_delay,
             concealed: jitter.concealed,
+            inserted: jitter.inserted,
             played: jitter.played,
         }
     }

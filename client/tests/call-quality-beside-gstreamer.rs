@@ -14,7 +14,10 @@
 //!
 //! `cargo test -p cryptic-call --test call-quality-beside-gstreamer -- --ignored --nocapture`
 //! (QUALITY_ONLY=clean picks paths by name, QUALITY_KEEP=DIR keeps the
-//! recordings, QUALITY_DEBUG=1 prints the receiving client's output)
+//! recordings, QUALITY_DEBUG=1 prints the receiving client's output,
+//! QUALITY_FRAME_MS=10 sends 10 ms frames as a microphone does: both of our
+//! clients with `--low-latency`, GStreamer with `frame-size=10`, and both
+//! at the 48 kbit/s our calls start at with 10 ms frames)
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -61,9 +64,33 @@ const PATHS: [Impairment; 3] = [
     },
 ];
 
-/// The bitrate our calls start at (`CallOptions::bitrate`), given to
-/// GStreamer's encoder too.
-const BITRATE: u32 = 32_000;
+/// The frame length both send, ms (QUALITY_FRAME_MS: 20, as a file
+/// sends, or 10, as a microphone does).
+fn frame_ms() -> u32 {
+    match std::env::var("QUALITY_FRAME_MS").as_deref() {
+        Ok("10") => 10,
+        _ => 20,
+    }
+}
+
+/// The bitrate our calls start at with that frame (`CallOptions::bitrate`,
+/// 1.5 times it for 10 ms frames), given to GStreamer's encoder too.
+fn bitrate() -> u32 {
+    if frame_ms() == 10 {
+        48_000
+    } else {
+        32_000
+    }
+}
+
+/// Our clients' flags for the frame length.
+fn frame_flags() -> &'static [&'static str] {
+    if frame_ms() == 10 {
+        &["--low-latency"]
+    } else {
+        &[]
+    }
+}
 
 const SCORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pesq_aligned.py");
 
@@ -77,20 +104,13 @@ fn ours(lab: &Lab, dir: &Path, speech: &Path, path: &Impairment, seed: &str) -> 
     let heard = dir.join("ours-heard.wav");
     let _ = std::fs::remove_file(&heard);
     let out = format!("wav:{}", heard.display());
-    let mut bob = lab.listen(
-        dir,
-        "bob",
-        "b",
-        &["--auto-accept", "--input", "silence", "--output", &out],
-    );
+    let mut args = vec!["--auto-accept", "--input", "silence", "--output", &out];
+    args.extend_from_slice(frame_flags());
+    let mut bob = lab.listen(dir, "bob", "b", &args);
     let input = format!("wav:{}", speech.display());
-    let mut alice = lab.call(
-        dir,
-        "alice",
-        "a",
-        "bob",
-        &["--input", &input, "--output", "null", "--duration", "12"],
-    );
+    let mut args = vec!["--input", &input, "--output", "null", "--duration", "12"];
+    args.extend_from_slice(frame_flags());
+    let mut alice = lab.call(dir, "alice", "a", "bob", &args);
     assert!(
         alice.wait_exit(Duration::from_secs(60)),
         "{}",
@@ -140,9 +160,11 @@ fn gstreamer(
     let send = format!(
         "filesrc location={} ! wavparse ! audioconvert ! audioresample \
          ! audio/x-raw,rate=48000,channels=1 \
-         ! opusenc bitrate={BITRATE} bitrate-type={bitrate_type} inband-fec=true packet-loss-percentage={} \
+         ! opusenc bitrate={} frame-size={} bitrate-type={bitrate_type} inband-fec=true packet-loss-percentage={} \
          ! rtpopuspay pt=96 ! udpsink host=10.77.2.2 port=6000 bind-port=6001",
         speech.display(),
+        bitrate(),
+        frame_ms(),
         path.plan_percent
     );
     let a = lab.ns("a");
@@ -281,8 +303,9 @@ fn whole_call_quality_beside_gstreamer_on_the_same_paths() {
         rows.push(format!("| {} | {ours} | {cvbr} | {cbr} |", path.name));
     }
     println!(
-        "\nPESQ-WB, same speech, {} kbit/s, mean over seeds {seeds}\n{}\n",
-        BITRATE / 1000,
+        "\nPESQ-WB, same speech, {} kbit/s, {} ms frames, mean over seeds {seeds}\n{}\n",
+        bitrate() / 1000,
+        frame_ms(),
         rows.join("\n")
     );
 }

@@ -1040,12 +1040,19 @@ impl<S: Sealer> CallSession<S> {
     /// What to play for the next 20 ms (`None` before media is up).
     pub fn poll_playout(&mut self, now: Instant) -> Option<Playout<'_>> {
         let p = self.media.as_mut()?.poll_playout(now);
-        if matches!(p, Playout::Frame(_)) {
-            self.report.frames_played += 1;
-            self.report.first_played.get_or_insert(now);
-            self.report.frames_missing += std::mem::take(&mut self.report.gap);
-        } else if self.report.first_played.is_some() {
-            self.report.gap += 1;
+        match &p {
+            Playout::Frame(_) => {
+                self.report.frames_played += 1;
+                self.report.first_played.get_or_insert(now);
+                self.report.frames_missing += std::mem::take(&mut self.report.gap);
+            }
+            // Concealment the buffer inserts to grow its delay, and the
+            // silence of a sender's pause (DTX), stand for no frame of the
+            // peer's: not a loss.
+            Playout::Conceal(c) if c.inserted => {}
+            Playout::Silence(s) if s.dtx => {}
+            _ if self.report.first_played.is_some() => self.report.gap += 1,
+            _ => {}
         }
         Some(p)
     }

@@ -235,6 +235,8 @@ pub struct NetConfig {
     pub delay: Duration,
     /// Up to this much more delay, uniformly (reorders datagrams).
     pub jitter: Duration,
+    /// The jitter starts this long after the call's start (zero: at once).
+    pub jitter_from: Duration,
     /// Every UDP datagram is dropped.
     pub udp_blocked: bool,
     /// No UDP datagram passes in these windows (from the call's start).
@@ -258,6 +260,7 @@ impl Default for NetConfig {
             loss: 0.0,
             delay: Duration::from_millis(20),
             jitter: Duration::ZERO,
+            jitter_from: Duration::ZERO,
             udp_blocked: false,
             blackouts: Vec::new(),
             natted: Vec::new(),
@@ -749,7 +752,7 @@ impl<'a> World<'a> {
         };
         self.mitm(&mut data);
         let stun = data.first().is_some_and(|b| *b < 4);
-        let extra = if self.net.jitter.is_zero() {
+        let extra = if self.net.jitter.is_zero() || self.now - self.start < self.net.jitter_from {
             Duration::ZERO
         } else {
             self.net.jitter.mul_f64(self.rng.random_range(0.0..1.0))
