@@ -221,16 +221,16 @@ fn is_rtcp(datagram: &[u8]) -> bool {
 
 /// A buffer that time-stretches (`jitter.time_stretch`) gets a dead band
 /// and a start to match how the client stretches: whole quiet frames.
-/// With fine stretching (10 ms frames), a path whose delays spread
+/// With fine stretching (10 ms frames to a speaker), a path whose delays spread
 /// over at most this much (loopback, a LAN, a quiet internet path; a sound
 /// device's capture jitter alone is 5 to 7 ms) is stretched in pauses by
 /// just its excess, inside a quarter-frame band: the delay stays about
 /// 4 ms above the target instead of anywhere in a band a frame wide (up
 /// to 12 ms of 10 ms frames). Mouth to ear through devices with 10 ms
-/// frames: 62-63 ms per run, against 61-69 ms without it. Not by
-/// default: every such shift inside an utterance costs PESQ-WB (clean WAV
-/// call, 20 ms frames, seeds 14 and 15 of
-/// tests/call-quality-beside-gstreamer.rs: 3.53 with it, 3.81 without).
+/// frames: 62-63 ms per run, against 61-69 ms without it. Not for a
+/// file: a clean call into a WAV lost PESQ-WB with it (20 ms frames,
+/// seeds 14 and 15 of tests/call-quality-beside-gstreamer.rs: 3.53
+/// against 3.81; 10 ms frames, 5 seeds: 3.80 against 4.09).
 pub(crate) const STEADY_JITTER: Duration = Duration::from_millis(10);
 
 pub(crate) fn tune_for_stretch(jitter: &mut cryptic_jitter::Config) {

@@ -260,9 +260,8 @@ pub struct SessionConfig {
     pub time_stretch: bool,
     /// With `time_stretch`, on a steady path: pauses are stretched by just
     /// the buffer's excess, not by whole frames, so the delay stays a few
-    /// ms above the target (10 ms frames: a microphone's, or `--low-latency`;
-    /// costs some quality, see
-    /// `media::STEADY_JITTER`).
+    /// ms above the target (10 ms frames to a speaker: a microphone's, or
+    /// `--low-latency`; costs some quality, see `media::STEADY_JITTER`).
     pub fine_stretch: bool,
     /// Seed of every random choice (call id, nonces, SSRC, ICE).
     pub seed: u64,
