@@ -937,6 +937,20 @@ fn enter_profile(
     Ok((config, guard))
 }
 
+/// `demo`: runs the call, prints the summary; fails unless both saw the
+/// same SAS.
+async fn demo(options: &DemoOptions) -> Result<ExitCode, String> {
+    println!("cryptic-call demo: alice calls bob through an embedded server on loopback");
+    let summary = run_demo(options).await?;
+    print_summary(&summary, &options.output_wav);
+    let ok = summary.caller.sas.is_some() && summary.caller.sas == summary.callee.sas;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let verbose = cli.verbose;
     let command = cli.command.unwrap_or(Command::Shell {
@@ -980,7 +994,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             low_latency,
             save_bandwidth,
         } => {
-            let mut options = DemoOptions::new(output.clone());
+            let mut options = DemoOptions::new(output);
             options.relay = relay;
             options.low_latency = match (low_latency, save_bandwidth) {
                 (false, false) => None,
@@ -988,15 +1002,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             options.duration = Duration::from_secs(seconds);
             options.devices = devices;
-            println!("cryptic-call demo: alice calls bob through an embedded server on loopback");
-            let summary = run_demo(&options).await?;
-            print_summary(&summary, &output);
-            let ok = summary.caller.sas.is_some() && summary.caller.sas == summary.callee.sas;
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            demo(&options).await
         }
         Command::Ca { command } => ca(command),
         Command::Server(server) => serve(server).await,

@@ -10,6 +10,7 @@ mod kit;
 
 use std::time::Duration;
 
+use cryptic_call::session::SessionReport;
 use cryptic_signal::call::CallState;
 use kit::{Action, NetConfig, Users, When, World};
 
@@ -57,13 +58,10 @@ fn a_path_silent_to_the_end_is_reported_as_loss_on_both_sides() {
     }
 }
 
-#[test]
-fn a_call_on_a_quiet_network_reports_no_loss() {
+/// The reports of alice and bob after alice calls, bob answers, and alice
+/// hangs up `talk` into the call, on `net`.
+fn a_call(net: NetConfig, talk: Duration) -> [SessionReport; 2] {
     let mut users = Users::new(&["alice", "bob"]);
-    let net = NetConfig {
-        delay: ms(10),
-        ..NetConfig::default()
-    };
     let mut w = World::new(&mut users, net, 12, |_, c| c);
     w.at(ALICE, When::At(Duration::ZERO), Action::Call(BOB));
     w.at(
@@ -71,14 +69,18 @@ fn a_call_on_a_quiet_network_reports_no_loss() {
         When::After(CallState::Ringing, ms(100)),
         Action::Accept,
     );
-    w.at(
-        ALICE,
-        When::After(CallState::Active, ms(5_000)),
-        Action::Hangup,
-    );
+    w.at(ALICE, When::After(CallState::Active, talk), Action::Hangup);
     w.run(Duration::from_secs(30));
-    for i in [ALICE, BOB] {
-        let r = w.report(i);
+    [w.report(ALICE), w.report(BOB)]
+}
+
+#[test]
+fn a_call_on_a_quiet_network_reports_no_loss() {
+    let net = NetConfig {
+        delay: ms(10),
+        ..NetConfig::default()
+    };
+    for r in a_call(net, ms(5_000)) {
         assert!(r.frames_played > 100);
         assert!(
             r.stats.loss_received < 0.01,
@@ -95,28 +97,13 @@ fn frames_inserted_to_grow_the_buffer_are_not_loss() {
     // already there, and a few packets come too late. Only the late ones
     // are loss: with the insertions counted too, bob reported 0.75 % here
     // (3 frames missing where 1 came late), now 0.25 %, as alice.
-    let mut users = Users::new(&["alice", "bob"]);
     let net = NetConfig {
         delay: ms(10),
         jitter: ms(30),
         jitter_from: ms(4_000),
         ..NetConfig::default()
     };
-    let mut w = World::new(&mut users, net, 12, |_, c| c);
-    w.at(ALICE, When::At(Duration::ZERO), Action::Call(BOB));
-    w.at(
-        BOB,
-        When::After(CallState::Ringing, ms(100)),
-        Action::Accept,
-    );
-    w.at(
-        ALICE,
-        When::After(CallState::Active, ms(8_000)),
-        Action::Hangup,
-    );
-    w.run(Duration::from_secs(30));
-    for i in [ALICE, BOB] {
-        let r = w.report(i);
+    for r in a_call(net, ms(8_000)) {
         assert!(r.frames_played > 100);
         assert!(r.stats.inserted > 0, "the buffer grew: {:?}", r.stats);
         assert!(
