@@ -239,12 +239,12 @@ struct ProcessingArgs {
     #[arg(long)]
     no_agc: bool,
     /// Send 10 ms frames also from a file or tone (a microphone's are
-    /// 10 ms already): about 10 ms less mouth to ear, for 1.5 times the
+    /// 10 ms already): about 20 ms less mouth to ear, for 1.5 times the
     /// bitrate and twice the packets.
     #[arg(long, conflicts_with = "save_bandwidth")]
     low_latency: bool,
     /// Send 20 ms frames also from a microphone: about half the packets
-    /// and two thirds of the bitrate, for about 10 ms more mouth to ear.
+    /// and two thirds of the bitrate, for about 20 ms more mouth to ear.
     #[arg(long)]
     save_bandwidth: bool,
 }
