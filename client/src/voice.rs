@@ -19,8 +19,15 @@ use crate::session::{CallSession, Sealer};
 
 /// The longest frame, 20 ms at 48 kHz: the size of the frame buffers.
 const FRAME: usize = 960;
+/// What an output is given at a time, a speaker or a file: 10 ms. A
+/// speaker keeps half a decoded 20 ms frame less in its queue; a file is
+/// written by the clock every 10 ms, so the peer's 10 ms frames are asked
+/// for one at a time, as they come (written 20 ms at a time, the second
+/// of each pair was asked for 10 ms before it was due, and a buffer held
+/// at its target concealed up to 4 % of a clean call's frames).
+const OUT_FRAME: FrameDuration = FrameDuration::Ms10;
 /// The period of a frame played to a file (by the clock).
-const FRAME_TIME: Duration = Duration::from_millis(20);
+const FRAME_TIME: Duration = Duration::from_millis(10);
 /// Whole frames are left out or doubled only inside a pause this long
 /// (samples at 48 kHz: 60 ms).
 const PAUSE: usize = 2_880;
@@ -33,7 +40,8 @@ const DEVICE_POLL: Duration = Duration::from_millis(2);
 /// a device that stalls or fails.
 const DEVICE_FALLBACK: Duration = Duration::from_millis(10);
 /// Frames played in one wake-up at most (a device that restarts wants a
-/// few; a clock that fell behind catches up this much, then skips).
+/// few; a clock that fell behind catches up twice this many 10 ms frames
+/// to a file, then skips).
 const MAX_FRAMES_PER_WAKE: usize = 4;
 /// How often the encoder follows the path's quality.
 const ADAPT_EVERY: Duration = Duration::from_secs(1);
@@ -60,7 +68,7 @@ pub(crate) struct Voice {
     playout: Vec<i16>,
     /// Scratch for a stretched frame.
     stretched: Vec<i16>,
-    /// What the output gets next (a frame, or half of one for a speaker).
+    /// What the output gets next (10 ms: a frame, or half of one).
     out: Vec<i16>,
     packet: [u8; cryptic_audio::MAX_PACKET],
     quiet_in: u32,
@@ -106,13 +114,7 @@ impl Voice {
                 .with_frame(frame),
         )
         .map_err(|e| Error::Audio(format!("input: {e}")))?;
-        // A speaker is fed 10 ms at a time: half a decoded frame less in
-        // its queue than whole frames would keep.
-        let out_frame = match output {
-            SinkSpec::Default | SinkSpec::Device(_) => FrameDuration::Ms10,
-            _ => FrameDuration::Ms20,
-        };
-        let output = Output::open(output, OutputOptions::default().with_frame(out_frame))
+        let output = Output::open(output, OutputOptions::default().with_frame(OUT_FRAME))
             .map_err(|e| Error::Audio(format!("output: {e}")))?;
         let rate = RateControl::for_frame(bitrate, frame);
         let start = rate.decision();
@@ -218,7 +220,7 @@ impl Voice {
         } else {
             let mut due = self.next_play.unwrap_or(now);
             let mut played = 0;
-            while due <= now && played < MAX_FRAMES_PER_WAKE {
+            while due <= now && played < 2 * MAX_FRAMES_PER_WAKE {
                 self.play(session, now)?;
                 due += FRAME_TIME;
                 played += 1;
@@ -572,11 +574,7 @@ impl Voice {
 
     /// Plays to `spec` from now on.
     pub(crate) fn replace_output(&mut self, spec: &SinkSpec) -> Result<(), Error> {
-        let frame = match spec {
-            SinkSpec::Default | SinkSpec::Device(_) => FrameDuration::Ms10,
-            _ => FrameDuration::Ms20,
-        };
-        let output = Output::open(spec, OutputOptions::default().with_frame(frame))
+        let output = Output::open(spec, OutputOptions::default().with_frame(OUT_FRAME))
             .map_err(|e| Error::Audio(format!("output {spec}: {e}")))?;
         let mut old = std::mem::replace(&mut self.output, output);
         if let Some(w) = &self.waker {
