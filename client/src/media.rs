@@ -499,6 +499,14 @@ impl MediaSession {
         self.config.jitter.frame_samples
     }
 
+    /// The packets received so far were not timed by the network (the
+    /// receiver could not read for a while): the jitter buffer keeps them
+    /// but forgets the delays they showed
+    /// ([`JitterBuffer::forget_delays`]).
+    pub fn forget_receive_delays(&mut self) {
+        self.jitter.forget_delays();
+    }
+
     /// What to play for the next frame period; call once per period.
     pub fn poll_playout(&mut self, now: Instant) -> Playout<'_> {
         self.jitter.poll(now)

@@ -417,6 +417,26 @@ impl JitterBuffer {
         self.starting = false;
     }
 
+    /// Forgets the delays measured so far, keeps the frames queued and the
+    /// play position: the packets handed in since were not timed by the
+    /// network. Call it when the receiver could not read for a while (an
+    /// audio device that took 300 ms to open left a backlog in the socket,
+    /// read in one burst, out of order with the packets the server relayed
+    /// meanwhile): measured, that burst held the target at 300 ms for the
+    /// 30 s of [`Config::history`]. The fastest transit seen stays (a
+    /// backlog only makes packets look slower); the delays asked for start
+    /// again from it.
+    pub fn forget_delays(&mut self) {
+        self.needs.clear();
+        if let Some(base) = self.transits.min() {
+            self.needs.add(base);
+        }
+        self.newest = None;
+        self.late_debt = 0;
+        self.peak = None;
+        self.probe = None;
+    }
+
     fn now_us(&self, now: Instant) -> i64 {
         let Some(epoch) = self.epoch else { return 0 };
         match now.checked_duration_since(epoch) {

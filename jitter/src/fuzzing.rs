@@ -11,7 +11,8 @@ use crate::{Config, JitterBuffer, Packet, Playout};
 ///
 /// Each operation takes one tag byte and a few argument bytes:
 /// insert (ssrc bit, sequence, timestamp step, arrival step, payload
-/// length), poll (time step) or a burst of polls.
+/// length), poll (time step) or a burst of polls (after forgetting the
+/// delays measured, when asked).
 pub fn jitter_ops(data: &[u8]) {
     let mut config = Config::default();
     let mut bytes = data.iter().copied();
@@ -72,6 +73,10 @@ pub fn jitter_ops(data: &[u8]) {
             }
             _ => {
                 let Some(a) = next() else { break };
+                if a & 0x40 != 0 {
+                    // The receiver could not read for a while.
+                    jb.forget_delays();
+                }
                 for _ in 0..a % 64 {
                     t += config.frame_duration();
                     check(jb.poll(t0 + t), 256, frame);

@@ -1003,6 +1003,15 @@ impl<S: Sealer> CallSession<S> {
         self.media.is_some() && !self.ended
     }
 
+    /// The datagrams handed in so far waited to be read (the audio devices
+    /// were opening): their delays say nothing about the network, and the
+    /// jitter buffer forgets them (it keeps the frames).
+    pub fn forget_receive_delays(&mut self) {
+        if let Some(media) = self.media.as_mut() {
+            media.forget_receive_delays();
+        }
+    }
+
     /// Sends frames of `samples` at 48 kHz (480: 10 ms; 960: 20 ms, the
     /// default) from now on.
     pub fn set_frame_samples(&mut self, samples: u32) {
