@@ -776,13 +776,12 @@ async fn session_config(
     config.time_stretch = true;
     // 10 ms frames (a microphone's, or `--low-latency`) ask for delay over
     // bandwidth: what a speaker plays has its pauses trimmed by just the
-    // excess on a steady path, too. Not a file's: nobody waits for it, and
-    // played by the clock 20 ms at a time it asks for 10 ms frames in
-    // pairs, so a buffer held just above its target lets the second of a
-    // pair come late (a clean call with 10 ms frames into a WAV: up to
-    // 4.5 % concealed, PESQ-WB 3.39 to 4.19 per run, 3.80 mean of 5,
-    // against 3.87 to 4.15, 4.09, without; GStreamer CBR at the same
-    // 48 kbit/s 4.17 to 4.20).
+    // excess on a steady path, too. Not a file's: nobody waits for it.
+    // (When a file was still written 20 ms at a time, it asked for 10 ms
+    // frames in pairs, and a buffer held just above its target let the
+    // second of a pair come late: up to 4.5 % concealed on a clean call,
+    // PESQ-WB 3.39 to 4.19 per run. Files are written 10 ms at a time now,
+    // see voice.rs; fine trimming for them was not measured since.)
     config.fine_stretch = options.frame == FrameDuration::Ms10
         && matches!(options.output, SinkSpec::Default | SinkSpec::Device(_));
     config.unix_time = std::time::SystemTime::now()
