@@ -27,7 +27,7 @@ const FRAME: usize = 960;
 /// at its target concealed up to 4 % of a clean call's frames).
 const OUT_FRAME: FrameDuration = FrameDuration::Ms10;
 /// The period of a frame played to a file (by the clock).
-const FRAME_TIME: Duration = Duration::from_millis(10);
+const FRAME_TIME: Duration = OUT_FRAME.as_duration();
 /// Whole frames are left out or doubled only inside a pause this long
 /// (samples at 48 kHz: 60 ms).
 const PAUSE: usize = 2_880;
@@ -39,10 +39,12 @@ const DEVICE_POLL: Duration = Duration::from_millis(2);
 /// every period themselves ([`Voice::set_waker`]): only a fallback, for
 /// a device that stalls or fails.
 const DEVICE_FALLBACK: Duration = Duration::from_millis(10);
-/// Frames played in one wake-up at most (a device that restarts wants a
-/// few; a clock that fell behind catches up twice this many 10 ms frames
-/// to a file, then skips).
+/// Frames played to a device, or sent as silence once a file input ran
+/// out, in one wake-up at most (a device that restarts wants a few).
 const MAX_FRAMES_PER_WAKE: usize = 4;
+/// Frames played to a file in one wake-up at most: a clock that fell
+/// behind catches up 80 ms, then skips.
+const MAX_FILE_FRAMES_PER_WAKE: usize = 8;
 /// How often the encoder follows the path's quality.
 const ADAPT_EVERY: Duration = Duration::from_secs(1);
 
@@ -106,7 +108,7 @@ impl Voice {
         options: &CallOptions,
     ) -> Result<Self, Error> {
         let (bitrate, processing, frame) = (options.bitrate, options.processing, options.frame);
-        let input_device = matches!(input, SourceSpec::Default | SourceSpec::Device(_));
+        let input_device = input.is_device();
         let input = Input::open(
             input,
             InputOptions::default()
@@ -220,7 +222,7 @@ impl Voice {
         } else {
             let mut due = self.next_play.unwrap_or(now);
             let mut played = 0;
-            while due <= now && played < 2 * MAX_FRAMES_PER_WAKE {
+            while due <= now && played < MAX_FILE_FRAMES_PER_WAKE {
                 self.play(session, now)?;
                 due += FRAME_TIME;
                 played += 1;
@@ -567,7 +569,7 @@ impl Voice {
         if let Some(w) = &self.waker {
             self.input.set_waker(w.clone());
         }
-        self.input_device = matches!(spec, SourceSpec::Default | SourceSpec::Device(_));
+        self.input_device = spec.is_device();
         self.silence_due = None;
         Ok(())
     }
