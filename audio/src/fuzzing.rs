@@ -37,3 +37,20 @@ pub fn opus_decode(data: &[u8]) {
         op = op.rotate_left(1) ^ len as u8;
     }
 }
+
+/// Parses arbitrary bytes as a redundant-audio payload (RFC 2198) the way
+/// the receive path does; what parses must write back to the same bytes.
+pub fn red_parse(data: &[u8]) {
+    let Ok(red) = crate::red::Redundant::parse(data) else {
+        return;
+    };
+    let mut out = vec![0u8; data.len()];
+    let n = crate::red::write(
+        red.copies(),
+        red.primary.payload_type,
+        red.primary.data,
+        &mut out,
+    );
+    assert_eq!(n, Some(data.len()), "a parsed payload writes back whole");
+    assert_eq!(out, data, "a parsed payload writes back the same bytes");
+}

@@ -72,6 +72,7 @@ mod error;
 mod io;
 pub mod processing;
 pub mod rate;
+pub mod red;
 mod resample;
 pub mod rtp;
 mod sink;

@@ -342,6 +342,7 @@ pub async fn run_call_with(
             played = s.played,
             concealed = s.concealed,
             inserted = s.inserted,
+            rebuilt_from_copies = s.recovered,
             buffer_ms = s.jitter_buffer_delay.as_millis() as u64,
             "the peer's audio at hang-up"
         );

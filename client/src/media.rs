@@ -31,6 +31,7 @@
 
 use std::time::{Duration, Instant};
 
+use cryptic_audio::red::{self, RedError, Redundant};
 use cryptic_dtls_srtp::handshake::SrtpKeys;
 use cryptic_dtls_srtp::rtcp::{self, Compound, RtcpPacket};
 use cryptic_dtls_srtp::rtp::{RtpHeader, RtpPacket};
@@ -54,6 +55,11 @@ pub struct MediaConfig {
     pub ssrc: u32,
     /// RTP payload type of Opus (dynamic; 111 by convention).
     pub payload_type: u8,
+    /// RTP payload type of redundant audio (RFC 2198), which we always
+    /// take; whether we send it is [`MediaSession::set_redundancy`]'s.
+    pub red_payload_type: u8,
+    /// Whether the peer offered redundant audio (else we never send it).
+    pub peer_takes_red: bool,
     /// RTP clock rate (48 kHz for Opus, RFC 7587).
     pub clock_rate: u32,
     /// Samples per frame we send, at the clock rate (960 for 20 ms; see
@@ -90,6 +96,8 @@ impl MediaConfig {
         MediaConfig {
             ssrc,
             payload_type: cryptic_audio::rtp::DEFAULT_PAYLOAD_TYPE,
+            red_payload_type: red::RED_PAYLOAD_TYPE,
+            peer_takes_red: false,
             clock_rate: cryptic_audio::rtp::RTP_CLOCK_RATE,
             frame_samples: cryptic_audio::FrameDuration::Ms20.samples() as u32,
             rtcp_interval: Duration::from_secs(1),
@@ -113,6 +121,8 @@ pub enum MediaError {
     Malformed(cryptic_dtls_srtp::Error),
     /// The jitter buffer refused the payload (too large).
     Jitter(cryptic_jitter::Error),
+    /// A redundant-audio payload did not parse, or carried no Opus.
+    Redundant(RedError),
     /// The caller's output buffer or the payload is too large for a
     /// datagram.
     TooLarge,
@@ -124,6 +134,7 @@ impl std::fmt::Display for MediaError {
             MediaError::Srtp(e) => write!(f, "SRTP: {e}"),
             MediaError::Malformed(e) => write!(f, "malformed media packet: {e}"),
             MediaError::Jitter(e) => write!(f, "jitter buffer: {e}"),
+            MediaError::Redundant(e) => write!(f, "{e}"),
             MediaError::TooLarge => f.write_str("media packet too large"),
         }
     }
@@ -174,6 +185,13 @@ pub struct MediaStats {
     pub inserted: u64,
     /// Frames played so far.
     pub played: u64,
+    /// Lost frames rebuilt from a later packet's copy in time to play.
+    pub recovered: u64,
+    /// Copies of earlier frames each packet we send carries now.
+    pub copies_sent: usize,
+    /// Reports from the peer about our stream so far (a new one means
+    /// [`loss_reported_by_peer`](Self::loss_reported_by_peer) is fresh).
+    pub peer_reports: u64,
 }
 
 /// The media half of a call. See the module docs for how to drive it.
@@ -200,8 +218,97 @@ pub struct MediaSession {
     next_rtcp: Instant,
     rtt: Option<Duration>,
     peer_fraction_lost: u8,
+    /// Reports from the peer about our stream so far.
+    peer_reports: u64,
+    /// Gaps in what we receive, for an early report.
+    gaps: GapWatch,
     dropped: u64,
     scratch: Box<[u8; MAX_DATAGRAM]>,
+    /// Copies of earlier frames each packet carries (0: plain Opus).
+    redundancy: usize,
+    /// The frames sent last, for the copies.
+    sent_frames: SentFrames,
+    /// Where a redundant payload is put together.
+    red_scratch: Box<[u8; MAX_DATAGRAM]>,
+}
+
+/// How soon a report follows the first gap in what we receive.
+pub const EARLY_REPORT: Duration = Duration::from_millis(20);
+
+/// The first gap in the sequence since a report said no loss is reported
+/// within [`EARLY_REPORT`], not at the next regular report (0.5 to 1.5 s
+/// away), so that the peer's encoder protects its frames sooner (copies or
+/// FEC). At most one early report per regular one that saw no loss.
+struct GapWatch {
+    /// The highest sequence number received.
+    highest: Option<u16>,
+    /// Whether a gap now brings the next report forward.
+    armed: bool,
+}
+
+impl GapWatch {
+    /// A packet came: whether an early report is due.
+    fn on_packet(&mut self, seq: u16) -> bool {
+        let Some(previous) = self.highest else {
+            self.highest = Some(seq);
+            return false;
+        };
+        let ahead = seq.wrapping_sub(previous);
+        if ahead == 0 || ahead >= 0x8000 {
+            return false; // old, reordered or repeated
+        }
+        self.highest = Some(seq);
+        let early = ahead > 1 && self.armed;
+        if early {
+            self.armed = false;
+        }
+        early
+    }
+}
+
+/// Most copies of earlier frames a packet we send carries.
+pub const MAX_REDUNDANCY: usize = 2;
+
+/// The last [`MAX_REDUNDANCY`] frames sent (timestamp and payload), in
+/// fixed buffers: a copy's length has 10 bits in its header.
+struct SentFrames {
+    frames: [(u32, usize); MAX_REDUNDANCY],
+    data: Box<[[u8; red::MAX_COPY_LEN]; MAX_REDUNDANCY]>,
+    count: usize,
+    next: usize,
+}
+
+impl SentFrames {
+    fn new() -> Self {
+        SentFrames {
+            frames: [(0, 0); MAX_REDUNDANCY],
+            data: Box::new([[0; red::MAX_COPY_LEN]; MAX_REDUNDANCY]),
+            count: 0,
+            next: 0,
+        }
+    }
+
+    fn remember(&mut self, timestamp: u32, payload: &[u8]) {
+        if payload.len() > red::MAX_COPY_LEN {
+            // Cannot be copied: forget the older ones too, so that no copy
+            // skips over it.
+            self.count = 0;
+            return;
+        }
+        let i = self.next;
+        self.data[i][..payload.len()].copy_from_slice(payload);
+        self.frames[i] = (timestamp, payload.len());
+        self.next = (i + 1) % MAX_REDUNDANCY;
+        self.count = (self.count + 1).min(MAX_REDUNDANCY);
+    }
+
+    /// The frame sent at `timestamp`, if remembered.
+    fn get(&self, timestamp: u32) -> Option<&[u8]> {
+        (0..self.count)
+            .map(|k| (self.next + MAX_REDUNDANCY - 1 - k) % MAX_REDUNDANCY)
+            .find(|&i| self.frames[i].0 == timestamp)
+            .map(|i| &self.data[i][..self.frames[i].1])
+    }
 }
 
 impl std::fmt::Debug for MediaSession {
@@ -326,8 +433,16 @@ impl MediaSession {
             next_rtcp: now,
             rtt: None,
             peer_fraction_lost: 0,
+            peer_reports: 0,
+            gaps: GapWatch {
+                highest: None,
+                armed: true,
+            },
             dropped: 0,
             scratch: Box::new([0u8; MAX_DATAGRAM]),
+            redundancy: 0,
+            sent_frames: SentFrames::new(),
+            red_scratch: Box::new([0u8; MAX_DATAGRAM]),
             rng,
             config,
         };
@@ -351,18 +466,23 @@ impl MediaSession {
         marker: bool,
         out: &mut [u8],
     ) -> Result<usize, MediaError> {
+        let (payload_type, red_len) = match self.write_redundant(payload) {
+            Some(n) => (self.config.red_payload_type, n),
+            None => (self.config.payload_type, 0),
+        };
+        self.sent_frames.remember(self.timestamp, payload);
+        let payload = if red_len > 0 {
+            &self.red_scratch[..red_len]
+        } else {
+            payload
+        };
         let bucket = self.config.payload_bucket;
         let padding = if bucket > 1 {
             (payload.len().next_multiple_of(bucket) - payload.len()).min(255)
         } else {
             0
         };
-        let mut header = RtpHeader::new(
-            self.config.payload_type,
-            self.seq,
-            self.timestamp,
-            self.config.ssrc,
-        );
+        let mut header = RtpHeader::new(payload_type, self.seq, self.timestamp, self.config.ssrc);
         header.marker = marker;
         let len = header.len() + payload.len() + padding;
         if len + SRTP_OVERHEAD > out.len() || len + SRTP_OVERHEAD > MAX_DATAGRAM {
@@ -382,6 +502,59 @@ impl MediaSession {
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(self.config.frame_samples);
         Ok(n)
+    }
+
+    /// With redundancy on, writes `payload` with copies of the frames sent
+    /// just before it (those remembered, oldest first) into the scratch
+    /// buffer and returns the length.
+    fn write_redundant(&mut self, payload: &[u8]) -> Option<usize> {
+        if self.redundancy == 0 {
+            return None;
+        }
+        let step = self.config.frame_samples;
+        let mut copies = [red::Block {
+            payload_type: self.config.payload_type,
+            offset: 0,
+            data: &[],
+        }; MAX_REDUNDANCY];
+        let mut count = 0;
+        for behind in (1..=self.redundancy as u32).rev() {
+            let offset = behind * step;
+            let at = self.timestamp.wrapping_sub(offset);
+            if let Some(data) = self.sent_frames.get(at) {
+                copies[count] = red::Block {
+                    payload_type: self.config.payload_type,
+                    offset,
+                    data,
+                };
+                count += 1;
+            }
+        }
+        red::write(
+            &copies[..count],
+            self.config.payload_type,
+            payload,
+            &mut self.red_scratch[..],
+        )
+    }
+
+    /// Sends up to [`MAX_REDUNDANCY`] copies of the frames before each
+    /// frame from the next one on (0: none). Only for a peer that offered
+    /// redundant audio.
+    pub fn set_redundancy(&mut self, copies: usize) {
+        if self.config.peer_takes_red {
+            self.redundancy = copies.min(MAX_REDUNDANCY);
+        }
+    }
+
+    /// Whether frames go out with copies of earlier ones.
+    pub fn redundancy(&self) -> usize {
+        self.redundancy
+    }
+
+    /// Whether the peer offered redundant audio.
+    pub fn peer_takes_red(&self) -> bool {
+        self.config.peer_takes_red
     }
 
     /// Takes one datagram that arrived at `now` on the media path.
@@ -422,6 +595,9 @@ impl MediaSession {
         };
         stats.on_packet(packet.sequence_number(), packet.timestamp(), now);
         self.packets_received += 1;
+        if self.gaps.on_packet(packet.sequence_number()) {
+            self.next_rtcp = self.next_rtcp.min(now + EARLY_REPORT);
+        }
         follow_frame_length(
             &mut self.stream_start,
             &mut self.jitter,
@@ -429,18 +605,46 @@ impl MediaSession {
             self.packets_received,
             (ssrc, packet.sequence_number(), packet.timestamp()),
         );
+        let (seq, timestamp) = (packet.sequence_number(), packet.timestamp());
+        if packet.payload_type() != self.config.red_payload_type {
+            let arrival = self
+                .jitter
+                .handle_packet(now, Packet::new(ssrc, seq, timestamp, packet.payload()))
+                .map_err(MediaError::Jitter)?;
+            return Ok(Incoming::Media(arrival));
+        }
+        let red = Redundant::parse(packet.payload()).map_err(MediaError::Redundant)?;
+        let opus = self.config.payload_type;
+        if red.primary.payload_type != opus {
+            return Err(MediaError::Redundant(RedError::Foreign));
+        }
         let arrival = self
             .jitter
-            .handle_packet(
-                now,
-                Packet {
-                    ssrc,
-                    seq: packet.sequence_number(),
-                    timestamp: packet.timestamp(),
-                    payload: packet.payload(),
-                },
-            )
+            .handle_packet(now, Packet::new(ssrc, seq, timestamp, red.primary.data))
             .map_err(MediaError::Jitter)?;
+        let step = self.config.jitter.frame_samples.max(1);
+        for copy in red.copies() {
+            // A copy stands for a whole frame some frames back; anything
+            // else (another codec, an offset between frames) is skipped.
+            let behind = copy.offset / step;
+            if copy.payload_type != opus
+                || copy.offset % step != 0
+                || behind == 0
+                || behind > red::MAX_COPIES as u32
+            {
+                continue;
+            }
+            let behind = behind as u16;
+            let copy = Packet::new(
+                ssrc,
+                seq.wrapping_sub(behind),
+                timestamp.wrapping_sub(copy.offset),
+                copy.data,
+            );
+            if let Err(e) = self.jitter.handle_copy(now, copy, behind) {
+                tracing::debug!("copy of an earlier frame dropped: {e}");
+            }
+        }
         Ok(Incoming::Media(arrival))
     }
 
@@ -475,6 +679,7 @@ impl MediaSession {
                         self.rtt = Some(rtt);
                     }
                     self.peer_fraction_lost = block.fraction_lost;
+                    self.peer_reports += 1;
                 }
             }
         }
@@ -520,6 +725,9 @@ impl MediaSession {
     fn write_report(&mut self, now: Instant, out: &mut [u8]) -> Result<usize, MediaError> {
         let ssrc = self.config.ssrc;
         let block = self.reception.as_mut().map(|r| r.report_block(now));
+        if block.as_ref().is_some_and(|b| b.fraction_lost == 0) {
+            self.gaps.armed = true;
+        }
         let blocks = block.as_slice();
         let mut n = match self.last_sent {
             Some((ts, at)) => {
@@ -601,6 +809,9 @@ impl MediaSession {
             concealed: jitter.concealed,
             inserted: jitter.inserted,
             played: jitter.played,
+            recovered: jitter.recovered,
+            copies_sent: self.redundancy,
+            peer_reports: self.peer_reports,
         }
     }
 }

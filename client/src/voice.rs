@@ -45,8 +45,10 @@ const MAX_FRAMES_PER_WAKE: usize = 4;
 /// Frames played to a file in one wake-up at most: a clock that fell
 /// behind catches up 80 ms, then skips.
 const MAX_FILE_FRAMES_PER_WAKE: usize = 8;
-/// How often the encoder follows the path's quality.
-const ADAPT_EVERY: Duration = Duration::from_secs(1);
+/// Copies of the frames before it each packet carries while loss is seen
+/// (for a peer that takes them): two rebuild any loss of up to two
+/// packets in a row (see [`RateControl`]).
+const COPIES: u8 = crate::media::MAX_REDUNDANCY as u8;
 
 /// The open devices and codec of one call.
 pub(crate) struct Voice {
@@ -87,8 +89,8 @@ pub(crate) struct Voice {
     /// The input is a sound device (paced by its own clock, looked at
     /// every [`DEVICE_POLL`]).
     input_device: bool,
-    /// When the encoder next looks at the path's quality.
-    next_adapt: Option<Instant>,
+    /// The peer's reports about our stream the encoder has followed.
+    reports_followed: u64,
     /// Told by the sound devices after every period (see
     /// [`Voice::set_waker`]); kept for a device switched to later.
     waker: Option<DeviceWaker>,
@@ -161,7 +163,7 @@ impl Voice {
             last_frame: None,
             input_device,
             waker: None,
-            next_adapt: None,
+            reports_followed: 0,
             onsets_sent: Vec::new(),
             onsets_played: Vec::new(),
             levels: (-120.0, -120.0),
@@ -230,11 +232,7 @@ impl Voice {
             // Far behind (the machine stalled): start again from now.
             self.next_play = Some(if due <= now { now + FRAME_TIME } else { due });
         }
-        let adapt_at = *self.next_adapt.get_or_insert(now + ADAPT_EVERY);
-        if now >= adapt_at {
-            self.adapt(session, now);
-            self.next_adapt = Some(now + ADAPT_EVERY);
-        }
+        self.adapt(session, now);
         Ok(())
     }
 
@@ -264,12 +262,22 @@ impl Voice {
         input.min(output)
     }
 
-    /// Once a second: the encoder follows the path's quality (see
+    /// At each new report from the peer (about one a second, sooner after
+    /// a first loss): the encoder follows the path's quality (see
     /// [`RateControl`]).
-    fn adapt<S: Sealer>(&mut self, session: &CallSession<S>, now: Instant) {
+    fn adapt<S: Sealer>(&mut self, session: &mut CallSession<S>, now: Instant) {
         let Some(stats) = session.media_stats() else {
             return;
         };
+        if stats.peer_reports == self.reports_followed {
+            return;
+        }
+        self.reports_followed = stats.peer_reports;
+        self.rate.allow_copies(if session.peer_takes_copies() {
+            COPIES
+        } else {
+            0
+        });
         let Some(d) = self
             .rate
             .on_report(now, stats.loss_reported_by_peer, stats.rtt)
@@ -279,9 +287,11 @@ impl Voice {
         tracing::debug!(
             bitrate = d.bitrate,
             fec = d.fec,
+            copies = d.copies,
             loss = d.expected_loss_percent,
             "encoder follows the path"
         );
+        session.set_redundancy(usize::from(d.copies));
         let applied = self
             .encoder
             .set_bitrate(d.bitrate)

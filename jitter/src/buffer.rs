@@ -202,6 +202,11 @@ pub struct Stats {
     pub stretched: u64,
     /// Stream restarts: new SSRC, or a confirmed sequence or timestamp jump.
     pub resyncs: u64,
+    /// Missing frames rebuilt from a later packet's copy
+    /// ([`JitterBuffer::handle_copy`]) in time to play.
+    pub recovered: u64,
+    /// Copies of missing frames that came after their play time.
+    pub recovered_late: u64,
     /// Target delay beyond the fastest recent packet, at the last poll.
     pub target_delay: Duration,
 }
@@ -292,6 +297,10 @@ pub struct JitterBuffer {
     target_delay_us: i64,
     /// When (µs) a frame was last missing at its play time.
     missed_at: Option<i64>,
+    /// Frames to wait beyond the target while losses come: 1 for the next
+    /// packet's FEC, more when copies of lost frames come that many
+    /// packets behind them ([`JitterBuffer::handle_copy`]).
+    loss_wait_frames: u64,
     stats: Stats,
 
     min_delay_us: i64,
@@ -353,6 +362,7 @@ impl JitterBuffer {
             last_poll: None,
             target_delay_us: 0,
             missed_at: None,
+            loss_wait_frames: 1,
             stats: Stats::default(),
             min_delay_us: micros(config.min_delay),
             max_delay_us,
@@ -465,6 +475,7 @@ impl JitterBuffer {
         self.hold = 0;
         self.in_dtx = false;
         self.over_polls = 0;
+        self.loss_wait_frames = 1;
     }
 
     fn restart(&mut self, now: Instant, p: &Packet<'_>) {
@@ -539,8 +550,12 @@ impl JitterBuffer {
             .missed_at
             .is_some_and(|t| now_us < t.saturating_add(fec_wait))
         {
-            // Losses lately: the next packet's FEC should be here in time.
-            want = want.saturating_add(self.frame_us);
+            // Losses lately: the next packet's FEC (or a later packet's
+            // copy of the lost frame) should be here in time.
+            let wait = self.frame_us.saturating_mul(self.loss_wait_frames as i64);
+            want = want.saturating_add(wait);
+        } else {
+            self.loss_wait_frames = 1;
         }
         let want = want.clamp(
             base.saturating_add(self.min_delay_us),
@@ -631,6 +646,59 @@ impl JitterBuffer {
         self.record(seq, ts, transit);
         self.store(seq, ts, packet.payload);
         Ok(Arrival::Buffered)
+    }
+
+    /// Hands in a copy of an earlier frame that came inside a later packet
+    /// (redundant audio, RFC 2198): `packet` is the copy with the sequence
+    /// number and timestamp of the frame it stands for, `behind` how many
+    /// packets after that frame it came (1 for a copy of the frame just
+    /// before). Returns whether the copy fills a frame still missing.
+    ///
+    /// A copy tells nothing about the path's delay, so it is not measured.
+    /// Copies of frames already here or played are ignored. A copy of a
+    /// missing frame means a loss: the buffer waits `behind` frames longer
+    /// for a while (as for FEC, [`Config::fec_wait`]), so that the next
+    /// copies come in time; one that came after its play time counts in
+    /// [`Stats::recovered_late`].
+    pub fn handle_copy(
+        &mut self,
+        now: Instant,
+        packet: Packet<'_>,
+        behind: u16,
+    ) -> Result<bool, Error> {
+        if packet.payload.len() > self.config.max_payload {
+            return Err(Error::PayloadTooLarge {
+                len: packet.payload.len(),
+                max: self.config.max_payload,
+            });
+        }
+        if !self.active || packet.ssrc != self.ssrc || behind == 0 {
+            return Ok(false);
+        }
+        let seq = extend_seq(self.seq_hi, packet.seq);
+        let ts = extend_ts(self.ts_hi, packet.timestamp);
+        if seq >= self.seq_hi
+            || self.seq_hi - seq >= MAX_MISORDER
+            || self.is_duplicate(seq)
+            || self.slot_holds(seq)
+        {
+            return Ok(false);
+        }
+        let now_us = self.now_us(now);
+        self.missed_at = Some(now_us);
+        self.loss_wait_frames = self.loss_wait_frames.max(u64::from(behind));
+        if seq < self.next_seq || ts + self.frame_ts <= self.next_ts {
+            // Not marked seen: the frame's own packet may still come,
+            // late, and its delay must count.
+            self.stats.recovered_late += 1;
+            return Ok(false);
+        }
+        if seq - self.next_seq > self.mask {
+            return Ok(false);
+        }
+        self.store(seq, ts, packet.payload);
+        self.stats.recovered += 1;
+        Ok(true)
     }
 
     /// Measures one packet: its transit, and the transit it asks the target

@@ -79,7 +79,9 @@ pub struct Config {
     /// After a frame was missing at its play time, for this long the
     /// target covers one frame more, so that the packet after a lost one is
     /// usually here when the lost one is due and its in-band FEC (Opus
-    /// LBRR) rebuilds it instead of concealment. Zero: never.
+    /// LBRR) rebuilds it instead of concealment; while copies of lost
+    /// frames come ([`JitterBuffer::handle_copy`](crate::JitterBuffer::handle_copy)),
+    /// as many frames more as the farthest of them came behind. Zero: never.
     pub fec_wait: Duration,
     /// Payloads this short are DTX frames (Opus sends TOC-only packets of
     /// 1 or 2 bytes, one every 400 ms, while the speaker is silent): after

@@ -11,7 +11,7 @@ use crate::{Config, JitterBuffer, Packet, Playout};
 ///
 /// Each operation takes one tag byte and a few argument bytes:
 /// insert (ssrc bit, sequence, timestamp step, arrival step, payload
-/// length), poll (time step) or a burst of polls (after forgetting the
+/// length; with copies of the frames before it, when asked), poll (time step) or a burst of polls (after forgetting the
 /// delays measured, when asked).
 pub fn jitter_ops(data: &[u8]) {
     let mut config = Config::default();
@@ -64,6 +64,20 @@ pub fn jitter_ops(data: &[u8]) {
                 let r = jb.handle_packet(now, p);
                 assert_eq!(r.is_err(), len > 256);
                 let _ = fixed.handle_packet(now, p);
+                if op % 4 == 1 {
+                    // A redundant packet: copies of the frames before it.
+                    for behind in 1..=u16::from(b % 3) {
+                        let back = u32::from(behind) * config.frame_samples;
+                        let copy = Packet::new(
+                            ssrc,
+                            seq.wrapping_sub(behind),
+                            ts.wrapping_sub(back),
+                            &payload[..len],
+                        );
+                        let r = jb.handle_copy(now, copy, behind);
+                        assert_eq!(r.is_err(), len > 256);
+                    }
+                }
             }
             2 => {
                 let Some(a) = next() else { break };

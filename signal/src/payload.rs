@@ -128,6 +128,10 @@ pub enum AudioCodec {
     /// Opus, 48 kHz, stereo signalling (RFC 7587): `opus/48000/2`.
     #[serde(rename = "opus/48000/2")]
     Opus,
+    /// Redundant audio (RFC 2198) around Opus: `red/48000/2`. Each packet
+    /// may carry copies of the frames sent before it.
+    #[serde(rename = "red/48000/2")]
+    Red,
     /// A codec this version does not know.
     #[serde(other)]
     Unknown,
@@ -138,6 +142,7 @@ impl AudioCodec {
     pub fn name(self) -> &'static str {
         match self {
             AudioCodec::Opus => "opus/48000/2",
+            AudioCodec::Red => "red/48000/2",
             AudioCodec::Unknown => "unknown",
         }
     }

@@ -1045,6 +1045,20 @@ impl<S: Sealer> CallSession<S> {
         }
     }
 
+    /// Sends copies of the `copies` frames before each frame (redundant
+    /// audio, RFC 2198) when the peer offered it; 0 turns them off.
+    pub fn set_redundancy(&mut self, copies: usize) {
+        if let Some(media) = self.media.as_mut() {
+            media.set_redundancy(copies);
+        }
+    }
+
+    /// Whether the peer offered redundant audio (copies of earlier frames
+    /// in each packet), once media flows.
+    pub fn peer_takes_copies(&self) -> bool {
+        self.media.as_ref().is_some_and(|m| m.peer_takes_red())
+    }
+
     /// What to play for the next 20 ms (`None` before media is up).
     pub fn poll_playout(&mut self, now: Instant) -> Option<Playout<'_>> {
         let p = self.media.as_mut()?.poll_playout(now);
@@ -1207,7 +1221,7 @@ impl<S: Sealer> CallSession<S> {
                 std::mem::take(&mut self.local_pending),
                 self.local_done,
             ),
-            codecs: vec![CODEC],
+            codecs: vec![CODEC, AudioCodec::Red],
             profiles,
         }
     }
@@ -1539,6 +1553,10 @@ impl<S: Sealer> CallSession<S> {
             config.jitter.steady_jitter = crate::media::STEADY_JITTER;
         }
         crate::media::tune_for_stretch(&mut config.jitter);
+        config.peer_takes_red = self
+            .theirs
+            .as_ref()
+            .is_some_and(|o| o.codecs.contains(&AudioCodec::Red));
         match MediaSession::new(&keys, config, self.clock, now) {
             Ok(m) => self.media = Some(m),
             Err(e) => {
