@@ -19,6 +19,11 @@ use cryptic_tests::link::{Datagram, Link};
 const FRAME: Duration = Duration::from_millis(20);
 
 fn sessions(start: Instant) -> (MediaSession, MediaSession) {
+    sessions_with(start, MediaConfig::new(0xA11CE, "alice", 1))
+}
+
+/// Alice with `alice` for her settings, bob with the defaults.
+fn sessions_with(start: Instant, alice: MediaConfig) -> (MediaSession, MediaSession) {
     let material: Vec<u8> = (0..56u8).collect();
     let alice_keys =
         SrtpKeys::from_exported(Profile::AeadAes128Gcm, Role::Server, &material).unwrap();
@@ -26,13 +31,7 @@ fn sessions(start: Instant) -> (MediaSession, MediaSession) {
         SrtpKeys::from_exported(Profile::AeadAes128Gcm, Role::Client, &material).unwrap();
     let clock = NtpClock::from_system_time(start, Duration::from_secs(1_800_000_000));
     (
-        MediaSession::new(
-            &alice_keys,
-            MediaConfig::new(0xA11CE, "alice", 1),
-            clock,
-            start,
-        )
-        .unwrap(),
+        MediaSession::new(&alice_keys, alice, clock, start).unwrap(),
         MediaSession::new(&bob_keys, MediaConfig::new(0xB0B, "bob", 2), clock, start).unwrap(),
     )
 }
@@ -232,19 +231,9 @@ fn the_receiver_plays_frames_as_long_as_the_sender_makes_them() {
 /// each one; returns the frames bob played (in order) and his figures.
 fn one_way_with_copies(copies: usize, seed: u64) -> (Vec<u32>, cryptic_call::media::MediaStats) {
     let start = Instant::now();
-    let material: Vec<u8> = (0..56u8).collect();
-    let keys = |role| SrtpKeys::from_exported(Profile::AeadAes128Gcm, role, &material).unwrap();
-    let clock = NtpClock::from_system_time(start, Duration::from_secs(1_800_000_000));
     let mut config = MediaConfig::new(0xA11CE, "alice", 1);
     config.peer_takes_red = true;
-    let mut alice = MediaSession::new(&keys(Role::Server), config, clock, start).unwrap();
-    let mut bob = MediaSession::new(
-        &keys(Role::Client),
-        MediaConfig::new(0xB0B, "bob", 2),
-        clock,
-        start,
-    )
-    .unwrap();
+    let (mut alice, mut bob) = sessions_with(start, config);
     alice.set_redundancy(copies);
     let mut a_to_b = link(seed);
     let mut buf = [0u8; 1500];
@@ -301,21 +290,11 @@ fn copies_of_the_two_frames_before_rebuild_nearly_every_loss() {
 #[test]
 fn a_malformed_redundant_payload_is_dropped_in_plain_words() {
     let start = Instant::now();
-    let material: Vec<u8> = (0..56u8).collect();
-    let keys = |role| SrtpKeys::from_exported(Profile::AeadAes128Gcm, role, &material).unwrap();
-    let clock = NtpClock::from_system_time(start, Duration::from_secs(1_800_000_000));
     // Mallory's session sends raw bytes under the redundant payload type.
     let mut config = MediaConfig::new(0x3A11, "mallory", 1);
     config.payload_type = config.red_payload_type;
     config.payload_bucket = 0;
-    let mut mallory = MediaSession::new(&keys(Role::Server), config, clock, start).unwrap();
-    let mut bob = MediaSession::new(
-        &keys(Role::Client),
-        MediaConfig::new(0xB0B, "bob", 2),
-        clock,
-        start,
-    )
-    .unwrap();
+    let (mut mallory, mut bob) = sessions_with(start, config);
     let mut buf = [0u8; 1500];
     for (payload, words) in [
         (&[0x80u8 | 111, 0x0f][..], "cut short"),
