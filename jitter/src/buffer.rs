@@ -205,7 +205,8 @@ pub struct Stats {
     /// Missing frames rebuilt from a later packet's copy
     /// ([`JitterBuffer::handle_copy`]) in time to play.
     pub recovered: u64,
-    /// Copies of missing frames that came after their play time.
+    /// Missing frames whose copies all came after their play time (each
+    /// frame counts once, however many copies of it came).
     pub recovered_late: u64,
     /// Target delay beyond the fastest recent packet, at the last poll.
     pub target_delay: Duration,
@@ -301,6 +302,10 @@ pub struct JitterBuffer {
     /// packet's FEC, more when copies of lost frames come that many
     /// packets behind them ([`JitterBuffer::handle_copy`]).
     loss_wait_frames: u64,
+    /// The newest frame whose late copy was counted: each packet carries
+    /// copies of the same lost frame one after another, and the frame
+    /// counts once.
+    late_copy_seq: Option<u64>,
     stats: Stats,
 
     min_delay_us: i64,
@@ -363,6 +368,7 @@ impl JitterBuffer {
             target_delay_us: 0,
             missed_at: None,
             loss_wait_frames: 1,
+            late_copy_seq: None,
             stats: Stats::default(),
             min_delay_us: micros(config.min_delay),
             max_delay_us,
@@ -476,6 +482,7 @@ impl JitterBuffer {
         self.in_dtx = false;
         self.over_polls = 0;
         self.loss_wait_frames = 1;
+        self.late_copy_seq = None;
     }
 
     fn restart(&mut self, now: Instant, p: &Packet<'_>) {
@@ -658,8 +665,8 @@ impl JitterBuffer {
     /// Copies of frames already here or played are ignored. A copy of a
     /// missing frame means a loss: the buffer waits `behind` frames longer
     /// for a while (as for FEC, [`Config::fec_wait`]), so that the next
-    /// copies come in time; one that came after its play time counts in
-    /// [`Stats::recovered_late`].
+    /// copies come in time; a frame whose copy came after its play time
+    /// counts once in [`Stats::recovered_late`].
     pub fn handle_copy(
         &mut self,
         now: Instant,
@@ -690,7 +697,10 @@ impl JitterBuffer {
         if seq < self.next_seq || ts + self.frame_ts <= self.next_ts {
             // Not marked seen: the frame's own packet may still come,
             // late, and its delay must count.
-            self.stats.recovered_late += 1;
+            if self.late_copy_seq.is_none_or(|s| seq > s) {
+                self.late_copy_seq = Some(seq);
+                self.stats.recovered_late += 1;
+            }
             return Ok(false);
         }
         if seq - self.next_seq > self.mask {
