@@ -24,9 +24,6 @@
 /// (dynamic; the primary inside keeps Opus's).
 pub const RED_PAYLOAD_TYPE: u8 = 100;
 
-/// The codec name in the invite's `audio_codecs` list.
-pub const RED_CODEC_NAME: &str = "red/48000/2";
-
 /// Copies a packet may carry (deeper ones are refused when parsed).
 pub const MAX_COPIES: usize = 4;
 

@@ -220,8 +220,9 @@ pub struct MediaSession {
     peer_fraction_lost: u8,
     /// Reports from the peer about our stream so far.
     peer_reports: u64,
-    /// Gaps in what we receive, for an early report.
-    gaps: GapWatch,
+    /// Whether the next gap in what we receive brings the next report
+    /// forward (see [`EARLY_REPORT`]).
+    early_report_armed: bool,
     dropped: u64,
     scratch: Box<[u8; MAX_DATAGRAM]>,
     /// Copies of earlier frames each packet carries (0: plain Opus).
@@ -232,39 +233,11 @@ pub struct MediaSession {
     red_scratch: Box<[u8; MAX_DATAGRAM]>,
 }
 
-/// How soon a report follows the first gap in what we receive.
-pub const EARLY_REPORT: Duration = Duration::from_millis(20);
-
-/// The first gap in the sequence since a report said no loss is reported
-/// within [`EARLY_REPORT`], not at the next regular report (0.5 to 1.5 s
+/// How soon a report follows the first gap in what we receive since a
+/// report said no loss, instead of the next regular report (0.5 to 1.5 s
 /// away), so that the peer's encoder protects its frames sooner (copies or
 /// FEC). At most one early report per regular one that saw no loss.
-struct GapWatch {
-    /// The highest sequence number received.
-    highest: Option<u16>,
-    /// Whether a gap now brings the next report forward.
-    armed: bool,
-}
-
-impl GapWatch {
-    /// A packet came: whether an early report is due.
-    fn on_packet(&mut self, seq: u16) -> bool {
-        let Some(previous) = self.highest else {
-            self.highest = Some(seq);
-            return false;
-        };
-        let ahead = seq.wrapping_sub(previous);
-        if ahead == 0 || ahead >= 0x8000 {
-            return false; // old, reordered or repeated
-        }
-        self.highest = Some(seq);
-        let early = ahead > 1 && self.armed;
-        if early {
-            self.armed = false;
-        }
-        early
-    }
-}
+pub const EARLY_REPORT: Duration = Duration::from_millis(20);
 
 /// Most copies of earlier frames a packet we send carries.
 pub const MAX_REDUNDANCY: usize = 2;
@@ -434,10 +407,7 @@ impl MediaSession {
             rtt: None,
             peer_fraction_lost: 0,
             peer_reports: 0,
-            gaps: GapWatch {
-                highest: None,
-                armed: true,
-            },
+            early_report_armed: true,
             dropped: 0,
             scratch: Box::new([0u8; MAX_DATAGRAM]),
             redundancy: 0,
@@ -547,11 +517,6 @@ impl MediaSession {
         }
     }
 
-    /// Whether frames go out with copies of earlier ones.
-    pub fn redundancy(&self) -> usize {
-        self.redundancy
-    }
-
     /// Whether the peer offered redundant audio.
     pub fn peer_takes_red(&self) -> bool {
         self.config.peer_takes_red
@@ -593,9 +558,9 @@ impl MediaSession {
                 self.origin,
             )),
         };
-        stats.on_packet(packet.sequence_number(), packet.timestamp(), now);
+        let skipped = stats.on_packet(packet.sequence_number(), packet.timestamp(), now);
         self.packets_received += 1;
-        if self.gaps.on_packet(packet.sequence_number()) {
+        if skipped > 0 && std::mem::take(&mut self.early_report_armed) {
             self.next_rtcp = self.next_rtcp.min(now + EARLY_REPORT);
         }
         follow_frame_length(
@@ -726,7 +691,7 @@ impl MediaSession {
         let ssrc = self.config.ssrc;
         let block = self.reception.as_mut().map(|r| r.report_block(now));
         if block.as_ref().is_some_and(|b| b.fraction_lost == 0) {
-            self.gaps.armed = true;
+            self.early_report_armed = true;
         }
         let blocks = block.as_slice();
         let mut n = match self.last_sent {

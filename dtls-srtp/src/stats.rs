@@ -156,8 +156,11 @@ impl ReceptionStats {
     }
 
     /// Counts a packet with sequence number `seq` and RTP timestamp `ts`
-    /// that arrived at `arrival`.
-    pub fn on_packet(&mut self, seq: u16, ts: u32, arrival: Instant) {
+    /// that arrived at `arrival`. Returns how many sequence numbers it
+    /// skipped past the highest one so far (0 for the first packet, the
+    /// next in order, a repeat or a late one).
+    pub fn on_packet(&mut self, seq: u16, ts: u32, arrival: Instant) -> u16 {
+        let mut skipped = 0;
         if !self.started {
             self.started = true;
             self.base_seq = u32::from(seq);
@@ -169,6 +172,7 @@ impl ReceptionStats {
                     self.cycles = self.cycles.wrapping_add(1 << 16);
                 }
                 self.max_seq = seq;
+                skipped = delta - 1;
             }
         }
         self.received = self.received.wrapping_add(1);
@@ -185,6 +189,7 @@ impl ReceptionStats {
             self.jitter_q4 = j.max(0) as u64;
         }
         self.last_transit = Some(transit);
+        skipped
     }
 
     /// The source these statistics are about.
@@ -301,6 +306,17 @@ mod tests {
         }
         assert_eq!(s.report_block(t0 + Duration::from_secs(3)).fraction_lost, 0);
         assert!((s.summary().loss - 10.0 / 110.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_packet_says_how_many_it_skipped() {
+        let t0 = Instant::now();
+        let mut s = ReceptionStats::new(1, 48_000, t0);
+        assert_eq!(s.on_packet(65_534, 0, t0), 0, "the first");
+        assert_eq!(s.on_packet(65_535, 960, t0), 0, "the next");
+        assert_eq!(s.on_packet(2, 3 * 960, t0), 2, "across the wrap");
+        assert_eq!(s.on_packet(1, 2 * 960, t0), 0, "a late one");
+        assert_eq!(s.on_packet(2, 3 * 960, t0), 0, "a repeat");
     }
 
     #[test]

@@ -11,8 +11,9 @@ use crate::{Config, JitterBuffer, Packet, Playout};
 ///
 /// Each operation takes one tag byte and a few argument bytes:
 /// insert (ssrc bit, sequence, timestamp step, arrival step, payload
-/// length; with copies of the frames before it, when asked), poll (time step) or a burst of polls (after forgetting the
-/// delays measured, when asked).
+/// length; with copies of the frames before it, when asked), poll (time
+/// step) or a burst of polls (after forgetting the delays measured, when
+/// asked).
 pub fn jitter_ops(data: &[u8]) {
     let mut config = Config::default();
     let mut bytes = data.iter().copied();
